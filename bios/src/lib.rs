@@ -1,0 +1,1 @@
+//! Our own PC firmware. The full BIOS is the BIOS milestone; this crate holds its place in the workspace.

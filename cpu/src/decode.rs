@@ -1,0 +1,161 @@
+//! The decoded-instruction cache.
+//!
+//! iced-x86 decodes each instruction once; the result is kept as an [`Entry`]
+//! that carries the handler chosen for it, keyed by the physical address of
+//! its first byte and the code size (16/32). Pages holding cached entries are
+//! marked in the memory map; a store to such a page queues it, and the CPU
+//! drops the whole page of entries before its next fetch, so self-modifying
+//! code (including a store into the very next instruction) sees its new bytes.
+//! Instructions that cross a page boundary are not cached: their second page
+//! is not tracked, and they are rare.
+
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
+
+use crate::exec::Handler;
+
+/// One decoded instruction, ready to execute.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    /// The decoded instruction.
+    pub ins: Instruction,
+    /// Its handler, chosen once at decode time.
+    pub(crate) handler: Handler,
+    /// Operand size of the first operand in bytes (1, 2, 4), or the
+    /// instruction's operand size when it has no sized first operand.
+    pub size: u8,
+    /// 32-bit addressing (0x67 in 16-bit code, or 32-bit code).
+    pub addr32: bool,
+    /// Code size this was decoded for.
+    pub code32: bool,
+    /// Length in bytes.
+    pub len: u8,
+    /// Base cycle cost.
+    pub cycles: u8,
+}
+
+const PAGE_SLOTS: usize = 4096;
+const PAGES: usize = 1 << 20;
+
+struct CachePage {
+    /// Entry index + 1 for each byte offset, 0 when nothing is cached there.
+    slots: Box<[u16; PAGE_SLOTS]>,
+    entries: Vec<Entry>,
+}
+
+/// Decoded-instruction cache with hit/miss/invalidation counters.
+pub struct DecodeCache {
+    pages: Vec<Option<Box<CachePage>>>,
+    /// Lookups that found an entry.
+    pub hits: u64,
+    /// Lookups that had to decode.
+    pub misses: u64,
+    /// Pages dropped because their bytes were written.
+    pub invalidations: u64,
+}
+
+impl Default for DecodeCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecodeCache {
+    /// An empty cache covering the 4 GiB physical space.
+    pub fn new() -> Self {
+        let mut pages = Vec::new();
+        pages.resize_with(PAGES, || None);
+        DecodeCache { pages, hits: 0, misses: 0, invalidations: 0 }
+    }
+
+    /// The entry for `phys` decoded as `code32`, if cached.
+    #[inline(always)]
+    pub fn lookup(&mut self, phys: u32, code32: bool) -> Option<Entry> {
+        let page = self.pages[(phys >> 12) as usize].as_deref()?;
+        let slot = page.slots[(phys & 0xFFF) as usize];
+        if slot == 0 {
+            return None;
+        }
+        let e = page.entries[slot as usize - 1];
+        if e.code32 != code32 {
+            return None;
+        }
+        self.hits += 1;
+        Some(e)
+    }
+
+    /// Remember `e` at `phys`.
+    pub fn insert(&mut self, phys: u32, e: Entry) {
+        let p = self.pages[(phys >> 12) as usize].get_or_insert_with(|| {
+            Box::new(CachePage { slots: Box::new([0; PAGE_SLOTS]), entries: Vec::with_capacity(64) })
+        });
+        if p.entries.len() >= u16::MAX as usize - 1 {
+            p.entries.clear();
+            p.slots.fill(0);
+        }
+        p.entries.push(e);
+        p.slots[(phys & 0xFFF) as usize] = p.entries.len() as u16;
+    }
+
+    /// Drop every entry of physical page `page`.
+    pub fn invalidate_page(&mut self, page: u32) {
+        if let Some(slot) = self.pages.get_mut(page as usize) {
+            if slot.take().is_some() {
+                self.invalidations += 1;
+            }
+        }
+    }
+
+    /// Drop everything.
+    pub fn flush(&mut self) {
+        for p in &mut self.pages {
+            *p = None;
+        }
+    }
+}
+
+/// Result of decoding raw bytes.
+pub(crate) enum Decoded {
+    /// A valid instruction.
+    Ok(Instruction),
+    /// Not an instruction this CPU knows: #UD.
+    Invalid,
+    /// Longer than 15 bytes: #GP(0).
+    TooLong,
+}
+
+/// Decode one instruction from `bytes` (at least 16 bytes for the length check).
+pub(crate) fn decode_bytes(bytes: &[u8], ip: u32, code32: bool) -> Decoded {
+    let mut d = Decoder::with_ip(if code32 { 32 } else { 16 }, bytes, ip as u64, DecoderOptions::NONE);
+    let ins = d.decode();
+    if d.last_error() == DecoderError::None {
+        return Decoded::Ok(ins);
+    }
+    // iced reports an over-long instruction as invalid. Tell the two apart:
+    // keep one copy of each prefix and decode again; if that is a valid
+    // instruction, the original was only too long (#GP(0), SDM Vol. 2 §2.3.11).
+    let prefixes = bytes.iter().take_while(|b| is_prefix(**b)).count();
+    if prefixes == 0 {
+        return Decoded::Invalid;
+    }
+    let mut short: Vec<u8> = Vec::with_capacity(32);
+    for &b in &bytes[..prefixes] {
+        if let Some(i) = short.iter().position(|&x| x == b) {
+            short.remove(i);
+        }
+        short.push(b);
+    }
+    let kept = short.len();
+    short.extend_from_slice(&bytes[prefixes..]);
+    short.resize(kept + 16, 0);
+    let mut d2 = Decoder::with_ip(if code32 { 32 } else { 16 }, &short, ip as u64, DecoderOptions::NONE);
+    let ins2 = d2.decode();
+    if d2.last_error() == DecoderError::None && prefixes + ins2.len() - kept > 15 {
+        Decoded::TooLong
+    } else {
+        Decoded::Invalid
+    }
+}
+
+fn is_prefix(b: u8) -> bool {
+    matches!(b, 0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3)
+}

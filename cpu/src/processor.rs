@@ -1,0 +1,420 @@
+//! The processor state and the fetch–execute loop.
+
+use iced_x86::Register;
+use ringside_mmu::PhysMem;
+
+use crate::decode::{decode_bytes, DecodeCache, Decoded, Entry};
+use crate::exec;
+use crate::flags::{self, Flags};
+use crate::interrupt::{Fault, Vector};
+use crate::regs::{cr0, gpr, SegReg, Segment, TableReg};
+use crate::Bus;
+
+/// Operating mode, as the debugger and the teaching views name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuMode {
+    /// Real-address mode (CR0.PE = 0).
+    Real,
+    /// Protected mode.
+    Protected,
+    /// Virtual-8086 mode.
+    Virtual8086,
+}
+
+/// Why [`Cpu::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The cycle or instruction budget ran out.
+    Budget,
+    /// An instruction did port I/O or changed the interrupt flag: the board
+    /// may want to look (exit port, A20, a newly unmasked IRQ).
+    Yield,
+    /// HLT executed; the CPU waits for an interrupt.
+    Halted,
+    /// Triple fault: the processor shut down.
+    Shutdown,
+}
+
+const ATTN_IRQ: u32 = 1;
+const ATTN_YIELD: u32 = 2;
+const ATTN_FLUSH: u32 = 4;
+
+/// An x86 processor (P6-class integer core; real mode in this milestone).
+pub struct Cpu {
+    /// General-purpose registers in encoding order (EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI).
+    pub regs: [u32; 8],
+    /// Instruction pointer (offset in CS).
+    pub eip: u32,
+    /// EFLAGS with lazily evaluated status flags.
+    pub flags: Flags,
+    /// Segment registers with their descriptor caches, indexed by [`SegReg`].
+    pub segs: [Segment; 6],
+    /// Control registers CR0, CR2, CR3, CR4 (index 1 unused).
+    pub cr: [u32; 5],
+    /// Debug registers DR0–DR7 (DR4/DR5 alias DR6/DR7).
+    pub dr: [u32; 8],
+    /// Global descriptor table register.
+    pub gdtr: TableReg,
+    /// Interrupt descriptor table register (the IVT in real mode).
+    pub idtr: TableReg,
+    /// Guest physical memory.
+    pub mem: PhysMem,
+    /// Virtual clock, in CPU cycles since power-on.
+    pub cycles: u64,
+    /// Instructions retired since power-on.
+    pub instructions: u64,
+    /// External interrupts delivered since power-on.
+    pub interrupts_delivered: u64,
+    /// Time-stamp counter offset (RDTSC returns cycles + this).
+    pub tsc_offset: u64,
+    /// The decoded-instruction cache.
+    pub decode_cache: DecodeCache,
+    /// The last exception delivered (for the run summary and the debugger).
+    pub last_exception: Option<Fault>,
+    pub(crate) halted: bool,
+    pub(crate) shutdown: bool,
+    /// Instruction count at which interrupts are inhibited (STI / MOV SS shadow).
+    pub(crate) inhibit_at: u64,
+    pub(crate) attention: u32,
+    smc_scratch: Vec<u32>,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu")
+            .field("regs", &self.regs)
+            .field("eip", &self.eip)
+            .field("eflags", &self.flags.get())
+            .field("segs", &self.segs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cpu {
+    /// A processor in its power-on state with `mem` as its memory.
+    pub fn new(mem: PhysMem) -> Cpu {
+        let mut c = Cpu {
+            regs: [0; 8],
+            eip: 0,
+            flags: Flags::default(),
+            segs: [Segment::default(); 6],
+            cr: [0; 5],
+            dr: [0; 8],
+            gdtr: TableReg::default(),
+            idtr: TableReg::default(),
+            mem,
+            cycles: 0,
+            instructions: 0,
+            interrupts_delivered: 0,
+            tsc_offset: 0,
+            decode_cache: DecodeCache::new(),
+            last_exception: None,
+            halted: false,
+            shutdown: false,
+            inhibit_at: u64::MAX,
+            attention: ATTN_IRQ,
+            smc_scratch: Vec::with_capacity(16),
+        };
+        c.reset();
+        c
+    }
+
+    /// RESET: the state of SDM Vol. 3A Table 9-1. CS selector F000 with base
+    /// FFFF0000 so the first fetch is at FFFFFFF0; EDX holds the CPU
+    /// signature (family 6, model 3, stepping 3: a Pentium II).
+    pub fn reset(&mut self) {
+        self.regs = [0; 8];
+        self.regs[gpr::EDX] = 0x0633;
+        self.eip = 0xFFF0;
+        self.flags = Flags::new(flags::RESERVED1);
+        for s in SegReg::ALL {
+            self.segs[s as usize] = Segment::real(0);
+        }
+        self.segs[SegReg::Cs as usize] = Segment { selector: 0xF000, base: 0xFFFF_0000, limit: 0xFFFF, attrs: 0x9B };
+        self.cr = [cr0::ET | cr0::CD | cr0::NW, 0, 0, 0, 0];
+        self.dr = [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400];
+        self.gdtr = TableReg { base: 0, limit: 0xFFFF };
+        self.idtr = TableReg { base: 0, limit: 0x3FF };
+        self.halted = false;
+        self.shutdown = false;
+        self.inhibit_at = u64::MAX;
+        self.attention = ATTN_IRQ | ATTN_FLUSH;
+        self.last_exception = None;
+    }
+
+    /// Current operating mode.
+    pub fn mode(&self) -> CpuMode {
+        if self.cr[0] & cr0::PE == 0 {
+            CpuMode::Real
+        } else if self.flags.control(flags::VM) {
+            CpuMode::Virtual8086
+        } else {
+            CpuMode::Protected
+        }
+    }
+
+    /// Current privilege level (0 in real mode).
+    pub fn cpl(&self) -> u8 {
+        match self.mode() {
+            CpuMode::Real => 0,
+            CpuMode::Virtual8086 => 3,
+            CpuMode::Protected => (self.segs[SegReg::Cs as usize].selector & 3) as u8,
+        }
+    }
+
+    /// Whether the CPU is halted waiting for an interrupt.
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Whether a triple fault shut the CPU down.
+    pub fn is_shutdown(&self) -> bool {
+        self.shutdown
+    }
+
+    /// EFLAGS as the guest would see it.
+    pub fn eflags(&self) -> u32 {
+        self.flags.get()
+    }
+
+    /// Replace EFLAGS.
+    pub fn set_eflags(&mut self, v: u32) {
+        self.flags.set(v);
+        self.attention |= ATTN_IRQ;
+    }
+
+    /// Load a segment register as real mode does: selector and base only.
+    pub fn load_seg_real(&mut self, s: SegReg, sel: u16) {
+        let seg = &mut self.segs[s as usize];
+        seg.selector = sel;
+        seg.base = (sel as u32) << 4;
+    }
+
+    /// Whether code is fetched as 32-bit (CS.D).
+    #[inline(always)]
+    pub fn code32(&self) -> bool {
+        self.segs[SegReg::Cs as usize].big()
+    }
+
+    /// Whether a maskable interrupt would be accepted at this boundary.
+    pub fn interrupts_enabled(&self) -> bool {
+        self.flags.control(flags::IF) && self.inhibit_at != self.instructions
+    }
+
+    /// Ask the run loop to look at the INTR line at the next boundary (the
+    /// board calls this when it raises an interrupt).
+    pub fn poll_interrupts(&mut self) {
+        self.attention |= ATTN_IRQ;
+    }
+
+    /// Make the run loop return `Yield` after the current instruction.
+    #[inline(always)]
+    pub(crate) fn request_yield(&mut self) {
+        self.attention |= ATTN_YIELD | ATTN_IRQ;
+    }
+
+    /// Drop all decoded instructions (e.g. after the host rewrote memory).
+    pub fn flush_decode_cache(&mut self) {
+        self.attention |= ATTN_FLUSH;
+    }
+
+    /// Read a register named by iced (8/16/32-bit GPRs and segment selectors).
+    #[inline(always)]
+    pub fn get_reg(&self, r: Register) -> u32 {
+        let n = r as u32;
+        if n >= Register::EAX as u32 && n <= Register::EDI as u32 {
+            self.regs[(n - Register::EAX as u32) as usize]
+        } else if n >= Register::AX as u32 && n <= Register::DI as u32 {
+            self.regs[(n - Register::AX as u32) as usize] & 0xFFFF
+        } else if n >= Register::AH as u32 && n <= Register::BH as u32 {
+            (self.regs[(n - Register::AH as u32) as usize] >> 8) & 0xFF
+        } else if n >= Register::AL as u32 && n <= Register::BL as u32 {
+            self.regs[(n - Register::AL as u32) as usize] & 0xFF
+        } else if n >= Register::ES as u32 && n <= Register::GS as u32 {
+            self.segs[(n - Register::ES as u32) as usize].selector as u32
+        } else {
+            0
+        }
+    }
+
+    /// Write a GPR named by iced; 8/16-bit writes keep the other bits.
+    #[inline(always)]
+    pub fn set_reg(&mut self, r: Register, v: u32) {
+        let n = r as u32;
+        if n >= Register::EAX as u32 && n <= Register::EDI as u32 {
+            self.regs[(n - Register::EAX as u32) as usize] = v;
+        } else if n >= Register::AX as u32 && n <= Register::DI as u32 {
+            let x = &mut self.regs[(n - Register::AX as u32) as usize];
+            *x = (*x & 0xFFFF_0000) | (v & 0xFFFF);
+        } else if n >= Register::AH as u32 && n <= Register::BH as u32 {
+            let x = &mut self.regs[(n - Register::AH as u32) as usize];
+            *x = (*x & 0xFFFF_00FF) | ((v & 0xFF) << 8);
+        } else if n >= Register::AL as u32 && n <= Register::BL as u32 {
+            let x = &mut self.regs[(n - Register::AL as u32) as usize];
+            *x = (*x & 0xFFFF_FF00) | (v & 0xFF);
+        }
+    }
+
+    /// Execute instructions until a budget runs out or something needs the
+    /// machine's attention. `cycle_limit` is an absolute value of
+    /// [`Cpu::cycles`]; `max_instructions` counts from this call.
+    pub fn run(&mut self, bus: &mut dyn Bus, cycle_limit: u64, max_instructions: u64) -> StopReason {
+        let icount_limit = self.instructions.saturating_add(max_instructions);
+        loop {
+            if self.shutdown {
+                return StopReason::Shutdown;
+            }
+            if self.attention != 0 || self.mem.smc_pending() {
+                if let Some(r) = self.boundary_work(bus) {
+                    return r;
+                }
+            }
+            if self.halted {
+                return StopReason::Halted;
+            }
+            if self.cycles >= cycle_limit || self.instructions >= icount_limit {
+                return StopReason::Budget;
+            }
+            self.execute_one(bus);
+        }
+    }
+
+    /// Execute one instruction (or deliver one pending interrupt and stop
+    /// before the handler's first instruction). For debuggers and tests.
+    pub fn step(&mut self, bus: &mut dyn Bus) -> StopReason {
+        self.attention |= ATTN_IRQ;
+        if let Some(r) = self.boundary_work(bus) {
+            if r != StopReason::Yield {
+                return r;
+            }
+        }
+        if self.shutdown {
+            return StopReason::Shutdown;
+        }
+        if self.halted {
+            return StopReason::Halted;
+        }
+        self.execute_one(bus);
+        if self.shutdown {
+            StopReason::Shutdown
+        } else if self.halted {
+            StopReason::Halted
+        } else {
+            StopReason::Budget
+        }
+    }
+
+    /// Instruction-boundary work: code invalidation, interrupts, yields.
+    #[cold]
+    fn boundary_work(&mut self, bus: &mut dyn Bus) -> Option<StopReason> {
+        if self.attention & ATTN_FLUSH != 0 {
+            self.decode_cache.flush();
+            self.mem.clear_code_pages();
+        }
+        if self.mem.smc_pending() {
+            let mut pages = std::mem::take(&mut self.smc_scratch);
+            self.mem.take_smc_pages(&mut pages);
+            for &p in &pages {
+                self.decode_cache.invalidate_page(p);
+            }
+            self.smc_scratch = pages;
+        }
+        let yield_now = self.attention & ATTN_YIELD != 0;
+        let irq = self.attention & ATTN_IRQ != 0;
+        self.attention = 0;
+        if irq {
+            if self.inhibit_at == self.instructions {
+                // Interrupt shadow: look again after the next instruction.
+                self.attention |= ATTN_IRQ;
+            } else if self.flags.control(flags::IF) && bus.interrupt_pending() {
+                let v = bus.acknowledge_interrupt();
+                self.external_interrupt(bus, v);
+            }
+        }
+        if yield_now {
+            return Some(StopReason::Yield);
+        }
+        None
+    }
+
+    /// Fetch (through the decode cache), execute, and handle faults and the
+    /// single-step trap.
+    #[inline(always)]
+    fn execute_one(&mut self, bus: &mut dyn Bus) {
+        let start_eip = self.eip;
+        let e = match self.fetch(bus) {
+            Ok(e) => e,
+            Err(f) => {
+                self.deliver_fault(bus, f);
+                return;
+            }
+        };
+        let tf = self.flags.control(flags::TF);
+        self.eip = if e.code32 { start_eip.wrapping_add(e.len as u32) } else { (start_eip + e.len as u32) & 0xFFFF };
+        self.cycles += e.cycles as u64;
+        match (e.handler)(self, bus, &e) {
+            Ok(()) => {
+                self.instructions += 1;
+                if tf && self.inhibit_at != self.instructions {
+                    self.dr[6] |= 1 << 14; // DR6.BS
+                    self.deliver_trap(bus, Vector::Debug as u8);
+                }
+            }
+            Err(f) => {
+                self.eip = start_eip;
+                self.deliver_fault(bus, f);
+            }
+        }
+    }
+
+    fn deliver_trap(&mut self, bus: &mut dyn Bus, vector: u8) {
+        if let Err(f) = self.interrupt(bus, vector, crate::interrupt::Source::Exception, None) {
+            self.deliver_fault(bus, f);
+        }
+    }
+
+    #[inline(always)]
+    fn fetch(&mut self, bus: &mut dyn Bus) -> Result<Entry, Fault> {
+        let cs = &self.segs[SegReg::Cs as usize];
+        if self.eip > cs.limit {
+            return Err(Fault::gp(0));
+        }
+        let lin = cs.base.wrapping_add(self.eip);
+        let code32 = cs.big();
+        let phys = lin & self.mem.a20_mask();
+        let e = match self.decode_cache.lookup(phys, code32) {
+            Some(e) => e,
+            None => self.decode_miss(bus, lin, phys, code32)?,
+        };
+        // The instruction's last byte must lie within CS (SDM Vol. 3A §5.3).
+        if self.eip as u64 + e.len as u64 - 1 > self.segs[SegReg::Cs as usize].limit as u64 {
+            return Err(Fault::gp(0));
+        }
+        Ok(e)
+    }
+
+    #[cold]
+    fn decode_miss(&mut self, bus: &mut dyn Bus, lin: u32, phys: u32, code32: bool) -> Result<Entry, Fault> {
+        self.decode_cache.misses += 1;
+        let mut buf = [0u8; 32];
+        for (i, b) in buf.iter_mut().enumerate() {
+            // Real mode: IP wraps within the segment for 16-bit code.
+            let off = if code32 { self.eip.wrapping_add(i as u32) } else { (self.eip + i as u32) & 0xFFFF };
+            let l = self.segs[SegReg::Cs as usize].base.wrapping_add(off);
+            *b = self.read_linear_u8(bus, l);
+        }
+        let ins = match decode_bytes(&buf, self.eip, code32) {
+            Decoded::Ok(ins) => ins,
+            Decoded::Invalid => return Err(Fault::UD),
+            Decoded::TooLong => return Err(Fault::gp(0)),
+        };
+        let e = exec::make_entry(ins, code32);
+        let crosses = (phys & 0xFFF) + e.len as u32 > 0x1000;
+        let wraps = !code32 && self.eip + e.len as u32 > 0x10000;
+        if !crosses && !wraps && !self.mem.is_mmio(phys) && lin == self.segs[SegReg::Cs as usize].base.wrapping_add(self.eip) {
+            self.mem.mark_code_page(phys);
+            self.decode_cache.insert(phys, e);
+        }
+        Ok(e)
+    }
+}

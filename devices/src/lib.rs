@@ -1,0 +1,1 @@
+//! The PC board: every chip the CPU reaches through its `Bus`.

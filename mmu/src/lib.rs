@@ -1,0 +1,10 @@
+//! Ringside memory: the physical memory map (RAM, ROM, MMIO, A20 gate) and,
+//! in later milestones, paging and the software TLB.
+//!
+//! The CPU reads and writes guest memory through [`PhysMem`]; anything that is
+//! not plain RAM or ROM is reported back as MMIO so the CPU can hand it to the
+//! board through its `Bus`.
+
+pub mod phys;
+
+pub use phys::{MemError, PhysMem, PAGE_SHIFT, PAGE_SIZE};

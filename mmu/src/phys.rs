@@ -1,0 +1,390 @@
+//! The physical address space of a PC.
+//!
+//! Layout (as on a 386 AT): RAM from 0 up to the configured size, the system
+//! ROM mapped at the top of the first MiB (`0x100000 - rom.len()`) *and*
+//! aliased just below 4 GiB so that the reset vector at `0xFFFFFFF0` reaches
+//! it, MMIO ranges registered by the board, and everything else unmapped
+//! (reads return all ones, writes are dropped, like an open ISA bus).
+//!
+//! Every 4 KiB page below the RAM size has one flags byte. The write fast path
+//! tests that byte once: zero means "plain RAM, no cached code", anything else
+//! sends the write down the slow path (ROM: dropped, MMIO: to the bus, CODE:
+//! store and queue the page for the CPU's decoded-instruction cache to
+//! invalidate). One byte per page instead of a separate code-page bitvec keeps
+//! the RAM/ROM/MMIO/code decision to a single load on the hottest path.
+
+use thiserror::Error;
+
+/// Size of a page as tracked for code invalidation and MMIO granularity.
+pub const PAGE_SIZE: usize = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+
+const F_ROM: u8 = 1;
+const F_MMIO: u8 = 2;
+const F_CODE: u8 = 4;
+
+/// A problem with the memory configuration (a host error, never a guest one).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MemError {
+    /// The ROM image has a size the PC map cannot hold.
+    #[error("ROM image is {0} bytes; expected 64, 128 or 256 KiB")]
+    BadRomSize(usize),
+    /// The requested RAM size is outside what the machine supports.
+    #[error("memory size {0} MiB is out of range (1..=3584 MiB)")]
+    BadRamSize(u32),
+}
+
+/// The guest's physical memory.
+#[derive(Clone)]
+pub struct PhysMem {
+    ram: Vec<u8>,
+    /// One flags byte per RAM page (`F_ROM`, `F_MMIO`, `F_CODE`).
+    page_flags: Vec<u8>,
+    rom: Vec<u8>,
+    /// First address of the ROM alias below 4 GiB.
+    rom_high_base: u32,
+    /// First address of the ROM copy at the top of the first MiB.
+    rom_low_base: u32,
+    a20_mask: u32,
+    /// MMIO ranges outside RAM, as (first, last) inclusive.
+    mmio_high: Vec<(u32, u32)>,
+    /// Pages holding decoded code that were written since the CPU last looked.
+    smc_pages: Vec<u32>,
+}
+
+impl std::fmt::Debug for PhysMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhysMem")
+            .field("ram_bytes", &self.ram.len())
+            .field("rom_bytes", &self.rom.len())
+            .field("a20", &self.a20_enabled())
+            .finish()
+    }
+}
+
+impl PhysMem {
+    /// RAM of `ram_bytes` bytes (rounded up to a page), no ROM, A20 enabled.
+    pub fn new(ram_bytes: usize) -> Self {
+        let ram_bytes = ram_bytes.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        PhysMem {
+            ram: vec![0; ram_bytes],
+            page_flags: vec![0; ram_bytes / PAGE_SIZE],
+            rom: Vec::new(),
+            rom_high_base: 0,
+            rom_low_base: 0,
+            a20_mask: u32::MAX,
+            mmio_high: Vec::new(),
+            smc_pages: Vec::new(),
+        }
+    }
+
+    /// A PC map: `mib` MiB of RAM and `rom` at the top of the first MiB and
+    /// below 4 GiB. The A20 gate starts enabled, as QEMU and Bochs start it;
+    /// the BIOS closes it if it wants 8086 wrap-around.
+    pub fn pc(mib: u32, rom: Vec<u8>) -> Result<Self, MemError> {
+        if !(1..=3584).contains(&mib) {
+            return Err(MemError::BadRamSize(mib));
+        }
+        if ![64 * 1024, 128 * 1024, 256 * 1024].contains(&rom.len()) {
+            return Err(MemError::BadRomSize(rom.len()));
+        }
+        let mut m = PhysMem::new(mib as usize * 1024 * 1024);
+        m.load_rom(rom);
+        Ok(m)
+    }
+
+    fn load_rom(&mut self, rom: Vec<u8>) {
+        let len = rom.len() as u32;
+        self.rom_low_base = 0x10_0000 - len;
+        self.rom_high_base = 0u32.wrapping_sub(len);
+        let lo = self.rom_low_base as usize;
+        self.ram[lo..lo + rom.len()].copy_from_slice(&rom);
+        for p in lo / PAGE_SIZE..(lo + rom.len()) / PAGE_SIZE {
+            self.page_flags[p] |= F_ROM;
+        }
+        self.rom = rom;
+    }
+
+    /// Bytes of RAM.
+    pub fn ram_size(&self) -> usize {
+        self.ram.len()
+    }
+
+    /// The whole RAM array (ROM shadow included), for snapshots and tests.
+    pub fn ram(&self) -> &[u8] {
+        &self.ram
+    }
+
+    /// Mark `[first, last]` as MMIO: accesses go to the board's bus.
+    pub fn add_mmio(&mut self, first: u32, last: u32) {
+        let ram_pages = self.page_flags.len() as u32;
+        for p in first >> PAGE_SHIFT..=last >> PAGE_SHIFT {
+            if p < ram_pages {
+                self.page_flags[p as usize] |= F_MMIO;
+            }
+        }
+        if last as usize >= self.ram.len() {
+            self.mmio_high.push((first.max(self.ram.len() as u32), last));
+        }
+    }
+
+    /// Whether address line 20 passes through (true) or is forced to zero.
+    pub fn a20_enabled(&self) -> bool {
+        self.a20_mask == u32::MAX
+    }
+
+    /// Open or close the A20 gate.
+    pub fn set_a20(&mut self, enabled: bool) {
+        self.a20_mask = if enabled { u32::MAX } else { !(1 << 20) };
+    }
+
+    /// The mask the A20 gate applies to every physical address.
+    #[inline(always)]
+    pub fn a20_mask(&self) -> u32 {
+        self.a20_mask
+    }
+
+    /// Read a byte, or `None` if the address is MMIO (the caller asks the bus).
+    #[inline(always)]
+    pub fn read_u8(&self, addr: u32) -> Option<u8> {
+        let a = (addr & self.a20_mask) as usize;
+        if a < self.ram.len() {
+            if self.page_flags[a >> PAGE_SHIFT] & F_MMIO == 0 {
+                return Some(self.ram[a]);
+            }
+            return None;
+        }
+        self.read_u8_high(a as u32)
+    }
+
+    #[cold]
+    fn read_u8_high(&self, a: u32) -> Option<u8> {
+        if !self.rom.is_empty() && a >= self.rom_high_base {
+            return Some(self.rom[(a - self.rom_high_base) as usize]);
+        }
+        if self.is_mmio_high(a) {
+            return None;
+        }
+        Some(0xFF)
+    }
+
+    fn is_mmio_high(&self, a: u32) -> bool {
+        self.mmio_high.iter().any(|&(f, l)| a >= f && a <= l)
+    }
+
+    /// Read `N` bytes little-endian as u32 (N = 2 or 4), `None` if any byte is MMIO.
+    #[inline(always)]
+    pub fn read_u16(&self, addr: u32) -> Option<u16> {
+        let a = (addr & self.a20_mask) as usize;
+        if a & 0xFFF <= 0xFFE && a + 1 < self.ram.len() {
+            if self.page_flags[a >> PAGE_SHIFT] & F_MMIO == 0 {
+                return Some(u16::from_le_bytes([self.ram[a], self.ram[a + 1]]));
+            }
+            return None;
+        }
+        let lo = self.read_u8(addr)?;
+        let hi = self.read_u8(addr.wrapping_add(1))?;
+        Some(u16::from_le_bytes([lo, hi]))
+    }
+
+    /// Read a dword, `None` if any byte is MMIO.
+    #[inline(always)]
+    pub fn read_u32(&self, addr: u32) -> Option<u32> {
+        let a = (addr & self.a20_mask) as usize;
+        if a & 0xFFF <= 0xFFC && a + 3 < self.ram.len() {
+            if self.page_flags[a >> PAGE_SHIFT] & F_MMIO == 0 {
+                let b: [u8; 4] = self.ram[a..a + 4].try_into().unwrap_or([0; 4]);
+                return Some(u32::from_le_bytes(b));
+            }
+            return None;
+        }
+        let mut v = 0u32;
+        for i in 0..4 {
+            v |= (self.read_u8(addr.wrapping_add(i))? as u32) << (8 * i);
+        }
+        Some(v)
+    }
+
+    /// Write a byte. Returns `false` if the address is MMIO (the caller tells
+    /// the bus); ROM and unmapped writes are dropped and return `true`.
+    #[inline(always)]
+    pub fn write_u8(&mut self, addr: u32, v: u8) -> bool {
+        let a = (addr & self.a20_mask) as usize;
+        if a < self.ram.len() {
+            let f = self.page_flags[a >> PAGE_SHIFT];
+            if f == 0 {
+                self.ram[a] = v;
+                return true;
+            }
+            return self.write_slow(a, v, f);
+        }
+        !self.is_mmio_high(a as u32)
+    }
+
+    #[cold]
+    fn write_slow(&mut self, a: usize, v: u8, f: u8) -> bool {
+        if f & F_MMIO != 0 {
+            return false;
+        }
+        if f & F_ROM != 0 {
+            return true;
+        }
+        if f & F_CODE != 0 {
+            let page = a >> PAGE_SHIFT;
+            self.page_flags[page] &= !F_CODE;
+            self.smc_pages.push(page as u32);
+        }
+        self.ram[a] = v;
+        true
+    }
+
+    /// Write a word; `false` if any byte is MMIO (nothing is written then).
+    #[inline(always)]
+    pub fn write_u16(&mut self, addr: u32, v: u16) -> bool {
+        let a = (addr & self.a20_mask) as usize;
+        if a & 0xFFF <= 0xFFE && a + 1 < self.ram.len() && self.page_flags[a >> PAGE_SHIFT] == 0 {
+            self.ram[a..a + 2].copy_from_slice(&v.to_le_bytes());
+            return true;
+        }
+        self.write_bytes_checked(addr, &v.to_le_bytes())
+    }
+
+    /// Write a dword; `false` if any byte is MMIO (nothing is written then).
+    #[inline(always)]
+    pub fn write_u32(&mut self, addr: u32, v: u32) -> bool {
+        let a = (addr & self.a20_mask) as usize;
+        if a & 0xFFF <= 0xFFC && a + 3 < self.ram.len() && self.page_flags[a >> PAGE_SHIFT] == 0 {
+            self.ram[a..a + 4].copy_from_slice(&v.to_le_bytes());
+            return true;
+        }
+        self.write_bytes_checked(addr, &v.to_le_bytes())
+    }
+
+    fn write_bytes_checked(&mut self, addr: u32, bytes: &[u8]) -> bool {
+        for i in 0..bytes.len() as u32 {
+            if self.is_mmio(addr.wrapping_add(i)) {
+                return false;
+            }
+        }
+        for (i, &b) in bytes.iter().enumerate() {
+            self.write_u8(addr.wrapping_add(i as u32), b);
+        }
+        true
+    }
+
+    /// Whether `addr` (after the A20 gate) is MMIO.
+    pub fn is_mmio(&self, addr: u32) -> bool {
+        let a = (addr & self.a20_mask) as usize;
+        if a < self.ram.len() {
+            self.page_flags[a >> PAGE_SHIFT] & F_MMIO != 0
+        } else {
+            self.is_mmio_high(a as u32)
+        }
+    }
+
+    /// Host-side write that ignores ROM protection and never touches MMIO:
+    /// for loaders and test harnesses. Invalidates cached code like a store.
+    pub fn poke(&mut self, addr: u32, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            let a = addr.wrapping_add(i as u32) as usize;
+            if a < self.ram.len() {
+                let page = a >> PAGE_SHIFT;
+                if self.page_flags[page] & F_CODE != 0 {
+                    self.page_flags[page] &= !F_CODE;
+                    self.smc_pages.push(page as u32);
+                }
+                self.ram[a] = b;
+            }
+        }
+    }
+
+    /// Host-side read of one byte (MMIO reads as 0xFF), for debuggers and tests.
+    pub fn peek(&self, addr: u32) -> u8 {
+        self.read_u8(addr).unwrap_or(0xFF)
+    }
+
+    /// Record that the page holding `addr` (a physical address) has decoded
+    /// code cached, so that a store to it must be reported.
+    #[inline]
+    pub fn mark_code_page(&mut self, addr: u32) {
+        let page = addr as usize >> PAGE_SHIFT;
+        if page < self.page_flags.len() {
+            self.page_flags[page] |= F_CODE;
+        }
+    }
+
+    /// Whether any code page was written since the last [`PhysMem::take_smc_pages`].
+    #[inline(always)]
+    pub fn smc_pending(&self) -> bool {
+        !self.smc_pages.is_empty()
+    }
+
+    /// Take the list of written code pages (page numbers), leaving it empty.
+    pub fn take_smc_pages(&mut self, out: &mut Vec<u32>) {
+        out.clear();
+        out.append(&mut self.smc_pages);
+    }
+
+    /// Forget all code-page marks (when the whole decode cache is flushed).
+    pub fn clear_code_pages(&mut self) {
+        for f in &mut self.page_flags {
+            *f &= !F_CODE;
+        }
+        self.smc_pages.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rom_is_mapped_low_and_high_and_read_only() {
+        let mut rom = vec![0u8; 64 * 1024];
+        rom[0xFFF0] = 0xEA;
+        let mut m = PhysMem::pc(2, rom).unwrap();
+        assert_eq!(m.read_u8(0xFFFF0), Some(0xEA));
+        assert_eq!(m.read_u8(0xFFFF_FFF0), Some(0xEA));
+        assert!(m.write_u8(0xFFFF0, 0x90));
+        assert_eq!(m.read_u8(0xFFFF0), Some(0xEA));
+        assert_eq!(m.read_u8(0x8000_0000), Some(0xFF), "unmapped reads as ones");
+    }
+
+    #[test]
+    fn bad_rom_size_is_an_error() {
+        assert_eq!(PhysMem::pc(1, vec![0; 1000]).unwrap_err(), MemError::BadRomSize(1000));
+    }
+
+    #[test]
+    fn a20_gate_wraps_at_one_mib() {
+        let mut m = PhysMem::new(2 << 20);
+        m.write_u8(0x10_0005, 7);
+        assert_eq!(m.read_u8(0x5), Some(0));
+        m.set_a20(false);
+        assert_eq!(m.read_u8(0x10_0005), Some(0));
+        m.write_u8(0x10_0005, 9);
+        assert_eq!(m.read_u8(0x5), Some(9));
+    }
+
+    #[test]
+    fn code_page_write_is_reported_once() {
+        let mut m = PhysMem::new(1 << 20);
+        m.mark_code_page(0x7C00);
+        assert!(!m.smc_pending());
+        m.write_u16(0x7C10, 0x9090);
+        m.write_u8(0x7C11, 0x90);
+        let mut v = Vec::new();
+        m.take_smc_pages(&mut v);
+        assert_eq!(v, vec![7]);
+    }
+
+    #[test]
+    fn mmio_is_reported_to_the_caller() {
+        let mut m = PhysMem::new(1 << 20);
+        m.add_mmio(0xA0000, 0xBFFFF);
+        assert_eq!(m.read_u8(0xA0000), None);
+        assert!(!m.write_u32(0x9FFFE, 1), "straddling write touches MMIO");
+        assert_eq!(m.read_u16(0x9FFFE), None, "straddling read touches MMIO");
+    }
+}

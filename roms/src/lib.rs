@@ -1,0 +1,1 @@
+//! Our own guest programs, assembled at build time.
