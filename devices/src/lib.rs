@@ -1,1 +1,10 @@
 //! The PC board: every chip the CPU reaches through its `Bus`.
+//!
+//! One file per chip. [`pc::Pc`] wires them together and implements
+//! [`ringside_cpu::Bus`]; the machine crate owns it next to the CPU.
+
+pub mod debugport;
+pub mod pc;
+
+pub use debugport::{Console, DebugPorts};
+pub use pc::{Pc, PcConfig};
