@@ -64,7 +64,12 @@ impl DecodeCache {
     pub fn new() -> Self {
         let mut pages = Vec::new();
         pages.resize_with(PAGES, || None);
-        DecodeCache { pages, hits: 0, misses: 0, invalidations: 0 }
+        DecodeCache {
+            pages,
+            hits: 0,
+            misses: 0,
+            invalidations: 0,
+        }
     }
 
     /// The entry for `phys` decoded as `code32`, if cached.
@@ -86,7 +91,10 @@ impl DecodeCache {
     /// Remember `e` at `phys`.
     pub fn insert(&mut self, phys: u32, e: Entry) {
         let p = self.pages[(phys >> 12) as usize].get_or_insert_with(|| {
-            Box::new(CachePage { slots: Box::new([0; PAGE_SLOTS]), entries: Vec::with_capacity(64) })
+            Box::new(CachePage {
+                slots: Box::new([0; PAGE_SLOTS]),
+                entries: Vec::with_capacity(64),
+            })
         });
         if p.entries.len() >= u16::MAX as usize - 1 {
             p.entries.clear();
@@ -125,7 +133,12 @@ pub(crate) enum Decoded {
 
 /// Decode one instruction from `bytes` (at least 16 bytes for the length check).
 pub(crate) fn decode_bytes(bytes: &[u8], ip: u32, code32: bool) -> Decoded {
-    let mut d = Decoder::with_ip(if code32 { 32 } else { 16 }, bytes, ip as u64, DecoderOptions::NONE);
+    let mut d = Decoder::with_ip(
+        if code32 { 32 } else { 16 },
+        bytes,
+        ip as u64,
+        DecoderOptions::NONE,
+    );
     let ins = d.decode();
     if d.last_error() == DecoderError::None {
         return Decoded::Ok(ins);
@@ -147,7 +160,12 @@ pub(crate) fn decode_bytes(bytes: &[u8], ip: u32, code32: bool) -> Decoded {
     let kept = short.len();
     short.extend_from_slice(&bytes[prefixes..]);
     short.resize(kept + 16, 0);
-    let mut d2 = Decoder::with_ip(if code32 { 32 } else { 16 }, &short, ip as u64, DecoderOptions::NONE);
+    let mut d2 = Decoder::with_ip(
+        if code32 { 32 } else { 16 },
+        &short,
+        ip as u64,
+        DecoderOptions::NONE,
+    );
     let ins2 = d2.decode();
     if d2.last_error() == DecoderError::None && prefixes + ins2.len() - kept > 15 {
         Decoded::TooLong
@@ -157,5 +175,8 @@ pub(crate) fn decode_bytes(bytes: &[u8], ip: u32, code32: bool) -> Decoded {
 }
 
 fn is_prefix(b: u8) -> bool {
-    matches!(b, 0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3)
+    matches!(
+        b,
+        0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3
+    )
 }

@@ -115,7 +115,16 @@ impl Default for Flags {
 impl Flags {
     /// Flags holding `value` exactly.
     pub fn new(value: u32) -> Flags {
-        Flags { bits: (value & WRITABLE) | RESERVED1, op: LazyOp::Known, mask: 0xFF, sign: 0x80, res: 0, a: 0, b: 0, cin: 0 }
+        Flags {
+            bits: (value & WRITABLE) | RESERVED1,
+            op: LazyOp::Known,
+            mask: 0xFF,
+            sign: 0x80,
+            res: 0,
+            a: 0,
+            b: 0,
+            cin: 0,
+        }
     }
 
     /// Record an arithmetic result; status flags become pending.

@@ -62,11 +62,17 @@ pub struct Fault {
 impl Fault {
     /// A fault without an error code.
     pub const fn new(v: Vector) -> Fault {
-        Fault { vector: v as u8, error: None }
+        Fault {
+            vector: v as u8,
+            error: None,
+        }
     }
     /// A fault with an error code.
     pub const fn with_error(v: Vector, error: u32) -> Fault {
-        Fault { vector: v as u8, error: Some(error) }
+        Fault {
+            vector: v as u8,
+            error: Some(error),
+        }
     }
     /// #DE
     pub const DE: Fault = Fault::new(Vector::DivideError);
@@ -149,7 +155,11 @@ impl Cpu {
                 Err(second) => {
                     let prev = first.unwrap_or(current);
                     if prev.vector == 8 || current.vector == 8 {
-                        log::warn!("triple fault ({} while delivering {}): shutdown", second, current);
+                        log::warn!(
+                            "triple fault ({} while delivering {}): shutdown",
+                            second,
+                            current
+                        );
                         self.shutdown = true;
                         return;
                     }
@@ -157,7 +167,11 @@ impl Cpu {
                     let double = (current.contributory() && second.contributory())
                         || (pf_class(current) && (second.contributory() || pf_class(second)));
                     first = Some(current);
-                    current = if double { Fault::with_error(Vector::DoubleFault, 0) } else { second };
+                    current = if double {
+                        Fault::with_error(Vector::DoubleFault, 0)
+                    } else {
+                        second
+                    };
                 }
             }
         }

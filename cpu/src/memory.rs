@@ -23,7 +23,11 @@ impl Cpu {
             last > seg.limit as u64
         };
         if bad {
-            return Err(if s == SegReg::Ss { Fault::ss(0) } else { Fault::gp(0) });
+            return Err(if s == SegReg::Ss {
+                Fault::ss(0)
+            } else {
+                Fault::gp(0)
+            });
         }
         Ok(seg.base.wrapping_add(off))
     }
@@ -106,7 +110,13 @@ impl Cpu {
 
     /// Read `size` bytes at `s:off` with the segment checks.
     #[inline(always)]
-    pub(crate) fn read_mem(&mut self, bus: &mut dyn Bus, s: SegReg, off: u32, size: u8) -> Result<u32, Fault> {
+    pub(crate) fn read_mem(
+        &mut self,
+        bus: &mut dyn Bus,
+        s: SegReg,
+        off: u32,
+        size: u8,
+    ) -> Result<u32, Fault> {
         let lin = self.seg_check(s, off, size as u32)?;
         self.check_alignment(lin, size)?;
         Ok(self.read_linear(bus, lin, size))
@@ -114,7 +124,14 @@ impl Cpu {
 
     /// Write `size` bytes at `s:off` with the segment checks.
     #[inline(always)]
-    pub(crate) fn write_mem(&mut self, bus: &mut dyn Bus, s: SegReg, off: u32, size: u8, v: u32) -> Result<(), Fault> {
+    pub(crate) fn write_mem(
+        &mut self,
+        bus: &mut dyn Bus,
+        s: SegReg,
+        off: u32,
+        size: u8,
+        v: u32,
+    ) -> Result<(), Fault> {
         let lin = self.seg_check(s, off, size as u32)?;
         self.check_alignment(lin, size)?;
         self.write_linear(bus, lin, size, v);
@@ -145,7 +162,12 @@ impl Cpu {
     }
 
     /// Read the value `depth` bytes above the top of the stack without popping.
-    pub(crate) fn stack_peek(&mut self, bus: &mut dyn Bus, depth: u32, size: u8) -> Result<u32, Fault> {
+    pub(crate) fn stack_peek(
+        &mut self,
+        bus: &mut dyn Bus,
+        depth: u32,
+        size: u8,
+    ) -> Result<u32, Fault> {
         let esp = self.regs[crate::gpr::ESP];
         let off = if self.segs[SegReg::Ss as usize].big() {
             esp.wrapping_add(depth)

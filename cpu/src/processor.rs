@@ -130,11 +130,22 @@ impl Cpu {
         for s in SegReg::ALL {
             self.segs[s as usize] = Segment::real(0);
         }
-        self.segs[SegReg::Cs as usize] = Segment { selector: 0xF000, base: 0xFFFF_0000, limit: 0xFFFF, attrs: 0x9B };
+        self.segs[SegReg::Cs as usize] = Segment {
+            selector: 0xF000,
+            base: 0xFFFF_0000,
+            limit: 0xFFFF,
+            attrs: 0x9B,
+        };
         self.cr = [cr0::ET | cr0::CD | cr0::NW, 0, 0, 0, 0];
         self.dr = [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400];
-        self.gdtr = TableReg { base: 0, limit: 0xFFFF };
-        self.idtr = TableReg { base: 0, limit: 0x3FF };
+        self.gdtr = TableReg {
+            base: 0,
+            limit: 0xFFFF,
+        };
+        self.idtr = TableReg {
+            base: 0,
+            limit: 0x3FF,
+        };
         self.halted = false;
         self.shutdown = false;
         self.inhibit_at = u64::MAX;
@@ -188,6 +199,18 @@ impl Cpu {
         let seg = &mut self.segs[s as usize];
         seg.selector = sel;
         seg.base = (sel as u32) << 4;
+    }
+
+    /// Load a data or stack segment register (real mode in this milestone).
+    pub(crate) fn load_seg(&mut self, s: SegReg, sel: u16) -> Result<(), Fault> {
+        self.load_seg_real(s, sel);
+        Ok(())
+    }
+
+    /// Load CS for a far transfer (real mode in this milestone).
+    pub(crate) fn load_cs(&mut self, sel: u16) -> Result<(), Fault> {
+        self.load_seg_real(SegReg::Cs, sel);
+        Ok(())
     }
 
     /// Whether code is fetched as 32-bit (CS.D).
@@ -258,7 +281,12 @@ impl Cpu {
     /// Execute instructions until a budget runs out or something needs the
     /// machine's attention. `cycle_limit` is an absolute value of
     /// [`Cpu::cycles`]; `max_instructions` counts from this call.
-    pub fn run(&mut self, bus: &mut dyn Bus, cycle_limit: u64, max_instructions: u64) -> StopReason {
+    pub fn run(
+        &mut self,
+        bus: &mut dyn Bus,
+        cycle_limit: u64,
+        max_instructions: u64,
+    ) -> StopReason {
         let icount_limit = self.instructions.saturating_add(max_instructions);
         loop {
             if self.shutdown {
@@ -350,7 +378,11 @@ impl Cpu {
             }
         };
         let tf = self.flags.control(flags::TF);
-        self.eip = if e.code32 { start_eip.wrapping_add(e.len as u32) } else { (start_eip + e.len as u32) & 0xFFFF };
+        self.eip = if e.code32 {
+            start_eip.wrapping_add(e.len as u32)
+        } else {
+            (start_eip + e.len as u32) & 0xFFFF
+        };
         self.cycles += e.cycles as u64;
         match (e.handler)(self, bus, &e) {
             Ok(()) => {
@@ -394,12 +426,22 @@ impl Cpu {
     }
 
     #[cold]
-    fn decode_miss(&mut self, bus: &mut dyn Bus, lin: u32, phys: u32, code32: bool) -> Result<Entry, Fault> {
+    fn decode_miss(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        phys: u32,
+        code32: bool,
+    ) -> Result<Entry, Fault> {
         self.decode_cache.misses += 1;
         let mut buf = [0u8; 32];
         for (i, b) in buf.iter_mut().enumerate() {
             // Real mode: IP wraps within the segment for 16-bit code.
-            let off = if code32 { self.eip.wrapping_add(i as u32) } else { (self.eip + i as u32) & 0xFFFF };
+            let off = if code32 {
+                self.eip.wrapping_add(i as u32)
+            } else {
+                (self.eip + i as u32) & 0xFFFF
+            };
             let l = self.segs[SegReg::Cs as usize].base.wrapping_add(off);
             *b = self.read_linear_u8(bus, l);
         }
@@ -411,7 +453,11 @@ impl Cpu {
         let e = exec::make_entry(ins, code32);
         let crosses = (phys & 0xFFF) + e.len as u32 > 0x1000;
         let wraps = !code32 && self.eip + e.len as u32 > 0x10000;
-        if !crosses && !wraps && !self.mem.is_mmio(phys) && lin == self.segs[SegReg::Cs as usize].base.wrapping_add(self.eip) {
+        if !crosses
+            && !wraps
+            && !self.mem.is_mmio(phys)
+            && lin == self.segs[SegReg::Cs as usize].base.wrapping_add(self.eip)
+        {
             self.mem.mark_code_page(phys);
             self.decode_cache.insert(phys, e);
         }

@@ -43,7 +43,14 @@ pub enum SegReg {
 
 impl SegReg {
     /// All six, in encoding order.
-    pub const ALL: [SegReg; 6] = [SegReg::Es, SegReg::Cs, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs];
+    pub const ALL: [SegReg; 6] = [
+        SegReg::Es,
+        SegReg::Cs,
+        SegReg::Ss,
+        SegReg::Ds,
+        SegReg::Fs,
+        SegReg::Gs,
+    ];
 
     /// The segment register named by an iced register (ES..GS).
     #[inline(always)]
@@ -84,7 +91,12 @@ pub struct Segment {
 impl Segment {
     /// A real-mode data segment as it is after reset: writable, present, 64 KiB.
     pub fn real(selector: u16) -> Segment {
-        Segment { selector, base: (selector as u32) << 4, limit: 0xFFFF, attrs: 0x93 }
+        Segment {
+            selector,
+            base: (selector as u32) << 4,
+            limit: 0xFFFF,
+            attrs: 0x93,
+        }
     }
 
     /// D/B bit: 32-bit default operand size (code) or 32-bit stack (SS).

@@ -125,7 +125,8 @@ impl PhysMem {
             }
         }
         if last as usize >= self.ram.len() {
-            self.mmio_high.push((first.max(self.ram.len() as u32), last));
+            self.mmio_high
+                .push((first.max(self.ram.len() as u32), last));
         }
     }
 
@@ -353,7 +354,10 @@ mod tests {
 
     #[test]
     fn bad_rom_size_is_an_error() {
-        assert_eq!(PhysMem::pc(1, vec![0; 1000]).unwrap_err(), MemError::BadRomSize(1000));
+        assert_eq!(
+            PhysMem::pc(1, vec![0; 1000]).unwrap_err(),
+            MemError::BadRomSize(1000)
+        );
     }
 
     #[test]

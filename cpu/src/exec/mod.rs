@@ -1,8 +1,23 @@
 //! Instruction execution, one file per instruction group.
+//!
+//! A handler is chosen once per decoded instruction ([`make_entry`]) and
+//! stored in the decode cache, so the hot loop is a cache lookup and an
+//! indirect call.
 
-mod operand;
+mod alu;
+mod bcd;
+mod bit;
+mod control;
+mod data;
+mod io;
+mod muldiv;
+pub(crate) mod operand;
+mod shift;
+mod stack;
+mod string;
+mod system;
 
-use iced_x86::Instruction;
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 use crate::decode::Entry;
 use crate::interrupt::Fault;
@@ -12,12 +27,103 @@ use crate::Bus;
 /// An instruction handler: executes the decoded instruction.
 pub(crate) type Handler = fn(&mut Cpu, &mut dyn Bus, &Entry) -> Result<(), Fault>;
 
-fn undefined(_: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+/// Instructions this CPU does not implement (MMX, SSE, …) are #UD, as on a
+/// part without the feature.
+pub(crate) fn undefined(_: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
     Err(Fault::UD)
+}
+
+fn is32(r: Register) -> bool {
+    (Register::EAX as u32..=Register::R15D as u32).contains(&(r as u32))
+}
+
+/// Whether the instruction addresses memory with 32-bit addresses.
+fn address_size_32(ins: &Instruction, code32: bool) -> bool {
+    for n in 0..ins.op_count() {
+        match ins.op_kind(n) {
+            OpKind::Memory => {
+                let b = ins.memory_base();
+                let i = ins.memory_index();
+                if b != Register::None {
+                    return is32(b);
+                }
+                if i != Register::None {
+                    return is32(i);
+                }
+                return ins.memory_displ_size() == 4;
+            }
+            OpKind::MemorySegSI | OpKind::MemorySegDI | OpKind::MemoryESDI => return false,
+            OpKind::MemorySegESI | OpKind::MemorySegEDI | OpKind::MemoryESEDI => return true,
+            _ => {}
+        }
+    }
+    code32
+}
+
+/// Base cycle cost by instruction class: roughly a P6's latencies, so the
+/// virtual clock moves at a plausible rate. Memory operands add one.
+fn cycle_cost(ins: &Instruction) -> u8 {
+    use Mnemonic::*;
+    let base: u8 = match ins.mnemonic() {
+        Mul | Imul => 4,
+        Div | Idiv => 20,
+        Call | Ret | Retf | Jmp
+            if ins.op0_kind() != OpKind::NearBranch16 && ins.op0_kind() != OpKind::NearBranch32 =>
+        {
+            8
+        }
+        Int | Int3 | Into | Int1 | Iret | Iretd => 20,
+        In | Out | Insb | Insw | Insd | Outsb | Outsw | Outsd => 30,
+        Cpuid => 40,
+        Lgdt | Lidt | Lmsw | Mov
+            if ins.op0_kind() == OpKind::Register && ins.op0_register() == Register::CR0 =>
+        {
+            10
+        }
+        Enter | Pusha | Pushad | Popa | Popad => 8,
+        Aam | Aad => 10,
+        _ => 1,
+    };
+    let mem = (0..ins.op_count()).any(|n| ins.op_kind(n) == OpKind::Memory);
+    base + mem as u8
 }
 
 /// Build the cache entry for a freshly decoded instruction.
 pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
-    let size = operand::op_size(&ins, 0).unwrap_or(if code32 { 4 } else { 2 });
-    Entry { ins, handler: undefined, size, addr32: code32, code32, len: ins.len() as u8, cycles: 1 }
+    let mut size = operand::op_size(&ins, 0).unwrap_or(if code32 { 4 } else { 2 });
+    if matches!(
+        ins.mnemonic(),
+        Mnemonic::Outsb | Mnemonic::Outsw | Mnemonic::Outsd
+    ) {
+        size = operand::op_size(&ins, 1).unwrap_or(1);
+    }
+    let mut e = Entry {
+        ins,
+        handler: undefined,
+        size,
+        addr32: address_size_32(&ins, code32),
+        code32,
+        len: ins.len() as u8,
+        cycles: cycle_cost(&ins),
+    };
+    e.handler = select(&e);
+    e
+}
+
+fn select(e: &Entry) -> Handler {
+    if e.ins.is_invalid() {
+        return undefined;
+    }
+    data::select(e)
+        .or_else(|| alu::select(e))
+        .or_else(|| control::select(e))
+        .or_else(|| stack::select(e))
+        .or_else(|| string::select(e))
+        .or_else(|| shift::select(e))
+        .or_else(|| muldiv::select(e))
+        .or_else(|| bit::select(e))
+        .or_else(|| bcd::select(e))
+        .or_else(|| io::select(e))
+        .or_else(|| system::select(e))
+        .unwrap_or(undefined)
 }

@@ -62,7 +62,13 @@ impl Cpu {
     }
 
     #[inline(always)]
-    pub(crate) fn write_loc(&mut self, bus: &mut dyn Bus, l: Loc, size: u8, v: u32) -> Result<(), Fault> {
+    pub(crate) fn write_loc(
+        &mut self,
+        bus: &mut dyn Bus,
+        l: Loc,
+        size: u8,
+        v: u32,
+    ) -> Result<(), Fault> {
         match l {
             Loc::Reg(r) => {
                 self.set_reg(r, v);
@@ -75,7 +81,13 @@ impl Cpu {
     /// Read operand `n` as a value of `size` bytes (immediates are
     /// sign-extended as the encoding says and truncated to `size`).
     #[inline(always)]
-    pub(crate) fn read_op(&mut self, bus: &mut dyn Bus, e: &Entry, n: u32, size: u8) -> Result<u32, Fault> {
+    pub(crate) fn read_op(
+        &mut self,
+        bus: &mut dyn Bus,
+        e: &Entry,
+        n: u32,
+        size: u8,
+    ) -> Result<u32, Fault> {
         let ins = &e.ins;
         match ins.op_kind(n) {
             OpKind::Register => Ok(self.get_reg(ins.op_register(n))),
@@ -95,7 +107,14 @@ impl Cpu {
 
     /// Write operand `n` (register or memory).
     #[inline(always)]
-    pub(crate) fn write_op(&mut self, bus: &mut dyn Bus, e: &Entry, n: u32, size: u8, v: u32) -> Result<(), Fault> {
+    pub(crate) fn write_op(
+        &mut self,
+        bus: &mut dyn Bus,
+        e: &Entry,
+        n: u32,
+        size: u8,
+        v: u32,
+    ) -> Result<(), Fault> {
         let l = self.loc(e, n);
         self.write_loc(bus, l, size, v)
     }
@@ -106,7 +125,9 @@ pub(crate) fn reg_size(r: Register) -> u8 {
     let n = r as u32;
     if (Register::AL as u32..=Register::R15L as u32).contains(&n) {
         1
-    } else if (Register::AX as u32..=Register::R15W as u32).contains(&n) || (Register::ES as u32..=Register::GS as u32).contains(&n) {
+    } else if (Register::AX as u32..=Register::R15W as u32).contains(&n)
+        || (Register::ES as u32..=Register::GS as u32).contains(&n)
+    {
         2
     } else {
         4

@@ -1,0 +1,314 @@
+//! Control transfer: JMP Jcc JCXZ LOOP CALL RET RETF INT INT3 INT1 INTO IRET BOUND.
+
+use iced_x86::{Code, MemorySize, Mnemonic, OpKind};
+
+use super::Handler;
+use crate::decode::Entry;
+use crate::interrupt::{Fault, Source, Vector};
+use crate::processor::Cpu;
+use crate::regs::{gpr, SegReg};
+use crate::Bus;
+
+impl Cpu {
+    /// Set EIP to a near target after checking it against the CS limit.
+    #[inline(always)]
+    pub(crate) fn near_jump(&mut self, target: u32) -> Result<(), Fault> {
+        if target > self.segs[SegReg::Cs as usize].limit {
+            return Err(Fault::gp(0));
+        }
+        self.eip = target;
+        Ok(())
+    }
+
+    /// A far transfer to `sel:off` (real mode: the selector is a paragraph).
+    pub(crate) fn far_jump(&mut self, sel: u16, off: u32) -> Result<(), Fault> {
+        if off > self.segs[SegReg::Cs as usize].limit {
+            return Err(Fault::gp(0));
+        }
+        self.load_cs(sel)?;
+        self.eip = off;
+        Ok(())
+    }
+}
+
+fn target_of(e: &Entry) -> u32 {
+    match e.ins.op0_kind() {
+        OpKind::NearBranch16 => e.ins.near_branch16() as u32,
+        _ => e.ins.near_branch32(),
+    }
+}
+
+fn jmp_rel(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    cpu.near_jump(target_of(e))
+}
+
+fn jcc(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let cc = (e.ins.condition_code() as u8).wrapping_sub(1);
+    if cpu.flags.condition(cc) {
+        cpu.near_jump(target_of(e))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a LOOP/JCXZ form counts with ECX (address size 32) rather than CX.
+fn counts_ecx(c: Code) -> bool {
+    matches!(
+        c,
+        Code::Loop_rel8_16_ECX
+            | Code::Loop_rel8_32_ECX
+            | Code::Loope_rel8_16_ECX
+            | Code::Loope_rel8_32_ECX
+            | Code::Loopne_rel8_16_ECX
+            | Code::Loopne_rel8_32_ECX
+            | Code::Jecxz_rel8_16
+            | Code::Jecxz_rel8_32
+    )
+}
+
+fn loop_(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let ecx = counts_ecx(e.ins.code());
+    let c = cpu.regs[gpr::ECX];
+    let n = if ecx {
+        cpu.regs[gpr::ECX] = c.wrapping_sub(1);
+        c.wrapping_sub(1)
+    } else {
+        let n = (c as u16).wrapping_sub(1);
+        cpu.regs[gpr::ECX] = (c & 0xFFFF_0000) | n as u32;
+        n as u32
+    };
+    let take = n != 0
+        && match e.ins.mnemonic() {
+            Mnemonic::Loope => cpu.flags.zf(),
+            Mnemonic::Loopne => !cpu.flags.zf(),
+            _ => true,
+        };
+    if take {
+        cpu.near_jump(target_of(e))?;
+    }
+    Ok(())
+}
+
+fn jcxz(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let c = if counts_ecx(e.ins.code()) {
+        cpu.regs[gpr::ECX]
+    } else {
+        cpu.regs[gpr::ECX] & 0xFFFF
+    };
+    if c == 0 {
+        cpu.near_jump(target_of(e))?;
+    }
+    Ok(())
+}
+
+fn is_far_mem(e: &Entry) -> Option<u8> {
+    if e.ins.op0_kind() != OpKind::Memory {
+        return None;
+    }
+    match e.ins.memory_size() {
+        MemorySize::SegPtr16 => Some(2),
+        MemorySize::SegPtr32 => Some(4),
+        _ => None,
+    }
+}
+
+fn read_far_ptr(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    e: &Entry,
+    size: u8,
+) -> Result<(u16, u32), Fault> {
+    let seg = cpu.mem_seg(e);
+    let off = cpu.ea(e);
+    let wrap = if e.addr32 { u32::MAX } else { 0xFFFF };
+    let o = cpu.read_mem(bus, seg, off, size)?;
+    let s = cpu.read_mem(bus, seg, off.wrapping_add(size as u32) & wrap, 2)? as u16;
+    Ok((s, o))
+}
+
+fn jmp_indirect(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let t = cpu.read_op(bus, e, 0, e.size)?;
+    cpu.near_jump(t)
+}
+
+fn jmp_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let (sel, off) = match is_far_mem(e) {
+        Some(size) => read_far_ptr(cpu, bus, e, size)?,
+        None => {
+            let off = if e.ins.op0_kind() == OpKind::FarBranch16 {
+                e.ins.far_branch16() as u32
+            } else {
+                e.ins.far_branch32()
+            };
+            (e.ins.far_branch_selector(), off)
+        }
+    };
+    cpu.far_jump(sel, off)
+}
+
+fn call_near(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let size = e.size;
+    let target = match e.ins.op0_kind() {
+        OpKind::NearBranch16 | OpKind::NearBranch32 => target_of(e),
+        _ => cpu.read_op(bus, e, 0, size)?,
+    };
+    if target > cpu.segs[SegReg::Cs as usize].limit {
+        return Err(Fault::gp(0));
+    }
+    cpu.push(bus, size, cpu.eip)?;
+    cpu.eip = target;
+    Ok(())
+}
+
+fn call_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let (size, sel, off) = match is_far_mem(e) {
+        Some(size) => {
+            let (s, o) = read_far_ptr(cpu, bus, e, size)?;
+            (size, s, o)
+        }
+        None => {
+            if e.ins.op0_kind() == OpKind::FarBranch16 {
+                (2, e.ins.far_branch_selector(), e.ins.far_branch16() as u32)
+            } else {
+                (4, e.ins.far_branch_selector(), e.ins.far_branch32())
+            }
+        }
+    };
+    if off > cpu.segs[SegReg::Cs as usize].limit {
+        return Err(Fault::gp(0));
+    }
+    let esp = cpu.regs[gpr::ESP];
+    let cs = cpu.segs[SegReg::Cs as usize].selector as u32;
+    let r = cpu
+        .push(bus, size, cs)
+        .and_then(|_| cpu.push(bus, size, cpu.eip));
+    if let Err(f) = r {
+        cpu.regs[gpr::ESP] = esp;
+        return Err(f);
+    }
+    cpu.far_jump(sel, off)
+}
+
+fn ret_size(c: Code) -> u8 {
+    match c {
+        Code::Retnw | Code::Retnw_imm16 | Code::Retfw | Code::Retfw_imm16 => 2,
+        _ => 4,
+    }
+}
+
+fn ret_near(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let size = ret_size(e.ins.code());
+    let t = cpu.stack_peek(bus, 0, size)?;
+    if t > cpu.segs[SegReg::Cs as usize].limit {
+        return Err(Fault::gp(0));
+    }
+    let imm = if e.ins.op_count() > 0 {
+        e.ins.immediate16() as u32
+    } else {
+        0
+    };
+    cpu.stack_adjust(size as u32 + imm);
+    cpu.eip = t;
+    Ok(())
+}
+
+fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let size = ret_size(e.ins.code());
+    let off = cpu.stack_peek(bus, 0, size)?;
+    let sel = cpu.stack_peek(bus, size as u32, 2)? as u16;
+    if off > cpu.segs[SegReg::Cs as usize].limit {
+        return Err(Fault::gp(0));
+    }
+    let imm = if e.ins.op_count() > 0 {
+        e.ins.immediate16() as u32
+    } else {
+        0
+    };
+    cpu.far_jump(sel, off)?;
+    cpu.stack_adjust(2 * size as u32 + imm);
+    Ok(())
+}
+
+fn int_n(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let v = match e.ins.mnemonic() {
+        Mnemonic::Int3 => Vector::Breakpoint as u8,
+        Mnemonic::Int1 => Vector::Debug as u8,
+        Mnemonic::Into => {
+            if !cpu.flags.of() {
+                return Ok(());
+            }
+            Vector::Overflow as u8
+        }
+        _ => e.ins.immediate8(),
+    };
+    cpu.interrupt(bus, v, Source::Software, None)
+}
+
+fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let size: u8 = if e.ins.code() == Code::Iretw { 2 } else { 4 };
+    let ip = cpu.stack_peek(bus, 0, size)?;
+    let cs = cpu.stack_peek(bus, size as u32, 2)? as u16;
+    let fl = cpu.stack_peek(bus, 2 * size as u32, size)?;
+    if ip > cpu.segs[SegReg::Cs as usize].limit {
+        return Err(Fault::gp(0));
+    }
+    cpu.far_jump(cs, ip)?;
+    cpu.stack_adjust(3 * size as u32);
+    let cur = cpu.flags.get();
+    let new = if size == 2 {
+        (cur & 0xFFFF_0000) | (fl & 0xFFFF)
+    } else {
+        // VM, VIF and VIP are not changed by a real-mode IRETD (SDM Vol. 2A IRET).
+        (fl & 0x0025_7FD5) | (cur & 0x001A_0000)
+    };
+    cpu.set_eflags(new);
+    Ok(())
+}
+
+fn bound(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if e.ins.op1_kind() != OpKind::Memory {
+        return Err(Fault::UD);
+    }
+    let size = e.size;
+    let seg = cpu.mem_seg(e);
+    let off = cpu.ea(e);
+    let wrap = if e.addr32 { u32::MAX } else { 0xFFFF };
+    let lo = cpu.read_mem(bus, seg, off, size)?;
+    let hi = cpu.read_mem(bus, seg, off.wrapping_add(size as u32) & wrap, size)?;
+    let idx = cpu.get_reg(e.ins.op0_register());
+    let (lo, hi, idx) = if size == 2 {
+        (
+            lo as u16 as i16 as i32,
+            hi as u16 as i16 as i32,
+            idx as u16 as i16 as i32,
+        )
+    } else {
+        (lo as i32, hi as i32, idx as i32)
+    };
+    if idx < lo || idx > hi {
+        return Err(Fault::BR);
+    }
+    Ok(())
+}
+
+pub(crate) fn select(e: &Entry) -> Option<Handler> {
+    let ins = &e.ins;
+    let near_rel = matches!(ins.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32);
+    let far_direct = matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32);
+    Some(match ins.mnemonic() {
+        Mnemonic::Jmp if near_rel => jmp_rel,
+        Mnemonic::Jmp if far_direct || is_far_mem(e).is_some() => jmp_far,
+        Mnemonic::Jmp => jmp_indirect,
+        Mnemonic::Call if far_direct || is_far_mem(e).is_some() => call_far,
+        Mnemonic::Call => call_near,
+        Mnemonic::Ret => ret_near,
+        Mnemonic::Retf => ret_far,
+        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne => loop_,
+        Mnemonic::Jcxz | Mnemonic::Jecxz => jcxz,
+        Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Int1 | Mnemonic::Into => int_n,
+        Mnemonic::Iret | Mnemonic::Iretd => iret,
+        Mnemonic::Bound => bound,
+        _ if ins.condition_code() != iced_x86::ConditionCode::None && near_rel => jcc,
+        _ => return None,
+    })
+}

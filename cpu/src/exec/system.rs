@@ -1,0 +1,326 @@
+//! Flag instructions, HLT, CPUID, RDTSC, MSRs, descriptor-table registers,
+//! control and debug registers, cache control, and the x87 escape in this
+//! milestone (no FPU yet: see `fpu_escape`).
+
+use iced_x86::{CpuidFeature, Mnemonic, OpKind, Register};
+
+use super::Handler;
+use crate::decode::Entry;
+use crate::flags;
+use crate::interrupt::Fault;
+use crate::processor::Cpu;
+use crate::regs::{cr0, gpr};
+use crate::Bus;
+
+/// CPUID.1 EDX features we implement: TSC (4), MSR (5), CX8 (8), CMOV (15).
+/// FPU (0) is not set until the x87 milestone.
+const CPUID1_EDX: u32 = (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+
+fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    match e.ins.mnemonic() {
+        Mnemonic::Clc => cpu.flags.set_cf(false),
+        Mnemonic::Stc => cpu.flags.set_cf(true),
+        Mnemonic::Cmc => {
+            let c = cpu.flags.cf();
+            cpu.flags.set_cf(!c);
+        }
+        Mnemonic::Cld => cpu.flags.set_control(flags::DF, false),
+        Mnemonic::Std => cpu.flags.set_control(flags::DF, true),
+        Mnemonic::Cli => cpu.flags.set_control(flags::IF, false),
+        _ => {
+            // STI: interrupts are recognised only after the next instruction
+            // (SDM Vol. 2B STI), and only if IF was clear before.
+            if !cpu.flags.control(flags::IF) {
+                cpu.flags.set_control(flags::IF, true);
+                cpu.inhibit_at = cpu.instructions + 1;
+            }
+            cpu.poll_interrupts();
+        }
+    }
+    Ok(())
+}
+
+fn hlt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    cpu.halted = true;
+    Ok(())
+}
+
+fn nop(_: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    Ok(())
+}
+
+fn salc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    let v = if cpu.flags.cf() { 0xFF } else { 0 };
+    cpu.set_reg(Register::AL, v);
+    Ok(())
+}
+
+fn cpuid(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    let leaf = cpu.regs[gpr::EAX];
+    // Leaves above the maximum return the highest basic leaf, as Intel parts do.
+    let leaf = if leaf > 2 && leaf < 0x8000_0000 {
+        2
+    } else {
+        leaf
+    };
+    let (a, b, c, d) = match leaf {
+        0 => (
+            2,
+            u32::from_le_bytes(*b"Genu"),
+            u32::from_le_bytes(*b"ntel"),
+            u32::from_le_bytes(*b"ineI"),
+        ),
+        1 => (0x0000_0633, 0, 0, CPUID1_EDX),
+        2 => (0x0000_0001, 0, 0, 0),
+        _ => (0, 0, 0, 0),
+    };
+    cpu.regs[gpr::EAX] = a;
+    cpu.regs[gpr::EBX] = b;
+    cpu.regs[gpr::ECX] = c;
+    cpu.regs[gpr::EDX] = d;
+    Ok(())
+}
+
+fn rdtsc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    // CR4.TSD makes RDTSC privileged; CPL is 0 in real mode.
+    if cpu.cr[4] & (1 << 2) != 0 && cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    let t = cpu.cycles.wrapping_add(cpu.tsc_offset);
+    cpu.regs[gpr::EAX] = t as u32;
+    cpu.regs[gpr::EDX] = (t >> 32) as u32;
+    Ok(())
+}
+
+fn msr(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    let idx = cpu.regs[gpr::ECX];
+    let write = e.ins.mnemonic() == Mnemonic::Wrmsr;
+    let value = ((cpu.regs[gpr::EDX] as u64) << 32) | cpu.regs[gpr::EAX] as u64;
+    let read = match idx {
+        0x10 => {
+            if write {
+                cpu.tsc_offset = value.wrapping_sub(cpu.cycles);
+            }
+            cpu.cycles.wrapping_add(cpu.tsc_offset)
+        }
+        // Platform ID and microcode signature: reads as zero, writes ignored.
+        0x17 | 0x8B => 0,
+        _ => return Err(Fault::gp(0)),
+    };
+    if !write {
+        cpu.regs[gpr::EAX] = read as u32;
+        cpu.regs[gpr::EDX] = (read >> 32) as u32;
+    }
+    Ok(())
+}
+
+fn table_reg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if e.ins.op0_kind() != OpKind::Memory {
+        return Err(Fault::UD);
+    }
+    let seg = cpu.mem_seg(e);
+    let off = cpu.ea(e);
+    let wrap = if e.addr32 { u32::MAX } else { 0xFFFF };
+    let o32 = e.size == 4
+        || e.ins.code() == iced_x86::Code::Lgdt_m1632
+        || e.ins.code() == iced_x86::Code::Lidt_m1632;
+    match e.ins.mnemonic() {
+        Mnemonic::Lgdt | Mnemonic::Lidt => {
+            if cpu.cpl() != 0 {
+                return Err(Fault::gp(0));
+            }
+            let limit = cpu.read_mem(bus, seg, off, 2)? as u16;
+            let mut base = cpu.read_mem(bus, seg, off.wrapping_add(2) & wrap, 4)?;
+            if !o32 {
+                base &= 0x00FF_FFFF;
+            }
+            let t = crate::regs::TableReg { base, limit };
+            if e.ins.mnemonic() == Mnemonic::Lgdt {
+                cpu.gdtr = t;
+            } else {
+                cpu.idtr = t;
+            }
+        }
+        _ => {
+            let t = if e.ins.mnemonic() == Mnemonic::Sgdt {
+                cpu.gdtr
+            } else {
+                cpu.idtr
+            };
+            cpu.write_mem(bus, seg, off, 2, t.limit as u32)?;
+            let base = if o32 { t.base } else { t.base & 0x00FF_FFFF };
+            cpu.write_mem(bus, seg, off.wrapping_add(2) & wrap, 4, base)?;
+        }
+    }
+    Ok(())
+}
+
+fn smsw(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let v = cpu.cr[0];
+    if e.ins.op0_kind() == OpKind::Register {
+        cpu.set_reg(e.ins.op0_register(), v);
+        Ok(())
+    } else {
+        cpu.write_op(bus, e, 0, 2, v & 0xFFFF)
+    }
+}
+
+/// LMSW loads PE, MP, EM, TS and cannot clear PE (SDM Vol. 2A LMSW).
+fn lmsw(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    let v = cpu.read_op(bus, e, 0, 2)? & 0xF;
+    let old = cpu.cr[0];
+    let new = (old & !0xE) | (v & 0xE) | (old & 1) | (v & 1);
+    cpu.cr[0] = new;
+    Ok(())
+}
+
+fn clts(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    if cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    cpu.cr[0] &= !cr0::TS;
+    Ok(())
+}
+
+fn cr_index(r: Register) -> Option<usize> {
+    let n = (r as u32).checked_sub(Register::CR0 as u32)?;
+    (n <= 15).then_some(n as usize)
+}
+
+fn dr_index(r: Register) -> Option<usize> {
+    let n = (r as u32).checked_sub(Register::DR0 as u32)?;
+    (n <= 15).then_some(n as usize)
+}
+
+/// MOV to/from CRn and DRn (SDM Vol. 2B MOV—Move to/from Control/Debug Registers).
+fn mov_special(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    let r0 = e.ins.op0_register();
+    let r1 = e.ins.op1_register();
+    if let Some(n) = cr_index(r1) {
+        let v = match n {
+            0 | 2 | 3 | 4 => cpu.cr[n],
+            _ => return Err(Fault::UD),
+        };
+        cpu.set_reg(r0, v);
+        return Ok(());
+    }
+    if let Some(n) = cr_index(r0) {
+        let v = cpu.get_reg(r1);
+        match n {
+            0 => {
+                // PG without PE, or NW without CD, is #GP(0).
+                if (v & cr0::PG != 0 && v & cr0::PE == 0) || (v & cr0::NW != 0 && v & cr0::CD == 0)
+                {
+                    return Err(Fault::gp(0));
+                }
+                cpu.cr[0] = (v & 0xE005_003F) | cr0::ET;
+                cpu.request_yield();
+            }
+            2 => cpu.cr[2] = v,
+            3 => cpu.cr[3] = v & 0xFFFF_F018,
+            4 => {
+                // Bits we model: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT.
+                if v & !0x0000_06FF != 0 {
+                    return Err(Fault::gp(0));
+                }
+                cpu.cr[4] = v;
+            }
+            _ => return Err(Fault::UD),
+        }
+        return Ok(());
+    }
+    let de = cpu.cr[4] & (1 << 3) != 0;
+    let alias = |n: usize| -> Result<usize, Fault> {
+        match n {
+            0..=3 | 6 | 7 => Ok(n),
+            4 | 5 if !de => Ok(n + 2),
+            _ => Err(Fault::UD),
+        }
+    };
+    if let Some(n) = dr_index(r1) {
+        let n = alias(n)?;
+        let v = cpu.dr[n];
+        cpu.set_reg(r0, v);
+        return Ok(());
+    }
+    if let Some(n) = dr_index(r0) {
+        let n = alias(n)?;
+        let v = cpu.get_reg(r1);
+        cpu.dr[n] = match n {
+            6 => v | 0xFFFF_0FF0,
+            7 => (v | 0x400) & !0x0000_D000,
+            _ => v,
+        };
+        return Ok(());
+    }
+    Err(Fault::UD)
+}
+
+fn privileged_nop(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    if cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    Ok(())
+}
+
+/// x87 escape with no FPU fitted (this milestone): CR0.EM or CR0.TS raise
+/// #NM as the SDM requires; otherwise the instruction does nothing and stores
+/// nothing, which is how software probing with FNINIT/FNSTSW sees a machine
+/// without a coprocessor (CPUID.1:EDX.FPU is clear to match).
+fn fpu_escape(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    if cpu.cr[0] & (cr0::EM | cr0::TS) != 0 {
+        return Err(Fault::NM);
+    }
+    Ok(())
+}
+
+/// WAIT/FWAIT: #NM only when both MP and TS are set.
+fn fwait(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    if cpu.cr[0] & (cr0::MP | cr0::TS) == (cr0::MP | cr0::TS) {
+        return Err(Fault::NM);
+    }
+    Ok(())
+}
+
+fn is_x87(e: &Entry) -> bool {
+    e.ins.cpuid_features().iter().any(|f| {
+        matches!(
+            f,
+            CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387
+        )
+    })
+}
+
+pub(crate) fn select(e: &Entry) -> Option<Handler> {
+    use Mnemonic::*;
+    let m = e.ins.mnemonic();
+    Some(match m {
+        Clc | Stc | Cmc | Cld | Std | Cli | Sti => flag_op,
+        Hlt => hlt,
+        Nop | Pause => nop,
+        Salc => salc,
+        Cpuid => cpuid,
+        Rdtsc => rdtsc,
+        Rdmsr | Wrmsr => msr,
+        Lgdt | Lidt | Sgdt | Sidt => table_reg,
+        Smsw => smsw,
+        Lmsw => lmsw,
+        Clts => clts,
+        Mov => mov_special,
+        Invd | Wbinvd | Invlpg => privileged_nop,
+        Wait => fwait,
+        // Protected-mode-only instructions are #UD in real mode (SDM Vol. 3A §20.1.3).
+        Lldt | Sldt | Ltr | Str | Lar | Lsl | Verr | Verw | Arpl => super::undefined,
+        _ if is_x87(e) => fpu_escape,
+        _ => return None,
+    })
+}
