@@ -1,1 +1,395 @@
 //! The PC as one value: CPU and board, the run loop and the virtual clock.
+//!
+//! [`Machine`] owns the [`Cpu`] (which owns guest memory) and the [`Pc`]
+//! board, and is the only place the two meet. [`Machine::run`] executes guest
+//! instructions in slices: the CPU runs until its budget, the next device
+//! deadline, or an instruction that needs the board's attention (port I/O,
+//! a change of IF, HLT, a triple fault); between slices the machine applies
+//! what the board asked for (A20, reset) and checks the exit conditions.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use ringside_cpu::{Cpu, StopReason};
+pub use ringside_devices::{Console, Pc, PcConfig};
+use ringside_mmu::{MemError, PhysMem};
+use thiserror::Error;
+
+/// Instructions per slice when no device deadline is nearer. Only bounds how
+/// often the loop checks its limits; with devices, their deadlines cut
+/// slices shorter.
+const SLICE_INSTRUCTIONS: u64 = 1 << 20;
+/// Cycles per slice when no device is scheduled.
+const SLICE_CYCLES: u64 = 1 << 22;
+
+/// ROM sizes the PC memory map accepts.
+pub const ROM_SIZES: [usize; 3] = [64 * 1024, 128 * 1024, 256 * 1024];
+/// Default RAM size in MiB (QEMU's default too, so a ROM that sizes memory
+/// sees the same amount on both).
+pub const DEFAULT_MEMORY_MIB: u32 = 128;
+
+/// A host-side problem building a machine. Each names the file involved.
+#[derive(Debug, Error)]
+pub enum MachineError {
+    /// The ROM file could not be read.
+    #[error("{}: cannot read ROM image: {source}", path.display())]
+    RomRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The ROM file has a size the PC map cannot hold.
+    #[error("{}: ROM image is {size} bytes; it must be exactly 64, 128 or 256 KiB (65536, 131072 or 262144 bytes)", path.display())]
+    RomSize {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The debug console file could not be created.
+    #[error("{}: cannot create debug console file: {source}", path.display())]
+    Console {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The memory configuration is impossible.
+    #[error("{0}")]
+    Memory(#[from] MemError),
+}
+
+/// How a machine is built.
+#[derive(Debug)]
+pub struct MachineConfig {
+    /// RAM in MiB.
+    pub memory_mib: u32,
+    /// Where port 0xE9 output goes.
+    pub console: Console,
+    /// A POST-code port besides 0x80.
+    pub extra_post_port: Option<u16>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            memory_mib: DEFAULT_MEMORY_MIB,
+            console: Console::Null,
+            extra_post_port: None,
+        }
+    }
+}
+
+/// Limits on one call of [`Machine::run`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunLimits {
+    /// Stop once this many instructions have retired since power-on.
+    pub max_instructions: Option<u64>,
+}
+
+/// Why [`Machine::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The guest wrote this value to the exit device (port 0xF4).
+    Exit(u32),
+    /// The instruction limit was reached.
+    MaxInstructions,
+    /// HLT with IF=0: nothing can wake the CPU.
+    HaltedForever {
+        /// CS selector of the instruction after the HLT.
+        cs: u16,
+        /// Its offset.
+        eip: u32,
+    },
+    /// HLT with IF=1, but no device on this board can raise an interrupt,
+    /// so nothing will ever wake the CPU either.
+    HaltedNoInterruptSource {
+        /// CS selector of the instruction after the HLT.
+        cs: u16,
+        /// Its offset.
+        eip: u32,
+    },
+}
+
+impl RunOutcome {
+    /// The process exit status the `ringside` binary uses for this outcome:
+    /// `(v << 1) | 1` for an exit-port write of `v` (as QEMU's
+    /// isa-debug-exit, truncated to 8 bits by the OS), 124 for the
+    /// instruction limit (as `timeout` does), 3 for a CPU halted for good.
+    pub fn exit_status(self) -> i32 {
+        match self {
+            RunOutcome::Exit(v) => (((v << 1) | 1) & 0xFF) as i32,
+            RunOutcome::MaxInstructions => 124,
+            RunOutcome::HaltedForever { .. } | RunOutcome::HaltedNoInterruptSource { .. } => 3,
+        }
+    }
+
+    /// One line saying what happened, for the end-of-run summary.
+    pub fn describe(self) -> String {
+        match self {
+            RunOutcome::Exit(v) => format!(
+                "guest wrote {v:#x} to the exit port 0xF4 (exit status {})",
+                self.exit_status()
+            ),
+            RunOutcome::MaxInstructions => "instruction limit reached (--max-instructions)".to_string(),
+            RunOutcome::HaltedForever { cs, eip } => format!(
+                "CPU halted with interrupts disabled at {cs:04X}:{:04X}: nothing can wake it",
+                eip.wrapping_sub(1)
+            ),
+            RunOutcome::HaltedNoInterruptSource { cs, eip } => format!(
+                "CPU halted at {cs:04X}:{:04X} with interrupts enabled, but no device on this board \
+                 can interrupt yet: nothing can wake it",
+                eip.wrapping_sub(1)
+            ),
+        }
+    }
+}
+
+/// Counters of one machine since power-on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Instructions retired.
+    pub instructions: u64,
+    /// Virtual clock, in cycles.
+    pub cycles: u64,
+    /// Resets (triple faults and guest-requested resets).
+    pub resets: u64,
+    /// Host time spent inside [`Machine::run`].
+    pub host_time: Duration,
+    /// Decoded-instruction cache hits.
+    pub decode_hits: u64,
+    /// Decoded-instruction cache misses.
+    pub decode_misses: u64,
+}
+
+impl Stats {
+    /// Guest instructions per host second, in millions.
+    pub fn mips(&self) -> f64 {
+        let s = self.host_time.as_secs_f64();
+        if s > 0.0 {
+            self.instructions as f64 / s / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    /// Host nanoseconds per guest instruction.
+    pub fn ns_per_instruction(&self) -> f64 {
+        if self.instructions > 0 {
+            self.host_time.as_secs_f64() * 1e9 / self.instructions as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A PC: CPU, memory and board.
+pub struct Machine {
+    /// The processor (owns guest memory as `cpu.mem`).
+    pub cpu: Cpu,
+    /// The board.
+    pub pc: Pc,
+    resets: u64,
+    host_time: Duration,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("cpu", &self.cpu)
+            .field("pc", &self.pc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// A machine with `rom` as its system ROM (64, 128 or 256 KiB).
+    pub fn new(rom: Vec<u8>, config: MachineConfig) -> Result<Machine, MachineError> {
+        let mem = PhysMem::pc(config.memory_mib, rom)?;
+        let pc = Pc::new(PcConfig {
+            console: config.console,
+            extra_post_port: config.extra_post_port,
+        });
+        let mut m = Machine {
+            cpu: Cpu::new(mem),
+            pc,
+            resets: 0,
+            host_time: Duration::ZERO,
+        };
+        m.apply_a20();
+        Ok(m)
+    }
+
+    /// A machine whose system ROM is read from `path`.
+    pub fn from_rom_file(path: &Path, config: MachineConfig) -> Result<Machine, MachineError> {
+        let rom = load_rom(path)?;
+        Machine::new(rom, config)
+    }
+
+    /// Run until the guest exits, halts for good, or a limit is reached.
+    ///
+    /// A triple fault resets the machine and carries on, as a PC (and QEMU
+    /// without `-no-reboot`) does; so does a reset through port 0x92.
+    pub fn run(&mut self, limits: RunLimits) -> RunOutcome {
+        let start = Instant::now();
+        let outcome = self.run_inner(limits);
+        self.host_time += start.elapsed();
+        if let Err(e) = self.pc.debug.flush() {
+            log::warn!("debug console: {e}");
+        }
+        outcome
+    }
+
+    fn run_inner(&mut self, limits: RunLimits) -> RunOutcome {
+        loop {
+            if let Some(v) = self.pc.exit_request() {
+                return RunOutcome::Exit(v);
+            }
+            let budget = match limits.max_instructions {
+                Some(max) if self.cpu.instructions >= max => return RunOutcome::MaxInstructions,
+                Some(max) => (max - self.cpu.instructions).min(SLICE_INSTRUCTIONS),
+                None => SLICE_INSTRUCTIONS,
+            };
+            let deadline = self
+                .pc
+                .next_event()
+                .unwrap_or(self.cpu.cycles.saturating_add(SLICE_CYCLES));
+            match self.cpu.run(&mut self.pc, deadline, budget) {
+                StopReason::Budget => {}
+                StopReason::Yield => self.service_board(),
+                StopReason::Halted => {
+                    self.service_board();
+                    if self.pc.exit_request().is_some() || !self.cpu.is_halted() {
+                        continue;
+                    }
+                    let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize].selector;
+                    let eip = self.cpu.eip;
+                    if self.cpu.eflags() & IF_FLAG == 0 {
+                        return RunOutcome::HaltedForever { cs, eip };
+                    }
+                    // IF=1: an interrupt could wake the CPU. Once the board
+                    // has interrupt sources (`can_interrupt`), this is where
+                    // the clock skips ahead to the next device event; until
+                    // then nothing ever will, and waiting would hang the host.
+                    debug_assert!(!self.pc.can_interrupt());
+                    return RunOutcome::HaltedNoInterruptSource { cs, eip };
+                }
+                StopReason::Shutdown => {
+                    let what = self
+                        .cpu
+                        .last_exception
+                        .map(|f| f.to_string())
+                        .unwrap_or_else(|| "?".into());
+                    log::warn!(
+                        "triple fault (last exception {what}) at instruction {}: resetting the machine",
+                        self.cpu.instructions
+                    );
+                    self.reset();
+                }
+            }
+        }
+    }
+
+    /// Apply what the board asked for since the last slice.
+    fn service_board(&mut self) {
+        if self.pc.take_reset_request() {
+            log::info!("guest requested a reset (port 0x92): resetting the machine");
+            self.reset();
+            return;
+        }
+        self.apply_a20();
+    }
+
+    fn apply_a20(&mut self) {
+        let want = self.pc.a20_enabled();
+        if self.cpu.mem.a20_enabled() != want {
+            self.cpu.mem.set_a20(want);
+        }
+    }
+
+    /// System reset: CPU and board back to their reset state; RAM keeps its
+    /// contents (a warm reset, as the reset line does on a PC).
+    pub fn reset(&mut self) {
+        self.resets += 1;
+        self.pc.reset();
+        self.apply_a20();
+        self.cpu.reset();
+    }
+
+    /// The last POST code the guest wrote, if any.
+    pub fn last_post_code(&self) -> Option<u8> {
+        self.pc.debug.last_post_code()
+    }
+
+    /// Counters since power-on.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            instructions: self.cpu.instructions,
+            cycles: self.cpu.cycles,
+            resets: self.resets,
+            host_time: self.host_time,
+            decode_hits: self.cpu.decode_cache.hits,
+            decode_misses: self.cpu.decode_cache.misses,
+        }
+    }
+
+    /// The end-of-run summary lines every run prints to stderr.
+    pub fn summary_lines(&self) -> [String; 2] {
+        let post = match self.last_post_code() {
+            Some(c) => format!("{c:02X}"),
+            None => "none".to_string(),
+        };
+        [
+            format!("last POST code: {post}"),
+            format!("instructions executed: {}", self.cpu.instructions),
+        ]
+    }
+}
+
+/// EFLAGS.IF.
+const IF_FLAG: u32 = 1 << 9;
+
+/// Read a ROM image and check its size, naming the file in any error.
+pub fn load_rom(path: &Path) -> Result<Vec<u8>, MachineError> {
+    let err = |source| MachineError::RomRead {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Check the size before reading, so a huge file is not read whole.
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.is_dir() {
+        return Err(err(std::io::Error::other("is a directory")));
+    }
+    if !ROM_SIZES.contains(&(meta.len() as usize)) || meta.len() > u32::MAX as u64 {
+        return Err(MachineError::RomSize {
+            path: path.to_path_buf(),
+            size: meta.len(),
+        });
+    }
+    let rom = std::fs::read(path).map_err(err)?;
+    if !ROM_SIZES.contains(&rom.len()) {
+        // The file changed between the two looks.
+        return Err(MachineError::RomSize {
+            path: path.to_path_buf(),
+            size: rom.len() as u64,
+        });
+    }
+    Ok(rom)
+}
+
+/// Open the debug console named on a command line: `stdio`, `null`, or a
+/// file path.
+pub fn console_from_arg(arg: &str) -> Result<Console, MachineError> {
+    match arg {
+        "stdio" => Ok(Console::Stdout),
+        "null" => Ok(Console::Null),
+        path => Console::create_file(Path::new(path)).map_err(|source| MachineError::Console {
+            path: PathBuf::from(path),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

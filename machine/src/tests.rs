@@ -1,0 +1,258 @@
+//! Machine tests: tiny hand-assembled ROMs (bytes commented with their
+//! instructions) and the built-in demo.
+
+use super::*;
+use ringside_roms::rom_with_code;
+
+fn machine(code: &[u8]) -> Machine {
+    let config = MachineConfig {
+        memory_mib: 2,
+        console: Console::Capture(Vec::new()),
+        extra_post_port: Some(0x84),
+    };
+    Machine::new(rom_with_code(code), config).expect("valid ROM")
+}
+
+fn run(code: &[u8], max: u64) -> (Machine, RunOutcome) {
+    let mut m = machine(code);
+    let out = m.run(RunLimits {
+        max_instructions: Some(max),
+    });
+    (m, out)
+}
+
+fn console(m: &Machine) -> String {
+    String::from_utf8_lossy(m.pc.debug.captured().unwrap_or_default()).into_owned()
+}
+
+#[test]
+fn exit_port_value_becomes_the_outcome() {
+    let (m, out) = run(
+        &[
+            0xB0, 0x2A, // mov al, 0x2A
+            0xE6, 0xF4, // out 0xF4, al
+            0xEB, 0xFE, // jmp $ (never reached)
+        ],
+        1000,
+    );
+    assert_eq!(out, RunOutcome::Exit(0x2A));
+    assert_eq!(out.exit_status(), 0x55);
+    // The far jump at the reset vector, MOV, OUT.
+    assert_eq!(m.cpu.instructions, 3);
+}
+
+#[test]
+fn word_write_to_exit_port_exits_too() {
+    let (_, out) = run(
+        &[
+            0xB8, 0x01, 0x00, // mov ax, 1
+            0xE7, 0xF4, // out 0xF4, ax
+        ],
+        1000,
+    );
+    assert_eq!(out, RunOutcome::Exit(1));
+    assert_eq!(out.exit_status(), 3);
+}
+
+#[test]
+fn console_and_post_codes() {
+    let (m, out) = run(
+        &[
+            0xB0, b'o', // mov al, 'o'
+            0xE6, 0xE9, // out 0xE9, al
+            0xB0, b'k', // mov al, 'k'
+            0xE6, 0xE9, // out 0xE9, al
+            0xB0, 0x11, // mov al, 0x11
+            0xE6, 0x80, // out 0x80, al
+            0xB0, 0x5A, // mov al, 0x5A
+            0xE6, 0x84, // out 0x84, al (the extra POST port)
+            0xE4, 0x55, // in al, 0x55 (nothing there: all ones)
+            0xE6, 0xF4, // out 0xF4, al
+        ],
+        1000,
+    );
+    assert_eq!(console(&m), "ok");
+    assert_eq!(m.last_post_code(), Some(0x5A));
+    assert_eq!(out, RunOutcome::Exit(0xFF));
+    assert_eq!(m.summary_lines()[0], "last POST code: 5A");
+}
+
+#[test]
+fn no_post_code_says_none() {
+    let (m, _) = run(&[0xE6, 0xF4], 100); // out 0xF4, al
+    assert_eq!(m.summary_lines()[0], "last POST code: none");
+    assert!(m.summary_lines()[1].starts_with("instructions executed: "));
+}
+
+#[test]
+fn instruction_limit_is_exact() {
+    let (m, out) = run(&[0xEB, 0xFE], 12_345); // jmp $
+    assert_eq!(out, RunOutcome::MaxInstructions);
+    assert_eq!(out.exit_status(), 124);
+    assert_eq!(m.cpu.instructions, 12_345);
+}
+
+#[test]
+fn hlt_with_interrupts_off_ends_the_run() {
+    let (_, out) = run(&[0xFA, 0xF4], 1000); // cli; hlt
+    assert_eq!(out, RunOutcome::HaltedForever { cs: 0xF000, eip: 2 });
+    assert_eq!(out.exit_status(), 3);
+    assert!(out.describe().contains("F000:0001"), "{}", out.describe());
+}
+
+#[test]
+fn hlt_with_interrupts_on_but_no_source_ends_the_run() {
+    let (_, out) = run(&[0xFB, 0xF4], 1000); // sti; hlt
+    assert_eq!(
+        out,
+        RunOutcome::HaltedNoInterruptSource { cs: 0xF000, eip: 2 }
+    );
+    assert_eq!(out.exit_status(), 3);
+    assert!(out.describe().contains("no device"));
+}
+
+#[test]
+fn port_92_closes_and_opens_a20() {
+    // Write 0x5A at 0000:0000, then read FFFF:0010 (physical 0x100000),
+    // which aliases it only while A20 is closed; exit with what was read.
+    let program = |a20_bit: u8| {
+        vec![
+            0xB0, a20_bit, // mov al, a20_bit
+            0xE6, 0x92, // out 0x92, al
+            0x31, 0xC0, // xor ax, ax
+            0x8E, 0xD8, // mov ds, ax
+            0xC6, 0x06, 0x00, 0x00, 0x5A, // mov byte [0], 0x5A
+            0xB8, 0xFF, 0xFF, // mov ax, 0xFFFF
+            0x8E, 0xC0, // mov es, ax
+            0x26, 0xA0, 0x10, 0x00, // mov al, [es:0x10]
+            0xE6, 0xF4, // out 0xF4, al
+        ]
+    };
+    let (m, out) = run(&program(0x00), 1000);
+    assert_eq!(out, RunOutcome::Exit(0x5A), "A20 closed: 1 MiB wraps to 0");
+    assert!(!m.cpu.mem.a20_enabled());
+    let (m, out) = run(&program(0x02), 1000);
+    assert_eq!(
+        out,
+        RunOutcome::Exit(0x00),
+        "A20 open: 1 MiB is its own byte"
+    );
+    assert!(m.cpu.mem.a20_enabled());
+}
+
+/// First boot: mark RAM, then `trigger`; the second boot finds the mark and
+/// exits with 7. RAM survives a reset, as on a PC.
+fn reboot_program(trigger: &[u8]) -> Vec<u8> {
+    let mut code = vec![
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0x80, 0x3E, 0x00, 0x05, 0x01, // cmp byte [0x500], 1
+        0x74, 0x00, // je second (patched below)
+        0xC6, 0x06, 0x00, 0x05, 0x01, // mov byte [0x500], 1
+    ];
+    code.extend_from_slice(trigger);
+    code.extend_from_slice(&[0xEB, 0xFE]); // jmp $ (only if the trigger fails)
+    code[10] = (code.len() - 11) as u8;
+    code.extend_from_slice(&[
+        0xB0, 0x07, // second: mov al, 7
+        0xE6, 0xF4, // out 0xF4, al
+    ]);
+    code
+}
+
+#[test]
+fn triple_fault_resets_the_machine() {
+    // LIDT with a zero limit: INT3 finds no vector (#GP), nor does the #GP
+    // (#DF), nor the #DF: shutdown, which a PC turns into a reset.
+    let (m, out) = run(
+        &reboot_program(&[
+            0x0F, 0x01, 0x1E, 0x00, 0x06, // lidt [0x600] (zeros: limit 0)
+            0xCC, // int3
+        ]),
+        10_000,
+    );
+    assert_eq!(out, RunOutcome::Exit(7));
+    assert_eq!(m.stats().resets, 1);
+}
+
+#[test]
+fn port_92_fast_reset() {
+    let (m, out) = run(
+        &reboot_program(&[
+            0xE4, 0x92, // in al, 0x92
+            0x0C, 0x01, // or al, 1
+            0xE6, 0x92, // out 0x92, al
+        ]),
+        10_000,
+    );
+    assert_eq!(out, RunOutcome::Exit(7));
+    assert_eq!(m.stats().resets, 1);
+}
+
+#[test]
+fn the_demo_passes_its_own_checks() {
+    let config = MachineConfig {
+        console: Console::Capture(Vec::new()),
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::new(ringside_roms::DEMO.to_vec(), config).unwrap();
+    let out = m.run(RunLimits {
+        max_instructions: Some(10_000_000),
+    });
+    let text = console(&m);
+    assert_eq!(out, RunOutcome::Exit(0), "console:\n{text}");
+    assert!(text.starts_with(ringside_roms::DEMO_BANNER), "{text}");
+    assert!(text.contains("1+2+...+100 = 5050"), "{text}");
+    assert!(text.contains("INT 60h"), "{text}");
+    assert!(text.contains("#DE"), "{text}");
+    assert!(
+        text.trim_end().ends_with(ringside_roms::DEMO_SUCCESS),
+        "{text}"
+    );
+    assert_eq!(m.last_post_code(), Some(0x08));
+}
+
+#[test]
+fn bad_rom_sizes_are_errors_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("ringside-machine-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = dir.join("small.rom");
+    std::fs::write(&small, [0u8; 1000]).unwrap();
+    let e = Machine::from_rom_file(&small, MachineConfig::default()).unwrap_err();
+    assert!(matches!(e, MachineError::RomSize { size: 1000, .. }));
+    assert!(
+        e.to_string().starts_with(&small.display().to_string()),
+        "{e}"
+    );
+    let missing = dir.join("missing.rom");
+    let e = Machine::from_rom_file(&missing, MachineConfig::default()).unwrap_err();
+    assert!(matches!(e, MachineError::RomRead { .. }));
+    assert!(e.to_string().contains("missing.rom"), "{e}");
+    let e = Machine::from_rom_file(&dir, MachineConfig::default()).unwrap_err();
+    assert!(e.to_string().contains("directory"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_memory_size_is_an_error() {
+    let config = MachineConfig {
+        memory_mib: 0,
+        ..MachineConfig::default()
+    };
+    assert!(matches!(
+        Machine::new(rom_with_code(&[0xF4]), config),
+        Err(MachineError::Memory(_))
+    ));
+}
+
+#[test]
+fn outcomes_describe_themselves() {
+    assert_eq!(RunOutcome::Exit(0).exit_status(), 1);
+    assert_eq!(
+        RunOutcome::Exit(0x80).exit_status(),
+        1,
+        "8-bit status, as the OS truncates QEMU's"
+    );
+    assert!(RunOutcome::Exit(2).describe().contains("exit status 5"));
+    assert!(RunOutcome::MaxInstructions.describe().contains("limit"));
+}
