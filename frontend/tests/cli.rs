@@ -1,0 +1,353 @@
+//! The `ringside` binary as a user (or CI script) runs it: exit statuses,
+//! console text, the end-of-run summary, and one-line errors for bad input.
+//! Guest programs are a few hand-assembled bytes (commented) in a ROM from
+//! `ringside_roms::rom_with_code`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ringside_roms::rom_with_code;
+
+fn ringside() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringside"));
+    // Keep the test independent of the caller's logging settings.
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringside-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_rom(dir: &Path, code: &[u8]) -> PathBuf {
+    let p = dir.join("test.rom");
+    std::fs::write(&p, rom_with_code(code)).unwrap();
+    p
+}
+
+fn run_rom(test: &str, code: &[u8], extra: &[&str]) -> Output {
+    let dir = scratch(test);
+    let rom = write_rom(&dir, code);
+    let out = ringside()
+        .arg("run")
+        .arg("--bios")
+        .arg(&rom)
+        .args(extra)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_summary(o: &Output, post: &str) {
+    let e = stderr(o);
+    assert!(
+        e.contains(&format!("last POST code: {post}\n")),
+        "stderr: {e}"
+    );
+    assert!(e.contains("instructions executed: "), "stderr: {e}");
+}
+
+/// Exactly one line on stderr, of the form `ringside: error: …`, that names
+/// `name`; exit status 2; no panic.
+fn assert_one_line_error(o: &Output, name: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
+    assert_eq!(e.lines().count(), 1, "stderr: {e}");
+    assert!(e.starts_with("ringside: error: "), "stderr: {e}");
+    assert!(e.contains(name), "stderr should name {name}: {e}");
+    assert!(!e.contains("panicked"), "stderr: {e}");
+}
+
+#[test]
+fn demo_exits_zero_and_tells_what_it_did() {
+    let o = ringside().arg("demo").output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {out}\nstderr: {}",
+        stderr(&o)
+    );
+    assert!(out.starts_with(ringside_roms::DEMO_BANNER), "{out}");
+    for section in [
+        "[1] real mode",
+        "[2] arithmetic",
+        "[3] strings",
+        "[4] software interrupt",
+        "[5] exception",
+        "[6] self-modifying code",
+        "[7] stack",
+    ] {
+        assert!(out.contains(section), "missing {section}: {out}");
+    }
+    assert!(
+        out.contains(
+            "1+2+...+100 = 5050, 8! = 40320, 12! = 479001600, 1000000 / 7 = 142857 remainder 1"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("REPNE SCASB measured 14 bytes"), "{out}");
+    assert!(
+        out.contains("returned 1111h, after we patched it 2222h"),
+        "{out}"
+    );
+    assert!(out.contains(ringside_roms::DEMO_SUCCESS), "{out}");
+    assert!(
+        out.contains("demo: the guest passed all its checks"),
+        "{out}"
+    );
+    assert_summary(&o, "08");
+}
+
+#[test]
+fn demo_with_null_console_and_limits() {
+    let o = ringside()
+        .args(["demo", "--debugcon", "null", "--memory", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stdout(&o).contains(ringside_roms::DEMO_BANNER));
+    let o = ringside()
+        .args(["demo", "--max-instructions", "50"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(124));
+    assert!(
+        stderr(&o).contains("instructions executed: 50\n"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn demo_rom_can_be_saved() {
+    let dir = scratch("save-rom");
+    let p = dir.join("demo.rom");
+    let o = ringside()
+        .args(["demo", "--save-rom"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&p).unwrap(), ringside_roms::DEMO);
+    // And it runs as an ordinary ROM, exiting through port 0xF4 like QEMU.
+    let o = ringside()
+        .arg("run")
+        .arg("--bios")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exit_port_write_sets_the_status_like_qemu() {
+    for (v, status) in [(0u8, 1), (5, 11), (0x7F, 255)] {
+        let o = run_rom(
+            &format!("exit-{v}"),
+            &[
+                0xB0, v, // mov al, v
+                0xE6, 0xF4, // out 0xF4, al
+                0xEB, 0xFE, // jmp $
+            ],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(status), "v={v}: {}", stderr(&o));
+        assert!(stderr(&o).contains("exit port"), "{}", stderr(&o));
+        assert_summary(&o, "none");
+    }
+}
+
+#[test]
+fn dword_write_to_exit_port() {
+    let o = run_rom(
+        "exit-dword",
+        &[
+            0x66, 0xB8, 0x03, 0x00, 0x00, 0x00, // mov eax, 3
+            0xE7, 0xF4, // out 0xF4, eax
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(7));
+}
+
+#[test]
+fn max_instructions_ends_with_124() {
+    let o = run_rom("max", &[0xEB, 0xFE], &["--max-instructions", "1000"]); // jmp $
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("instruction limit"), "{e}");
+    assert!(e.contains("instructions executed: 1000\n"), "{e}");
+}
+
+#[test]
+fn cli_hlt_ends_with_3() {
+    let o = run_rom("cli-hlt", &[0xFA, 0xF4], &[]); // cli; hlt
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupts disabled"), "{}", stderr(&o));
+    assert_summary(&o, "none");
+}
+
+#[test]
+fn sti_hlt_without_interrupt_sources_ends_too() {
+    let o = run_rom("sti-hlt", &[0xFB, 0xF4], &[]); // sti; hlt
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no device"), "{}", stderr(&o));
+}
+
+#[test]
+fn console_text_and_post_codes() {
+    let code = [
+        0xB0, b'h', // mov al, 'h'
+        0xE6, 0xE9, // out 0xE9, al
+        0xB0, b'i', // mov al, 'i'
+        0xE6, 0xE9, // out 0xE9, al
+        0xB0, 0x42, // mov al, 0x42
+        0xE6, 0x80, // out 0x80, al
+        0xBA, 0x90, 0x01, // mov dx, 0x190
+        0xB0, 0xC3, // mov al, 0xC3
+        0xEE, // out dx, al
+        0xE6, 0xF4, // out 0xF4, al (exit with 0xC3)
+    ];
+    let o = run_rom("post", &code, &[]);
+    assert_eq!(stdout(&o), "hi");
+    assert_summary(&o, "42");
+    assert_eq!(o.status.code(), Some(0x87)); // (0xC3 << 1 | 1) & 0xFF
+    let o = run_rom("post-extra", &code, &["--post-port", "0x190"]);
+    assert_summary(&o, "C3");
+}
+
+#[test]
+fn debugcon_to_a_file() {
+    let dir = scratch("debugcon-file");
+    let rom = write_rom(
+        &dir,
+        &[
+            0xB0, b'Z', // mov al, 'Z'
+            0xE6, 0xE9, // out 0xE9, al
+            0xE6, 0xF4, // out 0xF4, al
+        ],
+    );
+    let log = dir.join("console.txt");
+    let o = ringside()
+        .arg("run")
+        .arg("--bios")
+        .arg(&rom)
+        .arg("--debugcon")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some((((b'Z' as i32) << 1) | 1) & 0xFF));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "Z");
+    assert_eq!(stdout(&o), "");
+    let bad = dir.join("no-such-dir").join("console.txt");
+    let o = ringside()
+        .arg("run")
+        .arg("--bios")
+        .arg(&rom)
+        .arg("--debugcon")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "console.txt");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_ports_read_all_ones() {
+    let o = run_rom(
+        "open-bus",
+        &[
+            0xE4, 0x55, // in al, 0x55
+            0xE6, 0xF4, // out 0xF4, al
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0xFF)); // (0xFF << 1 | 1) & 0xFF
+}
+
+#[test]
+fn wrongly_sized_rom_is_one_error_line() {
+    let dir = scratch("bad-size");
+    let p = dir.join("short.rom");
+    std::fs::write(&p, vec![0u8; 65535]).unwrap();
+    let o = ringside()
+        .arg("run")
+        .arg("--bios")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "short.rom");
+    assert!(stderr(&o).contains("65535"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_rom_is_one_error_line() {
+    let o = ringside()
+        .args(["run", "--bios", "/nonexistent/ringside-missing.rom"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "/nonexistent/ringside-missing.rom");
+}
+
+#[test]
+fn bad_options_exit_2() {
+    let o = ringside()
+        .args(["run", "--bios", "x.rom", "--post-port", "zz"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = ringside().args(["demo", "--memory", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = ringside()
+        .args(["bench", "no-such-workload"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "no-such-workload");
+}
+
+#[test]
+fn bench_reports_mips() {
+    let o = ringside()
+        .args([
+            "bench",
+            "int-loop",
+            "call-ret",
+            "--max-instructions",
+            "200000",
+        ])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("MIPS") && out.contains("ns/instr"), "{out}");
+    assert!(
+        out.contains("int-loop") && out.contains("call-ret"),
+        "{out}"
+    );
+    assert!(!out.contains("mem-loop"), "{out}");
+}
+
+#[test]
+fn rep_movs_benchmark_runs_to_its_checksum() {
+    // The only workload short enough to run whole in a test: few
+    // instructions, 96 MiB moved.
+    let o = ringside().args(["bench", "rep-movs"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("checksum ok"), "{}", stdout(&o));
+}
