@@ -1,3 +1,4 @@
 //! Conformance suites.
 
 pub mod oracle;
+pub mod singlestep;
