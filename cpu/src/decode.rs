@@ -31,15 +31,39 @@ pub struct Entry {
     pub len: u8,
     /// Base cycle cost.
     pub cycles: u8,
+    /// Offset of the instruction within its physical page.
+    pub off: u16,
+    /// Index + 1 (in the same page) of the entry that ran after this one last
+    /// time, or 0: a successor prediction that lets the run loop find the
+    /// next entry without waiting for EIP (see [`DecodeCache::find`]).
+    pub(crate) next: u16,
+    /// Whether the entry may be kept in the cache (not crossing a page or
+    /// the segment end, not fetched from MMIO).
+    pub cacheable: bool,
 }
 
 const PAGE_SLOTS: usize = 4096;
 const PAGES: usize = 1 << 20;
 
-struct CachePage {
+pub(crate) struct CachePage {
     /// Entry index + 1 for each byte offset, 0 when nothing is cached there.
-    slots: Box<[u16; PAGE_SLOTS]>,
+    slots: [u16; PAGE_SLOTS],
     entries: Vec<Entry>,
+}
+
+/// Where the previously executed entry lives (page number, entry index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub page: u32,
+    pub idx: u16,
+}
+
+impl Link {
+    /// No previous entry.
+    pub const NONE: Link = Link {
+        page: u32::MAX,
+        idx: 0,
+    };
 }
 
 /// Decoded-instruction cache with hit/miss/invalidation counters.
@@ -53,9 +77,16 @@ pub struct DecodeCache {
     pub invalidations: u64,
 }
 
+/// An empty placeholder that owns no page table (no allocation); the run
+/// loop leaves one in the CPU while it works on the real cache.
 impl Default for DecodeCache {
     fn default() -> Self {
-        Self::new()
+        DecodeCache {
+            pages: Vec::new(),
+            hits: 0,
+            misses: 0,
+            invalidations: 0,
+        }
     }
 }
 
@@ -72,27 +103,62 @@ impl DecodeCache {
         }
     }
 
-    /// The entry for `phys` decoded as `code32`, if cached.
+    /// Find the entry for `phys`/`code32`, trying the successor that followed
+    /// `prev` last time first. Returns the entry, its index, and whether the
+    /// prediction was right. The predicted path indexes memory only with
+    /// values known before the previous instruction finished, so the host
+    /// CPU can load the next entry while the current one still executes.
     #[inline(always)]
-    pub fn lookup(&mut self, phys: u32, code32: bool) -> Option<Entry> {
-        let page = self.pages[(phys >> 12) as usize].as_deref()?;
-        let slot = page.slots[(phys & 0xFFF) as usize];
+    pub(crate) fn find(&self, prev: Link, phys: u32, code32: bool) -> Option<(&Entry, u16, bool)> {
+        let pno = phys >> 12;
+        let off = (phys & 0xFFF) as u16;
+        if let Some(Some(page)) = self.pages.get(prev.page as usize) {
+            if let Some(pe) = page.entries.get(prev.idx as usize) {
+                let n = pe.next;
+                if n != 0 {
+                    if let Some(c) = page.entries.get(n as usize - 1) {
+                        if c.off == off && c.code32 == code32 && prev.page == pno {
+                            return Some((c, n - 1, true));
+                        }
+                    }
+                }
+            }
+        }
+        let page = self.pages.get(pno as usize)?.as_deref()?;
+        let slot = page.slots[off as usize];
         if slot == 0 {
             return None;
         }
-        let e = page.entries[slot as usize - 1];
-        if e.code32 != code32 {
-            return None;
-        }
-        self.hits += 1;
-        Some(e)
+        let e = &page.entries[slot as usize - 1];
+        (e.code32 == code32).then_some((e, slot - 1, false))
     }
 
-    /// Remember `e` at `phys`.
-    pub fn insert(&mut self, phys: u32, e: Entry) {
+    /// Record that entry `idx` ran after `prev` (same page only).
+    #[inline(always)]
+    pub(crate) fn link(&mut self, prev: Link, page: u32, idx: u16) {
+        if prev.page != page {
+            return;
+        }
+        if let Some(Some(p)) = self.pages.get_mut(page as usize) {
+            if let Some(pe) = p.entries.get_mut(prev.idx as usize) {
+                pe.next = idx + 1;
+            }
+        }
+    }
+
+    /// Number of pages currently holding decoded instructions.
+    pub fn cached_pages(&self) -> usize {
+        self.pages.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// Remember `e` at `phys`; returns its index in the page.
+    pub(crate) fn insert(&mut self, phys: u32, e: Entry) -> Option<u16> {
+        if self.pages.is_empty() {
+            return None;
+        }
         let p = self.pages[(phys >> 12) as usize].get_or_insert_with(|| {
             Box::new(CachePage {
-                slots: Box::new([0; PAGE_SLOTS]),
+                slots: [0; PAGE_SLOTS],
                 entries: Vec::with_capacity(64),
             })
         });
@@ -102,6 +168,7 @@ impl DecodeCache {
         }
         p.entries.push(e);
         p.slots[(phys & 0xFFF) as usize] = p.entries.len() as u16;
+        Some(p.entries.len() as u16 - 1)
     }
 
     /// Drop every entry of physical page `page`.

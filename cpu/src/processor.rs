@@ -3,7 +3,7 @@
 use iced_x86::Register;
 use ringside_mmu::PhysMem;
 
-use crate::decode::{decode_bytes, DecodeCache, Decoded, Entry};
+use crate::decode::{decode_bytes, DecodeCache, Decoded, Entry, Link};
 use crate::exec;
 use crate::flags::{self, Flags};
 use crate::interrupt::{Fault, Vector};
@@ -287,13 +287,31 @@ impl Cpu {
         cycle_limit: u64,
         max_instructions: u64,
     ) -> StopReason {
+        // The decode cache is moved out of `self` for the whole run, so a
+        // cached entry can be borrowed while its handler mutates the CPU.
+        // Handlers never touch the cache.
+        let mut cache = std::mem::take(&mut self.decode_cache);
+        let r = self.run_with(bus, &mut cache, cycle_limit, max_instructions);
+        self.decode_cache = cache;
+        r
+    }
+
+    fn run_with(
+        &mut self,
+        bus: &mut dyn Bus,
+        cache: &mut DecodeCache,
+        cycle_limit: u64,
+        max_instructions: u64,
+    ) -> StopReason {
         let icount_limit = self.instructions.saturating_add(max_instructions);
+        let mut prev = Link::NONE;
         loop {
             if self.shutdown {
                 return StopReason::Shutdown;
             }
             if self.attention != 0 || self.mem.smc_pending() {
-                if let Some(r) = self.boundary_work(bus) {
+                prev = Link::NONE;
+                if let Some(r) = self.boundary_work(bus, cache) {
                     return r;
                 }
             }
@@ -303,15 +321,22 @@ impl Cpu {
             if self.cycles >= cycle_limit || self.instructions >= icount_limit {
                 return StopReason::Budget;
             }
-            self.execute_one(bus);
+            prev = self.execute_with(bus, cache, prev);
         }
     }
 
     /// Execute one instruction (or deliver one pending interrupt and stop
     /// before the handler's first instruction). For debuggers and tests.
     pub fn step(&mut self, bus: &mut dyn Bus) -> StopReason {
+        let mut cache = std::mem::take(&mut self.decode_cache);
+        let r = self.step_with(bus, &mut cache);
+        self.decode_cache = cache;
+        r
+    }
+
+    fn step_with(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache) -> StopReason {
         self.attention |= ATTN_IRQ;
-        if let Some(r) = self.boundary_work(bus) {
+        if let Some(r) = self.boundary_work(bus, cache) {
             if r != StopReason::Yield {
                 return r;
             }
@@ -322,7 +347,7 @@ impl Cpu {
         if self.halted {
             return StopReason::Halted;
         }
-        self.execute_one(bus);
+        self.execute_with(bus, cache, Link::NONE);
         if self.shutdown {
             StopReason::Shutdown
         } else if self.halted {
@@ -334,16 +359,16 @@ impl Cpu {
 
     /// Instruction-boundary work: code invalidation, interrupts, yields.
     #[cold]
-    fn boundary_work(&mut self, bus: &mut dyn Bus) -> Option<StopReason> {
+    fn boundary_work(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache) -> Option<StopReason> {
         if self.attention & ATTN_FLUSH != 0 {
-            self.decode_cache.flush();
+            cache.flush();
             self.mem.clear_code_pages();
         }
         if self.mem.smc_pending() {
             let mut pages = std::mem::take(&mut self.smc_scratch);
             self.mem.take_smc_pages(&mut pages);
             for &p in &pages {
-                self.decode_cache.invalidate_page(p);
+                cache.invalidate_page(p);
             }
             self.smc_scratch = pages;
         }
@@ -366,17 +391,57 @@ impl Cpu {
     }
 
     /// Fetch (through the decode cache), execute, and handle faults and the
-    /// single-step trap.
+    /// single-step trap. `prev` is where the previous instruction's entry
+    /// lives; the return value is this one's, for the next call.
     #[inline(always)]
-    fn execute_one(&mut self, bus: &mut dyn Bus) {
-        let start_eip = self.eip;
-        let e = match self.fetch(bus) {
-            Ok(e) => e,
+    fn execute_with(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache, prev: Link) -> Link {
+        let cs = &self.segs[SegReg::Cs as usize];
+        if self.eip > cs.limit {
+            self.deliver_fault(bus, Fault::gp(0));
+            return Link::NONE;
+        }
+        let lin = cs.base.wrapping_add(self.eip);
+        let code32 = cs.big();
+        let phys = lin & self.mem.a20_mask();
+        let page = phys >> 12;
+        if let Some((e, idx, predicted)) = cache.find(prev, phys, code32) {
+            self.execute_entry(bus, e);
+            cache.hits += 1;
+            if !predicted {
+                cache.link(prev, page, idx);
+            }
+            return Link { page, idx };
+        }
+        cache.misses += 1;
+        match self.decode_miss(bus, lin, phys, code32) {
+            Ok(mut e) => {
+                let mut here = Link::NONE;
+                if e.cacheable {
+                    e.off = (phys & 0xFFF) as u16;
+                    self.mem.mark_code_page(phys);
+                    if let Some(idx) = cache.insert(phys, e) {
+                        cache.link(prev, page, idx);
+                        here = Link { page, idx };
+                    }
+                }
+                self.execute_entry(bus, &e);
+                here
+            }
             Err(f) => {
                 self.deliver_fault(bus, f);
-                return;
+                Link::NONE
             }
-        };
+        }
+    }
+
+    #[inline(always)]
+    fn execute_entry(&mut self, bus: &mut dyn Bus, e: &Entry) {
+        let start_eip = self.eip;
+        // The instruction's last byte must lie within CS (SDM Vol. 3A §5.3).
+        if start_eip as u64 + e.len as u64 - 1 > self.segs[SegReg::Cs as usize].limit as u64 {
+            self.deliver_fault(bus, Fault::gp(0));
+            return;
+        }
         let tf = self.flags.control(flags::TF);
         self.eip = if e.code32 {
             start_eip.wrapping_add(e.len as u32)
@@ -384,7 +449,7 @@ impl Cpu {
             (start_eip + e.len as u32) & 0xFFFF
         };
         self.cycles += e.cycles as u64;
-        match (e.handler)(self, bus, &e) {
+        match (e.handler)(self, bus, e) {
             Ok(()) => {
                 self.instructions += 1;
                 if tf && self.inhibit_at != self.instructions {
@@ -405,26 +470,6 @@ impl Cpu {
         }
     }
 
-    #[inline(always)]
-    fn fetch(&mut self, bus: &mut dyn Bus) -> Result<Entry, Fault> {
-        let cs = &self.segs[SegReg::Cs as usize];
-        if self.eip > cs.limit {
-            return Err(Fault::gp(0));
-        }
-        let lin = cs.base.wrapping_add(self.eip);
-        let code32 = cs.big();
-        let phys = lin & self.mem.a20_mask();
-        let e = match self.decode_cache.lookup(phys, code32) {
-            Some(e) => e,
-            None => self.decode_miss(bus, lin, phys, code32)?,
-        };
-        // The instruction's last byte must lie within CS (SDM Vol. 3A §5.3).
-        if self.eip as u64 + e.len as u64 - 1 > self.segs[SegReg::Cs as usize].limit as u64 {
-            return Err(Fault::gp(0));
-        }
-        Ok(e)
-    }
-
     #[cold]
     fn decode_miss(
         &mut self,
@@ -433,7 +478,6 @@ impl Cpu {
         phys: u32,
         code32: bool,
     ) -> Result<Entry, Fault> {
-        self.decode_cache.misses += 1;
         let mut buf = [0u8; 32];
         for (i, b) in buf.iter_mut().enumerate() {
             // Real mode: IP wraps within the segment for 16-bit code.
@@ -450,17 +494,13 @@ impl Cpu {
             Decoded::Invalid => return Err(Fault::UD),
             Decoded::TooLong => return Err(Fault::gp(0)),
         };
-        let e = exec::make_entry(ins, code32);
+        let mut e = exec::make_entry(ins, code32);
         let crosses = (phys & 0xFFF) + e.len as u32 > 0x1000;
         let wraps = !code32 && self.eip + e.len as u32 > 0x10000;
-        if !crosses
+        e.cacheable = !crosses
             && !wraps
             && !self.mem.is_mmio(phys)
-            && lin == self.segs[SegReg::Cs as usize].base.wrapping_add(self.eip)
-        {
-            self.mem.mark_code_page(phys);
-            self.decode_cache.insert(phys, e);
-        }
+            && lin == self.segs[SegReg::Cs as usize].base.wrapping_add(self.eip);
         Ok(e)
     }
 }

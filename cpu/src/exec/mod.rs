@@ -105,6 +105,9 @@ pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
         code32,
         len: ins.len() as u8,
         cycles: cycle_cost(&ins),
+        cacheable: false,
+        off: 0,
+        next: 0,
     };
     e.handler = select(&e);
     e

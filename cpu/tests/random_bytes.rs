@@ -1,0 +1,235 @@
+//! Robustness: random bytes executed as real-mode code never panic the host,
+//! and the machine state stays consistent after every instruction.
+//!
+//! Each case puts random bytes at a random CS:IP, a random interrupt vector
+//! table at 0000:0000, random bytes around the code, random registers and
+//! flags, and executes a bounded number of instructions. The only claims are
+//! "no panic" and the invariants in [`check_consistent`]. 256 cases by
+//! default; `PROPTEST_CASES=N` changes that.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use ringside_cpu::flags;
+use ringside_cpu::{Cpu, NullBus, PhysMem, SegReg, StopReason};
+
+/// EFLAGS bits that always read as zero on a P6 (3, 5, 15, 22–31).
+const EFLAGS_RESERVED_ZERO: u32 = (1 << 3) | (1 << 5) | (1 << 15) | 0xFFC0_0000;
+
+/// A random machine to start from.
+#[derive(Clone, Debug)]
+struct Start {
+    code: Vec<u8>,
+    ivt: Vec<u8>,
+    fill_seed: u64,
+    cs: u16,
+    ip: u16,
+    data_segs: [u16; 5],
+    regs: [u32; 8],
+    eflags: u32,
+}
+
+fn start() -> impl Strategy<Value = Start> {
+    (
+        prop::collection::vec(any::<u8>(), 1..256),
+        prop::collection::vec(any::<u8>(), 1024),
+        any::<u64>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<[u16; 5]>(),
+        any::<[u32; 8]>(),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(code, ivt, fill_seed, cs, ip, data_segs, regs, eflags)| Start {
+                code,
+                ivt,
+                fill_seed,
+                cs,
+                ip,
+                data_segs,
+                regs,
+                eflags,
+            },
+        )
+}
+
+/// xorshift64*: deterministic filler so a failing seed reproduces.
+fn filler(mut s: u64) -> impl FnMut() -> u8 {
+    s |= 1;
+    move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+    }
+}
+
+fn machine(st: &Start) -> Cpu {
+    let mut cpu = Cpu::new(PhysMem::new(1 << 20));
+    // Random bytes in the whole code segment, then the case's code at CS:IP
+    // (wrapping within the segment as real-mode IP does).
+    let base = (st.cs as u32) << 4;
+    let mut next = filler(st.fill_seed);
+    let seg: Vec<u8> = (0..0x10000).map(|_| next()).collect();
+    for (chunk, at) in seg.chunks(0x1000).zip((0..0x10000u32).step_by(0x1000)) {
+        cpu.mem.poke((base + at) & 0xF_FFFF, chunk);
+    }
+    for (i, &b) in st.code.iter().enumerate() {
+        let off = st.ip.wrapping_add(i as u16) as u32;
+        cpu.mem.poke((base + off) & 0xF_FFFF, &[b]);
+    }
+    cpu.mem.poke(0, &st.ivt);
+    cpu.load_seg_real(SegReg::Cs, st.cs);
+    for (s, &sel) in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs]
+        .iter()
+        .zip(&st.data_segs)
+    {
+        cpu.load_seg_real(*s, sel);
+    }
+    cpu.eip = st.ip as u32;
+    cpu.regs = st.regs;
+    cpu.set_eflags(st.eflags);
+    cpu
+}
+
+/// The invariants any instruction boundary must satisfy.
+fn check_consistent(cpu: &Cpu, cycles_before: u64, what: &str) -> Result<(), TestCaseError> {
+    let f = cpu.eflags();
+    prop_assert!(
+        f & flags::RESERVED1 != 0,
+        "{what}: EFLAGS bit 1 clear ({f:08X})"
+    );
+    prop_assert!(
+        f & EFLAGS_RESERVED_ZERO == 0,
+        "{what}: reserved EFLAGS bits set ({f:08X})"
+    );
+    prop_assert!(
+        cpu.cycles >= cycles_before,
+        "{what}: the virtual clock went backwards"
+    );
+    if !cpu.is_shutdown() {
+        let cs = cpu.segs[SegReg::Cs as usize];
+        prop_assert!(
+            cpu.eip <= cs.limit,
+            "{what}: EIP {:08X} beyond CS limit {:08X}",
+            cpu.eip,
+            cs.limit
+        );
+        if !cs.big() {
+            prop_assert!(
+                cpu.eip <= 0xFFFF,
+                "{what}: 16-bit code with EIP {:08X}",
+                cpu.eip
+            );
+        }
+    }
+    if cpu.mode() == ringside_cpu::CpuMode::Real {
+        for s in SegReg::ALL {
+            let seg = cpu.segs[s as usize];
+            prop_assert_eq!(
+                seg.base,
+                (seg.selector as u32) << 4,
+                "{}: real-mode {} base does not follow its selector",
+                what,
+                s.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn config() -> ProptestConfig {
+    // ProptestConfig::default() reads PROPTEST_CASES (256 when unset).
+    ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Single-step up to 2000 instructions (or fault deliveries), checking
+    /// the invariants after each.
+    #[test]
+    fn random_code_single_steps_consistently(st in start()) {
+        let mut cpu = machine(&st);
+        let mut bus = NullBus;
+        for n in 0..2000 {
+            let before = cpu.cycles;
+            let r = cpu.step(&mut bus);
+            check_consistent(&cpu, before, &format!("after step {n}"))?;
+            if matches!(r, StopReason::Halted | StopReason::Shutdown) {
+                break;
+            }
+        }
+    }
+
+    /// The run loop with an instruction budget: returns (does not hang), and
+    /// honours the budget.
+    #[test]
+    fn random_code_runs_within_budget(st in start()) {
+        let (tx, rx) = mpsc::channel();
+        let st2 = st.clone();
+        // The loop runs on its own thread so a hang fails the case instead
+        // of hanging the test binary.
+        std::thread::spawn(move || {
+            let mut cpu = machine(&st2);
+            let mut bus = NullBus;
+            let mut outcome = Vec::new();
+            // Yields (port I/O, IF changes) return early: go on until the
+            // budget of 2000 instructions is spent or the CPU stops.
+            for _ in 0..2000 {
+                let left = 2000u64.saturating_sub(cpu.instructions);
+                let r = cpu.run(&mut bus, u64::MAX, left);
+                outcome.push(r);
+                if r != StopReason::Yield || cpu.instructions >= 2000 {
+                    break;
+                }
+            }
+            let _ = tx.send((cpu.instructions, cpu.eflags(), cpu.eip, cpu.segs[SegReg::Cs as usize].limit, cpu.is_shutdown(), outcome));
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok((instructions, f, eip, limit, shutdown, outcome)) => {
+                prop_assert!(instructions <= 2000, "ran {} instructions on a budget of 2000", instructions);
+                prop_assert!(f & flags::RESERVED1 != 0 && f & EFLAGS_RESERVED_ZERO == 0, "EFLAGS {:08X}", f);
+                prop_assert!(shutdown || eip <= limit, "EIP {:08X} beyond CS limit {:08X}", eip, limit);
+                prop_assert!(!outcome.is_empty());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(TestCaseError::fail("Cpu::run did not return within 20 s for a 2000-instruction budget"));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(TestCaseError::fail("Cpu::run panicked"));
+            }
+        }
+    }
+}
+
+/// A #UD handler that is itself an invalid opcode: every step delivers one
+/// more exception and no instruction ever retires. `run` must still return.
+#[test]
+fn fault_loop_still_returns_from_run() {
+    let mut cpu = Cpu::new(PhysMem::new(1 << 20));
+    // Vector 6 (#UD) -> 1000:0000, which holds 0F 0B (UD2).
+    cpu.mem.poke(6 * 4, &[0x00, 0x00, 0x00, 0x10]);
+    cpu.mem.poke(0x10000, &[0x0F, 0x0B]);
+    cpu.load_seg_real(SegReg::Cs, 0x1000);
+    cpu.load_seg_real(SegReg::Ss, 0x2000);
+    cpu.regs[4] = 0xFFFE;
+    cpu.eip = 0;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = cpu.run(&mut NullBus, 100_000, 1000);
+        let _ = tx.send((r, cpu.last_exception.map(|f| f.vector)));
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok((r, last)) => {
+            assert_eq!(r, StopReason::Budget);
+            assert_eq!(last, Some(6));
+        }
+        Err(e) => panic!("Cpu::run never returned from a #UD loop ({e:?})"),
+    }
+}
