@@ -290,6 +290,8 @@ impl Cpu {
         // The decode cache is moved out of `self` for the whole run, so a
         // cached entry can be borrowed while its handler mutates the CPU.
         // Handlers never touch the cache.
+        // The board may have raised INTR since the last slice.
+        self.attention |= ATTN_IRQ;
         let mut cache = std::mem::take(&mut self.decode_cache);
         let r = self.run_with(bus, &mut cache, cycle_limit, max_instructions);
         self.decode_cache = cache;
