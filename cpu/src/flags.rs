@@ -81,7 +81,7 @@ const PARITY: [u8; 32] = {
     let mut t = [0u8; 32];
     let mut i = 0;
     while i < 256 {
-        if (i as u8).count_ones() % 2 == 0 {
+        if (i as u8).count_ones() & 1 == 0 {
             t[i / 8] |= 1 << (i % 8);
         }
         i += 1;
@@ -94,6 +94,16 @@ const PARITY: [u8; 32] = {
 pub fn parity(v: u32) -> bool {
     let b = v as u8;
     PARITY[(b >> 3) as usize] & (1 << (b & 7)) != 0
+}
+
+/// `flag` if `on`, else 0.
+#[inline(always)]
+fn bit(on: bool, flag: u32) -> u32 {
+    if on {
+        flag
+    } else {
+        0
+    }
 }
 
 /// Mask and sign bit for an operand size in bytes (1, 2, 4).
@@ -151,8 +161,8 @@ impl Flags {
         let (mask, sign) = size_mask(size);
         let r = res & mask;
         let mut s = self.bits & !STATUS;
-        s |= cf as u32 * CF | of as u32 * OF | af as u32 * AF;
-        s |= (r == 0) as u32 * ZF | ((r & sign) != 0) as u32 * SF | parity(r) as u32 * PF;
+        s |= bit(cf, CF) | bit(of, OF) | bit(af, AF);
+        s |= bit(r == 0, ZF) | bit(r & sign != 0, SF) | bit(parity(r), PF);
         self.bits = s;
         self.op = LazyOp::Known;
     }
@@ -227,14 +237,13 @@ impl Flags {
         if self.op == LazyOp::Known {
             return self.bits;
         }
-        let mut v = self.bits & !STATUS;
-        v |= self.cf() as u32 * CF;
-        v |= self.pf() as u32 * PF;
-        v |= self.af() as u32 * AF;
-        v |= self.zf() as u32 * ZF;
-        v |= self.sf() as u32 * SF;
-        v |= self.of() as u32 * OF;
-        v
+        (self.bits & !STATUS)
+            | bit(self.cf(), CF)
+            | bit(self.pf(), PF)
+            | bit(self.af(), AF)
+            | bit(self.zf(), ZF)
+            | bit(self.sf(), SF)
+            | bit(self.of(), OF)
     }
 
     /// Replace EFLAGS (only writable bits are kept; bit 1 reads as one).
