@@ -145,17 +145,8 @@ impl DebugPorts {
 
     /// Handle a port write; returns `false` if the port is not ours.
     pub fn io_write(&mut self, port: u16, size: u8, value: u32) -> bool {
-        // The exit device first: a wide write that starts below 0xF4 but
-        // reaches into it still hits it on an ISA bus.
-        if let Some(shift) = exit_offset(port, size) {
-            // Keep the bytes that land inside the device, the first of them
-            // as the low byte (the device ignores which of its ports it was).
-            let (v, width) = if shift >= 0 {
-                (value >> (8 * shift), size as i32 - shift)
-            } else {
-                (value, (size as i32).min(EXIT_PORT_SIZE as i32 + shift))
-            };
-            let v = v & all_ones(width.clamp(1, 4) as u8);
+        if exit_offset(port, size).is_some() {
+            let v = value & all_ones(size);
             if self.exit_request.is_none() {
                 log::info!("exit port {port:#x} written with {v:#x}");
                 self.exit_request = Some(v);
@@ -236,18 +227,17 @@ fn all_ones(size: u8) -> u32 {
     }
 }
 
-/// If an access of `size` bytes at `port` touches the exit device, how many
-/// bytes into the access the device starts (negative: the access starts
-/// inside the device, that many bytes past its base).
-fn exit_offset(port: u16, size: u8) -> Option<i32> {
-    let first = port as i32;
-    let last = first + size.max(1) as i32 - 1;
-    let dev_first = EXIT_PORT as i32;
-    let dev_last = dev_first + EXIT_PORT_SIZE as i32 - 1;
-    if last < dev_first || first > dev_last {
-        return None;
+/// If an access of `size` bytes at `port` lies wholly inside the exit
+/// device, its offset there. An access that straddles the device's edge is
+/// not decoded by it (QEMU drops such accesses too, so a ROM behaves the
+/// same on both).
+fn exit_offset(port: u16, size: u8) -> Option<u16> {
+    let last = port as u32 + size.max(1) as u32 - 1;
+    if port >= EXIT_PORT && last < (EXIT_PORT + EXIT_PORT_SIZE) as u32 {
+        Some(port - EXIT_PORT)
+    } else {
+        None
     }
-    Some(dev_first - first)
 }
 
 #[cfg(test)]
@@ -292,17 +282,22 @@ mod tests {
             (0xF4, 2, 0x1234, 0x1234),
             (0xF4, 4, 0xDEAD_BEEF, 0xDEAD_BEEF),
             (0xF5, 1, 0x07, 0x07),
-            (0xF7, 4, 0x0102_0304, 0x04),
-            (0xF2, 4, 0x0A0B_0C0D, 0x0A0B),
+            (0xF6, 2, 0x0102, 0x0102),
+            (0xF7, 1, 0x0102_0304, 0x04),
         ] {
             let mut d = ports();
             assert!(d.io_write(port, size, value), "port {port:#x} size {size}");
             assert_eq!(d.exit_request(), Some(want), "port {port:#x} size {size}");
         }
-        let mut d = ports();
-        assert!(!d.io_write(0xF8, 1, 1));
-        assert!(!d.io_write(0xF3, 1, 1));
-        assert_eq!(d.exit_request(), None);
+    }
+
+    #[test]
+    fn exit_device_ignores_accesses_across_its_edges() {
+        for (port, size) in [(0xF8, 1), (0xF3, 1), (0xF2, 4), (0xF3, 2), (0xF6, 4), (0xF7, 2)] {
+            let mut d = ports();
+            assert!(!d.io_write(port, size, 1), "port {port:#x} size {size}");
+            assert_eq!(d.exit_request(), None);
+        }
     }
 
     #[test]

@@ -68,9 +68,11 @@ impl Pc {
 
     /// Board reset (after a guest-requested reset or triple fault): every
     /// chip back to its power-on state; the debug ports keep their history
-    /// because they belong to the host, not the guest.
+    /// because they belong to the host, not the guest. Port 0x92 keeps its
+    /// bits but the reset bit (QEMU does the same), while the gate itself
+    /// opens again with the CPU's reset.
     pub fn reset(&mut self) {
-        self.system_control_a = 0;
+        self.system_control_a &= !SCA_RESET;
         self.a20 = true;
         self.reset_requested = false;
     }
@@ -114,19 +116,20 @@ impl Pc {
             log::info!("port 0x92: fast reset requested");
             self.reset_requested = true;
         }
-        self.system_control_a = v & !SCA_A20;
+        self.system_control_a = v;
         let a20 = v & SCA_A20 != 0;
         if a20 != self.a20 {
-            log::debug!(
-                "port 0x92: A20 {}",
-                if a20 { "enabled" } else { "disabled" }
-            );
+            log::debug!("port 0x92: A20 {}", if a20 { "enabled" } else { "disabled" });
         }
+        // The last writer drives the gate (as in QEMU, where the 8042's
+        // output port and this one share one A20 line).
         self.a20 = a20;
     }
 
+    /// Reads return what was last written, not the gate's state: A20 is
+    /// open at power-on while this port reads 0, as on QEMU.
     fn read_system_control_a(&self) -> u8 {
-        self.system_control_a | if self.a20 { SCA_A20 } else { 0 }
+        self.system_control_a
     }
 }
 
@@ -199,7 +202,7 @@ mod tests {
     fn port_92_drives_a20_and_reads_back() {
         let mut p = pc();
         assert!(p.a20_enabled());
-        assert_eq!(p.io_read(0x92, 1), 0x02);
+        assert_eq!(p.io_read(0x92, 1), 0x00, "reads back the last write");
         p.io_write(0x92, 1, 0x00);
         assert!(!p.a20_enabled());
         assert_eq!(p.io_read(0x92, 1), 0x00);
@@ -218,7 +221,7 @@ mod tests {
         assert!(!p.take_reset_request(), "bit already set: no edge");
         p.reset();
         assert!(p.a20_enabled());
-        assert_eq!(p.io_read(0x92, 1), 0x02);
+        assert_eq!(p.io_read(0x92, 1), 0x02, "reset bit cleared, A20 bit kept");
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn dword_write_to_exit_port() {
         "exit-dword",
         &[
             0x66, 0xB8, 0x03, 0x00, 0x00, 0x00, // mov eax, 3
-            0xE7, 0xF4, // out 0xF4, eax
+            0x66, 0xE7, 0xF4, // out 0xF4, eax
         ],
         &[],
     );
@@ -350,4 +350,118 @@ fn rep_movs_benchmark_runs_to_its_checksum() {
     let o = ringside().args(["bench", "rep-movs"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("checksum ok"), "{}", stdout(&o));
+}
+
+/// ROM images whose observable behaviour (console bytes and exit status)
+/// must be the same here as on QEMU.
+fn qemu_parity_cases() -> Vec<(&'static str, Vec<u8>)> {
+    let a20 = |bit: u8| {
+        vec![
+            0xB0, bit, // mov al, bit
+            0xE6, 0x92, // out 0x92, al
+            0x31, 0xC0, // xor ax, ax
+            0x8E, 0xD8, // mov ds, ax
+            0xC6, 0x06, 0x00, 0x00, 0x5A, // mov byte [0], 0x5A
+            0xB8, 0xFF, 0xFF, // mov ax, 0xFFFF
+            0x8E, 0xC0, // mov es, ax
+            0x26, 0xA0, 0x10, 0x00, // mov al, [es:0x10]
+            0xE6, 0xF4, // out 0xF4, al
+        ]
+    };
+    let reboot = |trigger: &[u8]| {
+        let mut c = vec![
+            0x31, 0xC0, // xor ax, ax
+            0x8E, 0xD8, // mov ds, ax
+            0x80, 0x3E, 0x00, 0x05, 0x01, // cmp byte [0x500], 1
+            0x74, 0x00, // je second (patched)
+            0xC6, 0x06, 0x00, 0x05, 0x01, // mov byte [0x500], 1
+        ];
+        c.extend_from_slice(trigger);
+        c.extend_from_slice(&[0xEB, 0xFE]); // jmp $
+        c[10] = (c.len() - 11) as u8;
+        c.extend_from_slice(&[0xB0, 0x07, 0xE6, 0xF4]); // second: mov al, 7; out 0xF4, al
+        c
+    };
+    let programs = vec![
+        ("a20-closed", a20(0x00)),
+        ("a20-open", a20(0x02)),
+        // lidt [0x600] (zero limit); int3
+        (
+            "triple-fault",
+            reboot(&[0x0F, 0x01, 0x1E, 0x00, 0x06, 0xCC]),
+        ),
+        // in al, 0x92; or al, 1; out 0x92, al
+        ("fast-reset", reboot(&[0xE4, 0x92, 0x0C, 0x01, 0xE6, 0x92])),
+        // in al, PORT; out 0xF4, al
+        ("open-bus", vec![0xE4, 0x55, 0xE6, 0xF4]),
+        ("debugcon-readback", vec![0xE4, 0xE9, 0xE6, 0xF4]),
+        ("exit-readback", vec![0xE4, 0xF4, 0xE6, 0xF4]),
+        ("port-92-readback", vec![0xE4, 0x92, 0xE6, 0xF4]),
+        // mov eax, 0x0A0B0C0D; out 0xF4, eax
+        (
+            "exit-dword",
+            vec![0x66, 0xB8, 0x0D, 0x0C, 0x0B, 0x0A, 0x66, 0xE7, 0xF4],
+        ),
+        // mov al, 9; out 0xF7, al
+        ("exit-f7", vec![0xB0, 0x09, 0xE6, 0xF7]),
+    ];
+    let mut images = vec![("demo", ringside_roms::DEMO.to_vec())];
+    images.extend(
+        programs
+            .into_iter()
+            .map(|(name, code)| (name, rom_with_code(&code))),
+    );
+    images
+}
+
+/// Runs each case on QEMU too when `qemu-system-i386` is installed (Debian
+/// package `qemu-system-x86`); without it there is nothing to compare with,
+/// and the test says so and passes.
+#[test]
+fn behaves_like_qemu_when_qemu_is_installed() {
+    let have_qemu = Command::new("qemu-system-i386")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_qemu {
+        eprintln!("qemu-system-i386 not installed: QEMU comparison skipped");
+        return;
+    }
+    let dir = scratch("qemu-parity");
+    for (name, image) in qemu_parity_cases() {
+        let rom = dir.join(format!("{name}.rom"));
+        std::fs::write(&rom, image).unwrap();
+        let ours = ringside()
+            .arg("run")
+            .arg("--bios")
+            .arg(&rom)
+            .args(["--max-instructions", "50000000"])
+            .output()
+            .unwrap();
+        let qemu = Command::new("timeout")
+            .args([
+                "60",
+                "qemu-system-i386",
+                "-display",
+                "none",
+                "-nodefaults",
+                "-bios",
+            ])
+            .arg(&rom)
+            .args([
+                "-debugcon",
+                "stdio",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=4",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            ours.status.code(),
+            qemu.status.code(),
+            "{name}: exit status"
+        );
+        assert_eq!(stdout(&ours), stdout(&qemu), "{name}: console");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
