@@ -96,11 +96,28 @@ struct BenchArgs {
 
 #[derive(Subcommand, Debug)]
 enum ConformanceCommand {
-    /// Run SingleStepTests (MOO files) found under DIR.
-    Singlestep {
-        /// Directory holding the test files.
-        dir: PathBuf,
-    },
+    /// Run SingleStepTests (MOO files, 80286/80386 suites) found in DIR.
+    /// Exit status 0 when every test passed, 1 when any failed.
+    Singlestep(SinglestepArgs),
+}
+
+#[derive(Args, Debug)]
+struct SinglestepArgs {
+    /// Directory holding the `.MOO`/`.MOO.gz` files (and `metadata.json` or
+    /// `80386.csv`, `revocation_list.txt` when the suite has them).
+    dir: PathBuf,
+    /// Only these files, by stem (e.g. `F6.6` for `F6.6.MOO.gz`).
+    #[arg(long, value_name = "STEM")]
+    only: Vec<String>,
+    /// Run at most N tests per file.
+    #[arg(long, value_name = "N")]
+    max_tests: Option<usize>,
+    /// Failures shown in full per file (the rest are counted).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    show_failures: usize,
+    /// A line for every file, not only those with failures or skips.
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// Parse a port number written in hex: `84`, `0x84`, `84h`.
@@ -125,7 +142,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd_run(args),
         Command::Demo(args) => cmd_demo(args),
         Command::Bench(args) => cmd_bench(args),
-        Command::Conformance(ConformanceCommand::Singlestep { dir }) => cmd_singlestep(&dir),
+        Command::Conformance(ConformanceCommand::Singlestep(args)) => cmd_singlestep(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -275,14 +292,18 @@ fn cmd_bench(args: BenchArgs) -> Result<u8> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-fn cmd_singlestep(dir: &Path) -> Result<u8> {
-    if !dir.is_dir() {
-        bail!("{}: not a directory", dir.display());
-    }
-    bail!(
-        "{}: the SingleStepTests runner (ringside-conformance) is not in this build yet",
-        dir.display()
-    );
+fn cmd_singlestep(args: SinglestepArgs) -> Result<u8> {
+    use ringside_conformance::singlestep::{run_dir, RunOptions};
+    let opts = RunOptions {
+        only: args.only,
+        max_tests_per_file: args.max_tests,
+        max_failures_shown: args.show_failures,
+        verbose: args.verbose,
+        ..RunOptions::default()
+    };
+    let stdout = std::io::stdout();
+    let summary = run_dir(&args.dir, &opts, &mut stdout.lock())?;
+    Ok(if summary.failed > 0 { 1 } else { 0 })
 }
 
 #[cfg(test)]

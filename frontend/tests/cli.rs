@@ -465,3 +465,37 @@ fn behaves_like_qemu_when_qemu_is_installed() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn conformance_singlestep_runs_a_suite() {
+    let dir = ringside_conformance::singlestep::conformance_dir().join("singlestep-286");
+    if !dir.is_dir() {
+        eprintln!(
+            "{}: not present, conformance CLI run skipped",
+            dir.display()
+        );
+        return;
+    }
+    let o = ringside()
+        .args(["conformance", "singlestep"])
+        .arg(&dir)
+        .args(["--only", "00", "--max-tests", "50"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("skipped") && last.contains(" passed, 0 failed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn conformance_singlestep_bad_dir_is_one_error_line() {
+    let o = ringside()
+        .args(["conformance", "singlestep", "/nonexistent/ringside-suite"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "/nonexistent/ringside-suite");
+}
