@@ -293,7 +293,14 @@ mod tests {
 
     #[test]
     fn exit_device_ignores_accesses_across_its_edges() {
-        for (port, size) in [(0xF8, 1), (0xF3, 1), (0xF2, 4), (0xF3, 2), (0xF6, 4), (0xF7, 2)] {
+        for (port, size) in [
+            (0xF8, 1),
+            (0xF3, 1),
+            (0xF2, 4),
+            (0xF3, 2),
+            (0xF6, 4),
+            (0xF7, 2),
+        ] {
             let mut d = ports();
             assert!(!d.io_write(port, size, 1), "port {port:#x} size {size}");
             assert_eq!(d.exit_request(), None);

@@ -3,6 +3,8 @@
 //! One file per chip. [`pc::Pc`] wires them together and implements
 //! [`ringside_cpu::Bus`]; the machine crate owns it next to the CPU.
 
+#![warn(missing_docs)]
+
 pub mod debugport;
 pub mod pc;
 

@@ -119,7 +119,10 @@ impl Pc {
         self.system_control_a = v;
         let a20 = v & SCA_A20 != 0;
         if a20 != self.a20 {
-            log::debug!("port 0x92: A20 {}", if a20 { "enabled" } else { "disabled" });
+            log::debug!(
+                "port 0x92: A20 {}",
+                if a20 { "enabled" } else { "disabled" }
+            );
         }
         // The last writer drives the gate (as in QEMU, where the 8042's
         // output port and this one share one A20 line).

@@ -7,6 +7,8 @@
 //! a change of IF, HLT, a triple fault); between slices the machine applies
 //! what the board asked for (A20, reset) and checks the exit conditions.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,8 @@
 //! same image runs under
 //! `qemu-system-i386 -bios FILE -debugcon stdio -device isa-debug-exit,iobase=0xf4,iosize=4`.
 
+#![warn(missing_docs)]
+
 mod meta {
     include!(concat!(env!("OUT_DIR"), "/meta.rs"));
 }
