@@ -96,6 +96,10 @@ pub struct RunOptions {
     pub check_stray_writes: bool,
     /// Print a line for every file, not only files with failures or skips.
     pub verbose: bool,
+    /// Run the tests a profile rule would skip before running them, and
+    /// count any that passes anyway as a failure ("skip not needed"): proves
+    /// that every skip is one where the CPUs really differ.
+    pub verify_skips: bool,
 }
 
 impl Default for RunOptions {
@@ -106,6 +110,7 @@ impl Default for RunOptions {
             max_failures_shown: 3,
             check_stray_writes: true,
             verbose: false,
+            verify_skips: false,
         }
     }
 }
