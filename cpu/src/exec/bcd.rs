@@ -68,10 +68,9 @@ fn aaa(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
 fn aas(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
     let ax = cpu.get_reg(Register::AX) as u16;
     let adjust = ax & 0xF > 9 || cpu.flags.af();
+    // SDM AAS: AX <- AX - 6 (the borrow out of AL reaches AH), then AH <- AH - 1.
     let ax = if adjust {
-        let al = (ax as u8).wrapping_sub(6);
-        let ah = ((ax >> 8) as u8).wrapping_sub(1);
-        ((ah as u16) << 8) | al as u16
+        ax.wrapping_sub(6).wrapping_sub(0x100)
     } else {
         ax
     };

@@ -275,10 +275,16 @@ fn privileged_nop(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault
 /// x87 escape with no FPU fitted (this milestone): CR0.EM or CR0.TS raise
 /// #NM as the SDM requires; otherwise the instruction does nothing and stores
 /// nothing, which is how software probing with FNINIT/FNSTSW sees a machine
-/// without a coprocessor (CPUID.1:EDX.FPU is clear to match).
-fn fpu_escape(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+/// without a coprocessor (CPUID.1:EDX.FPU is clear to match). A memory
+/// operand is still checked against its segment limit (#GP/#SS), as the CPU
+/// does before any coprocessor transfer; nothing is read or written.
+fn fpu_escape(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     if cpu.cr[0] & (cr0::EM | cr0::TS) != 0 {
         return Err(Fault::NM);
+    }
+    if (0..e.ins.op_count()).any(|i| e.ins.op_kind(i) == OpKind::Memory) {
+        let size = e.ins.memory_size().size().max(1) as u32;
+        cpu.seg_check(cpu.mem_seg(e), cpu.ea(e), size)?;
     }
     Ok(())
 }
