@@ -256,3 +256,36 @@ fn outcomes_describe_themselves() {
     assert!(RunOutcome::Exit(2).describe().contains("exit status 5"));
     assert!(RunOutcome::MaxInstructions.describe().contains("limit"));
 }
+
+/// The benchmark guests print checksums the build script computed on its
+/// own (and QEMU agrees with): running them whole checks about 400 million
+/// instructions of loops, memory traffic, REP MOVSD and CALL/RET. Optimised
+/// builds (`cargo test --release`, as CI runs) run them to the end; debug
+/// builds only the first few million instructions of each.
+#[test]
+fn benchmark_guests_compute_their_checksums() {
+    for w in ringside_roms::WORKLOADS.iter() {
+        let config = MachineConfig {
+            console: Console::Capture(Vec::new()),
+            ..MachineConfig::default()
+        };
+        let mut m = Machine::new(w.rom.to_vec(), config).unwrap();
+        if cfg!(debug_assertions) {
+            let out = m.run(RunLimits {
+                max_instructions: Some(3_000_000),
+            });
+            assert!(
+                matches!(out, RunOutcome::MaxInstructions | RunOutcome::Exit(0)),
+                "{}: {out:?}",
+                w.name
+            );
+            continue;
+        }
+        let out = m.run(RunLimits {
+            max_instructions: Some(1_000_000_000),
+        });
+        assert_eq!(out, RunOutcome::Exit(0), "{}", w.name);
+        assert_eq!(console(&m), w.expected_output, "{}", w.name);
+        assert_eq!(m.last_post_code(), Some(0x02), "{}", w.name);
+    }
+}
