@@ -419,6 +419,11 @@ impl Harness {
         self.compare_regs(t, init, ctx, keep16, fina_masks, &mut diffs);
         let stray = self.compare_memory(t, keep16, ctx, &init_bases, &mut diffs);
         self.clean_memory(t, &stray);
+        if !diffs.is_empty() {
+            // A CPU that went astray may have written outside the windows
+            // checked above; leave nothing behind for the next test.
+            self.scrub_ram();
+        }
 
         if diffs.is_empty() {
             if let Some(r) = pre_skip {
@@ -658,6 +663,15 @@ impl Harness {
             ));
         }
         stray
+    }
+
+    /// Zero every nonzero byte of RAM (after a failure only: 16 MiB scan).
+    fn scrub_ram(&mut self) {
+        let mut nz = Vec::new();
+        find_nonzero(self.cpu.mem.ram(), 0, &mut nz);
+        for a in nz {
+            self.cpu.mem.poke(a, &[0]);
+        }
     }
 
     /// Zero every byte the test could have touched, so RAM is all zero again.

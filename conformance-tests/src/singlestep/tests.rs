@@ -394,3 +394,29 @@ fn sample_386ex_file_parses() {
     );
     assert_eq!(f.tests.iter().filter(|t| t.exception.is_some()).count(), 2);
 }
+
+/// `mov [0600h], al` with DS=3000: the byte written must be listed in FINA;
+/// if the test does not list it, the runner reports a stray write.
+#[test]
+fn memory_writes_are_checked_both_ways() {
+    let d = temp_dir("stray");
+    let mut good = T::new(&[0xA2, 0x00, 0x06]);
+    good.fina_mask = 1 << 12;
+    good.fina_vals = vec![0x0104];
+    good.fina_ram = vec![(0x30600, 0x11)];
+    let mut bad = T::new(&[0xA2, 0x00, 0x06]);
+    bad.idx = 1;
+    bad.fina_mask = 1 << 12;
+    bad.fina_vals = vec![0x0104];
+    std::fs::write(d.join("A2.MOO"), file(&[good, bad])).unwrap();
+    let mut out = Vec::new();
+    let s = run_dir(&d, &RunOptions::default(), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!((s.passed, s.failed), (1, 1), "{text}");
+    assert!(
+        text.contains("stray write(s) to bytes the test does not list: 0x030600=0x11"),
+        "{text}"
+    );
+    assert!(text.contains("mov [600h],al"), "{text}");
+    let _ = std::fs::remove_dir_all(&d);
+}
