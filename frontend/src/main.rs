@@ -17,6 +17,15 @@ use ringside_machine::{
     console_from_arg, Console, Machine, MachineConfig, RunLimits, RunOutcome, DEFAULT_MEMORY_MIB,
 };
 
+/// Print a line on stdout; a closed pipe (`ringside bench | head -1`) is
+/// not worth a panic, so write errors are ignored.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Status for problems with the host's input.
 const EXIT_HOST_ERROR: u8 = 2;
 
@@ -199,7 +208,7 @@ fn cmd_demo(args: DemoArgs) -> Result<u8> {
     let s = m.stats();
     let status = match outcome {
         RunOutcome::Exit(0) => {
-            println!(
+            out!(
                 "demo: the guest passed all its checks and wrote 0 to the exit port: {} instructions in {:.1} ms ({:.0} MIPS)",
                 s.instructions,
                 s.host_time.as_secs_f64() * 1e3,
@@ -208,7 +217,7 @@ fn cmd_demo(args: DemoArgs) -> Result<u8> {
             0
         }
         RunOutcome::Exit(n) => {
-            println!("demo: the guest's check {n} failed (see its console output above)");
+            out!("demo: the guest's check {n} failed (see its console output above)");
             outcome.exit_status() as u8
         }
         _ => outcome.exit_status() as u8,
@@ -241,9 +250,13 @@ fn cmd_bench(args: BenchArgs) -> Result<u8> {
             }
         }
     }
-    println!(
+    out!(
         "{:<10} {:>13} {:>9} {:>9} {:>10}  result",
-        "workload", "instructions", "seconds", "MIPS", "ns/instr"
+        "workload",
+        "instructions",
+        "seconds",
+        "MIPS",
+        "ns/instr"
     );
     let mut failed = 0;
     let wall = Instant::now();
@@ -279,7 +292,7 @@ fn cmd_bench(args: BenchArgs) -> Result<u8> {
         } else {
             String::new()
         };
-        println!(
+        out!(
             "{:<10} {:>13} {:>9.3} {:>9.1} {:>10.2}  {result}{extra}",
             w.name,
             s.instructions,
