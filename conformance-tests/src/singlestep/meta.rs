@@ -98,6 +98,7 @@ impl FlagMasks {
         };
         let mut rows = text.lines().filter(|l| !l.trim().is_empty());
         let header = rows.next().ok_or_else(|| bad("empty file".into()))?;
+        let header = header.trim_start_matches('\u{feff}');
         let cols: Vec<String> = csv_fields(header)
             .into_iter()
             .map(|c| c.trim().to_ascii_lowercase())
@@ -116,6 +117,7 @@ impl FlagMasks {
                 continue;
             }
             let hex = raw.trim_start_matches("0x").trim_start_matches("0X");
+            let hex = hex.trim_end_matches(['h', 'H']);
             let v = u32::from_str_radix(hex, 16).map_err(|_| {
                 bad(format!(
                     "line {}: f_umask {raw:?} is not hexadecimal",
@@ -244,7 +246,7 @@ mod tests {
 
     #[test]
     fn csv() {
-        let c = "op,ex,mnemonic,f_umask,desc\n27,,DAA,0800,\"Decimal adjust, AL\"\nF6,4,MUL,08D4,x\n08,,OR,FFEF,y\n";
+        let c = "\u{feff}op,ex,mnemonic,f_umask,desc\n27,,DAA,0800h,\"Decimal adjust, AL\"\nF6,4,MUL,08D4,x\n08,,OR,FFEF,y\n";
         let m = FlagMasks::from_80386_csv(Path::new("80386.csv"), c).unwrap();
         assert_eq!(m.for_stem("27"), !0x0800);
         assert_eq!(m.for_stem("66F6.4"), !0x08D4);

@@ -8,8 +8,27 @@
 //! rules are here, in one place, each with its justification.
 //!
 //! Flags that the Intel SDM documents as undefined after an instruction are
-//! masked for every profile ([`sdm_undefined_flags`]), in addition to the
+//! masked for every profile (`sdm_undefined_flags`), in addition to the
 //! masks the suites ship (`metadata.json`, `80386.csv`).
+//!
+//! 286 rules (see `reason` for the wording the report prints):
+//! - before running: F1 (ICE prefix), 0F 04/05 (STOREALL/LOADALL), SGDT/SIDT
+//!   (sixth byte), SMSW (reserved MSW bits), LOCK where a 386 raises #UD,
+//!   instructions over 10 bytes, MOV to/from sreg 4/5, instructions the 386
+//!   added (when the 286 raised #UD), POPF/IRET whose popped image has
+//!   IOPL/NT set;
+//! - after running, only if the result differs: #GP(13) recorded where our
+//!   CPU raised #SS(12); a faulting string instruction whose only
+//!   differences are SI/DI/CX.
+//!
+//! Checked and found equal, so no rule: shift/rotate counts (the 286 masks
+//! them to 5 bits like the 386), PUSH SP (pushes the old SP on both),
+//! divide-error return address (the faulting instruction on both), IDIV of
+//! the most negative quotient (no fault on either).
+//!
+//! The 386 profile has no skip rules: its data comes from the CPU family we
+//! model. It loads and compares the 32-bit register file, ignores EFLAGS
+//! bits 18-31 (absent on a 386) and compares the CR0 bits a 386 has.
 
 use iced_x86::{CpuidFeature, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
