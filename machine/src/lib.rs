@@ -24,6 +24,9 @@ const SLICE_INSTRUCTIONS: u64 = 1 << 20;
 /// Cycles per slice when no device is scheduled.
 const SLICE_CYCLES: u64 = 1 << 22;
 
+/// Triple-fault resets reported as warnings before they go to debug level.
+const MAX_RESET_WARNINGS: u64 = 5;
+
 /// ROM sizes the PC memory map accepts.
 pub const ROM_SIZES: [usize; 3] = [64 * 1024, 128 * 1024, 256 * 1024];
 /// Default RAM size in MiB (QEMU's default too, so a ROM that sizes memory
@@ -283,9 +286,18 @@ impl Machine {
                         .last_exception
                         .map(|f| f.to_string())
                         .unwrap_or_else(|| "?".into());
-                    log::warn!(
-                        "triple fault (last exception {what}) at instruction {}: resetting the machine",
-                        self.cpu.instructions
+                    // A guest that faults at every boot resets forever (as
+                    // on QEMU); say so a few times, not a million.
+                    let level = if self.resets < MAX_RESET_WARNINGS {
+                        log::Level::Warn
+                    } else {
+                        log::Level::Debug
+                    };
+                    log::log!(
+                        level,
+                        "triple fault (last exception {what}) at instruction {}: resetting the machine{}",
+                        self.cpu.instructions,
+                        if self.resets + 1 == MAX_RESET_WARNINGS { " (further resets are logged at debug level)" } else { "" }
                     );
                     self.reset();
                 }
