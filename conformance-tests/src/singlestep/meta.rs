@@ -34,6 +34,13 @@ impl FlagMasks {
         self.masks.insert(k, cur & keep);
     }
 
+    /// Add `other`'s masks (a flag undefined in either stays undefined).
+    pub fn merge(&mut self, other: &FlagMasks) {
+        for ((op, reg), keep) in &other.masks {
+            self.insert(op, *reg, *keep);
+        }
+    }
+
     /// The AND-mask for the opcode named by a test file stem such as `00`,
     /// `F6.6`, `6601`, `676601` or `0FBA.4` (size-override prefixes are
     /// stripped). 0xFFFF when nothing is known.

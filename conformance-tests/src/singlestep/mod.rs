@@ -243,15 +243,8 @@ impl Suite {
             masks = FlagMasks::from_metadata_json(&p, &text)?;
         }
         if let Some((p, text)) = read_opt("80386.csv")? {
-            let csv = FlagMasks::from_80386_csv(&p, &text)?;
-            if masks.is_empty() {
-                masks = csv;
-            } else {
-                return Err(Error::Metadata {
-                    path: p,
-                    msg: "both metadata.json and 80386.csv present; expected one".into(),
-                });
-            }
+            // Both present (unusual): a flag undefined in either is masked.
+            masks.merge(&FlagMasks::from_80386_csv(&p, &text)?);
         }
         let revoked = match read_opt("revocation_list.txt")? {
             Some((_, text)) => Revocations::parse(&text),
