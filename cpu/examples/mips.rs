@@ -32,10 +32,12 @@ fn bench(name: &str, bytes: &[u8]) {
 }
 
 fn main() {
+    // MIPS_DIV shrinks the loops (e.g. for callgrind, which counts host instructions).
+    let div: u32 = std::env::var("MIPS_DIV").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     bench(
         "integer",
         &prog(|a| {
-            a.mov(ecx, 20_000_000u32)?;
+            a.mov(ecx, 20_000_000u32 / div)?;
             a.xor(eax, eax)?;
             a.mov(ebx, 3)?;
             let mut top = a.create_label();
@@ -52,7 +54,7 @@ fn main() {
     bench(
         "memory",
         &prog(|a| {
-            a.mov(ecx, 10_000_000u32)?;
+            a.mov(ecx, 10_000_000u32 / div)?;
             a.xor(si, si)?;
             let mut top = a.create_label();
             a.set_label(&mut top)?;
@@ -72,7 +74,7 @@ fn main() {
             let mut f = a.create_label();
             let mut top = a.create_label();
             let mut end = a.create_label();
-            a.mov(ecx, 5_000_000u32)?;
+            a.mov(ecx, 5_000_000u32 / div)?;
             a.set_label(&mut top)?;
             a.call(f)?;
             a.dec(ecx)?;

@@ -42,12 +42,34 @@ fn jmp_rel(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     cpu.near_jump(target_of(e))
 }
 
-fn jcc(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let cc = (e.ins.condition_code() as u8).wrapping_sub(1);
-    if cpu.flags.condition(cc) {
+/// Jcc, one monomorphised handler per condition so the condition switch is
+/// resolved when the instruction is decoded, not each time it runs.
+fn jcc<const CC: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if cpu.flags.condition(CC) {
         cpu.near_jump(target_of(e))
     } else {
         Ok(())
+    }
+}
+
+fn jcc_handler(cc: u8) -> Handler {
+    match cc {
+        0 => jcc::<0>,
+        1 => jcc::<1>,
+        2 => jcc::<2>,
+        3 => jcc::<3>,
+        4 => jcc::<4>,
+        5 => jcc::<5>,
+        6 => jcc::<6>,
+        7 => jcc::<7>,
+        8 => jcc::<8>,
+        9 => jcc::<9>,
+        10 => jcc::<10>,
+        11 => jcc::<11>,
+        12 => jcc::<12>,
+        13 => jcc::<13>,
+        14 => jcc::<14>,
+        _ => jcc::<15>,
     }
 }
 
@@ -308,7 +330,9 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Int1 | Mnemonic::Into => int_n,
         Mnemonic::Iret | Mnemonic::Iretd => iret,
         Mnemonic::Bound => bound,
-        _ if ins.condition_code() != iced_x86::ConditionCode::None && near_rel => jcc,
+        _ if ins.condition_code() != iced_x86::ConditionCode::None && near_rel => {
+            jcc_handler((ins.condition_code() as u8).wrapping_sub(1))
+        }
         _ => return None,
     })
 }
