@@ -69,6 +69,12 @@ impl Link {
 /// Decoded-instruction cache with hit/miss/invalidation counters.
 pub struct DecodeCache {
     pages: Vec<Option<Box<CachePage>>>,
+    /// Page numbers that were given a page since the last flush, so a flush
+    /// touches only those, not all 2^20 slots.
+    live: Vec<u32>,
+    /// Emptied pages kept for reuse: self-modifying code invalidates the
+    /// same pages over and over, and an 8 KiB allocation each time is waste.
+    spare: Vec<Box<CachePage>>,
     /// Lookups that found an entry.
     pub hits: u64,
     /// Lookups that had to decode.
@@ -83,6 +89,8 @@ impl Default for DecodeCache {
     fn default() -> Self {
         DecodeCache {
             pages: Vec::new(),
+            live: Vec::new(),
+            spare: Vec::new(),
             hits: 0,
             misses: 0,
             invalidations: 0,
@@ -97,6 +105,8 @@ impl DecodeCache {
         pages.resize_with(PAGES, || None);
         DecodeCache {
             pages,
+            live: Vec::new(),
+            spare: Vec::new(),
             hits: 0,
             misses: 0,
             invalidations: 0,
@@ -148,7 +158,10 @@ impl DecodeCache {
 
     /// Number of pages currently holding decoded instructions.
     pub fn cached_pages(&self) -> usize {
-        self.pages.iter().filter(|p| p.is_some()).count()
+        self.live
+            .iter()
+            .filter(|&&p| self.pages[p as usize].is_some())
+            .count()
     }
 
     /// Remember `e` at `phys`; returns its index in the page.
@@ -156,12 +169,26 @@ impl DecodeCache {
         if self.pages.is_empty() {
             return None;
         }
-        let p = self.pages[(phys >> 12) as usize].get_or_insert_with(|| {
-            Box::new(CachePage {
-                slots: [0; PAGE_SLOTS],
-                entries: Vec::with_capacity(64),
-            })
-        });
+        let pno = (phys >> 12) as usize;
+        if self.pages[pno].is_none() {
+            let page = self.spare.pop().unwrap_or_else(|| {
+                Box::new(CachePage {
+                    slots: [0; PAGE_SLOTS],
+                    entries: Vec::with_capacity(64),
+                })
+            });
+            self.pages[pno] = Some(page);
+            self.live.push(pno as u32);
+            if self.live.len() >= 8192 {
+                // Invalidated pages stay listed until here: keep the list
+                // bounded by the pages really present.
+                let pages = &self.pages;
+                self.live.retain(|&p| pages[p as usize].is_some());
+                self.live.sort_unstable();
+                self.live.dedup();
+            }
+        }
+        let p = self.pages[pno].as_deref_mut()?;
         if p.entries.len() >= u16::MAX as usize - 1 {
             p.entries.clear();
             p.slots.fill(0);
@@ -174,17 +201,31 @@ impl DecodeCache {
     /// Drop every entry of physical page `page`.
     pub fn invalidate_page(&mut self, page: u32) {
         if let Some(slot) = self.pages.get_mut(page as usize) {
-            if slot.take().is_some() {
+            if let Some(p) = slot.take() {
                 self.invalidations += 1;
+                self.recycle(p);
             }
+        }
+    }
+
+    fn recycle(&mut self, mut p: Box<CachePage>) {
+        if self.spare.len() < 64 {
+            p.slots.fill(0);
+            p.entries.clear();
+            self.spare.push(p);
         }
     }
 
     /// Drop everything.
     pub fn flush(&mut self) {
-        for p in &mut self.pages {
-            *p = None;
+        let live = std::mem::take(&mut self.live);
+        for &pno in &live {
+            if let Some(p) = self.pages[pno as usize].take() {
+                self.recycle(p);
+            }
         }
+        self.live = live;
+        self.live.clear();
     }
 }
 
@@ -246,4 +287,68 @@ fn is_prefix(b: u8) -> bool {
         b,
         0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        let ins = match decode_bytes(&[0x90; 32], 0, false) {
+            Decoded::Ok(i) => i,
+            _ => unreachable!("NOP decodes"),
+        };
+        crate::exec::make_entry(ins, false)
+    }
+
+    #[test]
+    fn invalidate_and_flush_drop_entries() {
+        let mut c = DecodeCache::new();
+        c.insert(0x7C00, entry());
+        c.insert(0x8000, entry());
+        assert!(c.find(Link::NONE, 0x7C00, false).is_some());
+        assert!(
+            c.find(Link::NONE, 0x7C00, true).is_none(),
+            "code size is part of the key"
+        );
+        c.invalidate_page(7);
+        assert!(c.find(Link::NONE, 0x7C00, false).is_none());
+        assert_eq!(c.cached_pages(), 1);
+        c.flush();
+        assert!(c.find(Link::NONE, 0x8000, false).is_none());
+        assert_eq!(c.cached_pages(), 0);
+    }
+
+    #[test]
+    fn live_list_stays_bounded_under_repeated_invalidation() {
+        let mut c = DecodeCache::new();
+        for _ in 0..20_000 {
+            c.insert(0x7C00, entry());
+            c.invalidate_page(7);
+        }
+        assert!(c.live.len() < 8192);
+    }
+
+    #[test]
+    fn sixteen_prefixes_are_too_long_not_invalid() {
+        let mut b = vec![0x66u8; 15];
+        b.extend_from_slice(&[0x90; 17]);
+        assert!(matches!(decode_bytes(&b, 0, false), Decoded::TooLong));
+        assert!(matches!(
+            decode_bytes(
+                &[0x0F, 0x0B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                0,
+                false
+            ),
+            Decoded::Ok(_)
+        ));
+        assert!(matches!(
+            decode_bytes(
+                &[0x0F, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                0,
+                false
+            ),
+            Decoded::Invalid
+        ));
+    }
 }
