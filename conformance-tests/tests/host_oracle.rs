@@ -566,7 +566,7 @@ mod host {
             4 => return ins2(pick(Code::Bsf_r16_rm16, Code::Bsf_r32_rm32), a, b),
             _ => return ins2(pick(Code::Bsr_r16_rm16, Code::Bsr_r32_rm32), a, b),
         };
-        if form % 2 == 0 {
+        if form & 1 == 0 {
             ins2(rr, a, b)
         } else {
             ins_imm(ri, a, imm & 0xFF)
@@ -594,7 +594,7 @@ mod host {
             (_, true) => (Code::Shrd_rm16_r16_imm8, Code::Shrd_rm16_r16_CL),
             (_, false) => (Code::Shrd_rm32_r32_imm8, Code::Shrd_rm32_r32_CL),
         };
-        if form % 2 == 0 {
+        if form & 1 == 0 {
             Instruction::with3(ci, a, b, count).unwrap()
         } else {
             regs[1] = (regs[1] & !0xFF) | count;
@@ -622,7 +622,7 @@ mod host {
             ),
             1 => {
                 // Half the time make the comparison succeed.
-                if form % 2 == 0 {
+                if form & 1 == 0 {
                     let (i, m) = oracle::reg_slot(a).unwrap();
                     let v = (regs[i] & m) >> m.trailing_zeros();
                     let (ai, am) = oracle::reg_slot(gpr(size, 0)).unwrap();
