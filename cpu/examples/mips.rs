@@ -33,7 +33,10 @@ fn bench(name: &str, bytes: &[u8]) {
 
 fn main() {
     // MIPS_DIV shrinks the loops (e.g. for callgrind, which counts host instructions).
-    let div: u32 = std::env::var("MIPS_DIV").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let div: u32 = std::env::var("MIPS_DIV")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     bench(
         "integer",
         &prog(|a| {

@@ -12,6 +12,10 @@ use crate::processor::Cpu;
 use crate::regs::SegReg;
 use crate::Bus;
 
+/// Cycles charged for delivering an exception or interrupt (roughly a P6's
+/// real-mode INT latency).
+const DELIVERY_CYCLES: u64 = 20;
+
 /// Exception vector numbers (SDM Vol. 3A Table 6-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -144,6 +148,12 @@ impl Cpu {
     /// Deliver a fault raised by the instruction at `self.eip` (the run loop
     /// has already restored EIP to the faulting instruction for faults).
     pub(crate) fn deliver_fault(&mut self, bus: &mut dyn Bus, fault: Fault) {
+        // A faulting instruction still costs time and counts against the
+        // run's instruction budget: otherwise a guest stuck in a fault loop
+        // (say, an IVT pointing at undecodable bytes) would never let
+        // `Cpu::run` return.
+        self.cycles += DELIVERY_CYCLES;
+        self.instructions += 1;
         let mut current = fault;
         // Walk the double-fault table: a fault while delivering becomes the
         // next thing to deliver, combined by class.
@@ -218,6 +228,7 @@ impl Cpu {
 
     /// An external interrupt with vector `vector` (already acknowledged).
     pub(crate) fn external_interrupt(&mut self, bus: &mut dyn Bus, vector: u8) {
+        self.cycles += DELIVERY_CYCLES;
         self.halted = false;
         self.interrupts_delivered += 1;
         if let Err(f) = self.interrupt(bus, vector, Source::External, None) {

@@ -172,7 +172,6 @@ proptest! {
     /// loop retires no instruction, see `fault_loop_returns_on_instruction_budget`):
     /// returns, honours the budget, leaves a consistent state.
     #[test]
-    #[ignore = "known CPU issue: a #UD loop on undecodable bytes charges no cycles and retires no instruction, so Cpu::run never returns (see undecodable_fault_loop_returns_on_cycle_limit)"]
     fn random_code_runs_within_budget(st in start()) {
         let mut cpu = machine(&st);
         let mut bus = NullBus;
@@ -273,7 +272,6 @@ fn ud2_fault_loop_returns_on_cycle_limit() {
 /// cost cycles even when the faulting bytes never decoded, or a guest stuck
 /// in such a loop hangs the machine's run loop.
 #[test]
-#[ignore = "known CPU issue: a fetch/decode fault charges no cycles, so this hangs"]
 fn undecodable_fault_loop_returns_on_cycle_limit() {
     let r = run_with_timeout(ud_loop(&UNDECODABLE), 100_000, 1000)
         .expect("Cpu::run never returned from a #UD loop");
@@ -283,7 +281,6 @@ fn undecodable_fault_loop_returns_on_cycle_limit() {
 /// `run`'s instruction budget alone must bound a fault loop too (a debugger
 /// "continue 1000" with no cycle limit).
 #[test]
-#[ignore = "known CPU issue: exception deliveries do not count against Cpu::run's instruction budget, so this hangs"]
 fn fault_loop_returns_on_instruction_budget() {
     let r = run_with_timeout(ud_loop(&UD2), u64::MAX, 1000)
         .expect("Cpu::run never returned from a #UD loop");
