@@ -7,10 +7,30 @@
 //! Table 6-5, and a fault while delivering #DF shuts the processor down
 //! (triple fault).
 
-use crate::flags::{AC, IF, RF, TF};
+use crate::flags::{self, AC, IF, RF, TF, VM};
 use crate::processor::Cpu;
-use crate::regs::SegReg;
+use crate::regs::{SegReg, Segment};
+use crate::segment::{gp_sel, np_sel, ss_sel, sys, ts_sel};
 use crate::Bus;
+
+/// Vectors that push an error code in protected mode (SDM Vol. 3A Table 6-1).
+pub(crate) fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17)
+}
+
+/// Set the EXT bit in a fault's error code: the fault happened while
+/// delivering an event external to the program (SDM Vol. 3A §6.13).
+fn with_ext(f: Fault, ext: u32) -> Fault {
+    match f.error {
+        Some(e) if f.vector != Vector::PageFault as u8 && f.vector != Vector::DoubleFault as u8 => {
+            Fault {
+                vector: f.vector,
+                error: Some(e | ext),
+            }
+        }
+        _ => f,
+    }
+}
 
 /// Cycles charged for delivering an exception or interrupt (roughly a P6's
 /// real-mode INT latency).
@@ -187,16 +207,219 @@ impl Cpu {
         }
     }
 
-    /// Deliver an interrupt or exception through the IVT (real mode).
+    /// Deliver an interrupt or exception: through the IVT in real mode,
+    /// through an IDT gate otherwise.
     pub(crate) fn interrupt(
         &mut self,
         bus: &mut dyn Bus,
         vector: u8,
         source: Source,
-        _error: Option<u32>,
+        error: Option<u32>,
     ) -> Result<(), Fault> {
-        let _ = source;
-        self.real_mode_interrupt(bus, vector)
+        if self.cr[0] & crate::regs::cr0::PE == 0 {
+            return self.real_mode_interrupt(bus, vector);
+        }
+        let ext = (source != Source::Software) as u32;
+        self.protected_mode_interrupt(bus, vector, source, error, ext)
+            .map_err(|f| with_ext(f, ext))
+    }
+
+    /// Delivery through the IDT (SDM Vol. 3A §6.10–6.14, and §20.3 for an
+    /// interrupt taken in virtual-8086 mode).
+    fn protected_mode_interrupt(
+        &mut self,
+        bus: &mut dyn Bus,
+        vector: u8,
+        source: Source,
+        error: Option<u32>,
+        ext: u32,
+    ) -> Result<(), Fault> {
+        let idt_err = vector as u32 * 8 + 2;
+        if vector as u32 * 8 + 7 > self.idtr.limit as u32 {
+            return Err(Fault::gp(idt_err));
+        }
+        let gate = self.read_descriptor_at(bus, self.idtr.base.wrapping_add(vector as u32 * 8))?;
+        let typ = gate.typ();
+        if gate.is_code_data()
+            || !matches!(
+                typ,
+                sys::TASK_GATE
+                    | sys::INT_GATE16
+                    | sys::TRAP_GATE16
+                    | sys::INT_GATE32
+                    | sys::TRAP_GATE32
+            )
+        {
+            return Err(Fault::gp(idt_err));
+        }
+        // INT n, INT3 and INTO may only use gates at or above the CPL.
+        if source == Source::Software && gate.dpl() < self.cpl {
+            return Err(Fault::gp(idt_err));
+        }
+        if !gate.present() {
+            return Err(Fault::with_error(Vector::SegmentNotPresent, idt_err));
+        }
+        if typ == sys::TASK_GATE {
+            let tss = gate.gate_selector();
+            return self.task_switch(
+                bus,
+                tss,
+                crate::task::SwitchKind::Interrupt,
+                error.filter(|_| has_error_code(vector)),
+            );
+        }
+        let sel = gate.gate_selector();
+        if sel & 0xFFFC == 0 {
+            return Err(Fault::gp(0));
+        }
+        let d = self.read_descriptor(bus, sel)?;
+        if !d.is_code() || d.dpl() > self.cpl {
+            return Err(gp_sel(sel));
+        }
+        if !d.present() {
+            return Err(np_sel(sel));
+        }
+        let offset = gate.gate_offset();
+        if offset > d.limit() {
+            return Err(Fault::gp(0));
+        }
+        let size: u8 = if gate.sys32() { 4 } else { 2 };
+        let v86 = self.flags.control(VM);
+        let old_flags = self.flags.get();
+        let old_cs = self.segs[SegReg::Cs as usize].selector as u32;
+        let old_eip = self.eip;
+        let old_ss = self.segs[SegReg::Ss as usize].selector as u32;
+        let old_esp = self.regs[crate::gpr::ESP];
+        let saved = (self.segs, self.regs[crate::gpr::ESP], self.cpl, self.flags);
+        let new_cpl = if !d.conforming() && d.dpl() < self.cpl {
+            d.dpl()
+        } else {
+            self.cpl
+        };
+        let result = (|| -> Result<(), Fault> {
+            if new_cpl < self.cpl {
+                if v86 && new_cpl != 0 {
+                    return Err(gp_sel(sel));
+                }
+                let (ss, esp) = self.tss_stack(bus, new_cpl)?;
+                self.load_stack_for_ring(bus, ss, esp, new_cpl)?;
+                let stack_fault = |f: Fault| {
+                    if f.vector == Vector::StackFault as u8 {
+                        ss_sel(ss)
+                    } else {
+                        f
+                    }
+                };
+                if v86 {
+                    for s in [SegReg::Gs, SegReg::Fs, SegReg::Ds, SegReg::Es] {
+                        let v = saved.0[s as usize].selector as u32;
+                        self.push(bus, size, v).map_err(stack_fault)?;
+                    }
+                }
+                self.push(bus, size, old_ss).map_err(stack_fault)?;
+                self.push(bus, size, old_esp).map_err(stack_fault)?;
+                self.push(bus, size, old_flags).map_err(stack_fault)?;
+                self.push(bus, size, old_cs).map_err(stack_fault)?;
+                self.push(bus, size, old_eip).map_err(stack_fault)?;
+                if let Some(e) = error.filter(|_| has_error_code(vector)) {
+                    self.push(bus, size, e).map_err(stack_fault)?;
+                }
+                if v86 {
+                    for s in [SegReg::Gs, SegReg::Fs, SegReg::Ds, SegReg::Es] {
+                        self.segs[s as usize] = Segment {
+                            selector: 0,
+                            base: 0,
+                            limit: 0,
+                            attrs: 0,
+                        };
+                    }
+                }
+            } else {
+                if v86 {
+                    return Err(gp_sel(sel));
+                }
+                self.push(bus, size, old_flags)?;
+                self.push(bus, size, old_cs)?;
+                self.push(bus, size, old_eip)?;
+                if let Some(e) = error.filter(|_| has_error_code(vector)) {
+                    self.push(bus, size, e)?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(f) = result {
+            (self.segs, self.regs[crate::gpr::ESP], self.cpl, self.flags) = saved;
+            return Err(f);
+        }
+        self.set_accessed(bus, sel, d)?;
+        let cs_sel = (sel & 0xFFFC) | new_cpl as u16;
+        self.segs[SegReg::Cs as usize] = d.to_segment(cs_sel);
+        self.cpl = new_cpl;
+        self.eip = offset;
+        let mut f = self.flags.get() & !(TF | flags::NT | VM | RF);
+        if matches!(typ, sys::INT_GATE16 | sys::INT_GATE32) {
+            f &= !IF;
+        }
+        self.flags.set(f);
+        self.halted = false;
+        let _ = ext;
+        Ok(())
+    }
+
+    /// SS:ESP for ring `dpl` from the current TSS (SDM Vol. 3A §7.2.1).
+    pub(crate) fn tss_stack(&mut self, bus: &mut dyn Bus, dpl: u8) -> Result<(u16, u32), Fault> {
+        let tss32 = self.tr.attrs & 0x8 != 0;
+        let base = self.tr.base;
+        if tss32 {
+            let off = 4 + dpl as u32 * 8;
+            if off + 5 > self.tr.limit {
+                return Err(ts_sel(self.tr.selector));
+            }
+            let esp = self.read_system_u32(bus, base.wrapping_add(off))?;
+            let ss = self.read_system_u16(bus, base.wrapping_add(off + 4))?;
+            Ok((ss, esp))
+        } else {
+            let off = 2 + dpl as u32 * 4;
+            if off + 3 > self.tr.limit {
+                return Err(ts_sel(self.tr.selector));
+            }
+            let sp = self.read_system_u16(bus, base.wrapping_add(off))? as u32;
+            let ss = self.read_system_u16(bus, base.wrapping_add(off + 2))?;
+            Ok((ss, sp))
+        }
+    }
+
+    /// Load SS:ESP for an inner ring with the checks of SDM Vol. 3A §6.12.1
+    /// and Vol. 2A CALL (#TS for a bad stack selector, #SS if not present).
+    pub(crate) fn load_stack_for_ring(
+        &mut self,
+        bus: &mut dyn Bus,
+        ss: u16,
+        esp: u32,
+        ring: u8,
+    ) -> Result<(), Fault> {
+        if ss & 0xFFFC == 0 {
+            return Err(ts_sel(0));
+        }
+        let Some(a) = self.descriptor_addr(ss) else {
+            return Err(ts_sel(ss));
+        };
+        let d = self.read_descriptor_at(bus, a)?;
+        if (ss & 3) as u8 != ring || d.dpl() != ring || !d.writable() {
+            return Err(ts_sel(ss));
+        }
+        if !d.present() {
+            return Err(ss_sel(ss));
+        }
+        self.set_accessed(bus, ss, d)?;
+        self.segs[SegReg::Ss as usize] = d.to_segment(ss);
+        self.regs[crate::gpr::ESP] = if d.big() {
+            esp
+        } else {
+            (self.regs[crate::gpr::ESP] & 0xFFFF_0000) | (esp & 0xFFFF)
+        };
+        self.cpl = ring;
+        Ok(())
     }
 
     fn real_mode_interrupt(&mut self, bus: &mut dyn Bus, vector: u8) -> Result<(), Fault> {

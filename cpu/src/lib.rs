@@ -15,7 +15,10 @@ pub mod flags;
 pub mod interrupt;
 mod memory;
 mod processor;
+mod protect;
 pub mod regs;
+pub mod segment;
+pub mod task;
 
 pub use interrupt::{Fault, Vector};
 pub use processor::{Cpu, CpuMode, StopReason};

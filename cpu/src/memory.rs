@@ -9,11 +9,26 @@ use crate::regs::SegReg;
 use crate::Bus;
 
 impl Cpu {
-    /// Check an access of `size` bytes at `off` in segment `s` and return the
-    /// linear address. Real mode: only the limit (a 386 raises #GP, or #SS for
-    /// SS, when any byte lies beyond it; expand-down segments invert the test).
+    /// Check a read of `size` bytes at `off` in segment `s` and return the
+    /// linear address (SDM Vol. 3A §5.3 limit checks, §5.4 type checks).
     #[inline(always)]
     pub(crate) fn seg_check(&self, s: SegReg, off: u32, size: u32) -> Result<u32, Fault> {
+        self.seg_check_access(s, off, size, false)
+    }
+
+    /// Check a write of `size` bytes at `off` in segment `s`.
+    #[inline(always)]
+    pub(crate) fn seg_check_write(&self, s: SegReg, off: u32, size: u32) -> Result<u32, Fault> {
+        self.seg_check_access(s, off, size, true)
+    }
+
+    /// The limit test of every mode (a 386 raises #GP, or #SS for SS, when
+    /// any byte lies beyond the limit; expand-down segments invert the
+    /// test), plus, in protected mode, the type test: a null or unusable
+    /// segment, a write to code or read-only data, a read of execute-only
+    /// code.
+    #[inline(always)]
+    fn seg_check_access(&self, s: SegReg, off: u32, size: u32, write: bool) -> Result<u32, Fault> {
         let seg = &self.segs[s as usize];
         let last = off as u64 + size as u64 - 1;
         let bad = if seg.expand_down() {
@@ -22,7 +37,7 @@ impl Cpu {
         } else {
             last > seg.limit as u64
         };
-        if bad {
+        if bad || (self.protected() && !type_allows(seg.attrs, write)) {
             return Err(if s == SegReg::Ss {
                 Fault::ss(0)
             } else {
@@ -30,6 +45,40 @@ impl Cpu {
             });
         }
         Ok(seg.base.wrapping_add(off))
+    }
+
+    /// Read a dword of a system structure (descriptor table, TSS) at a
+    /// linear address: a supervisor access whatever the CPL.
+    pub(crate) fn read_system_u32(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<u32, Fault> {
+        Ok(self.read_linear_u32(bus, lin))
+    }
+
+    /// Read a word of a system structure.
+    pub(crate) fn read_system_u16(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<u16, Fault> {
+        Ok(self.read_linear_u16(bus, lin))
+    }
+
+    /// Write a byte of a system structure (accessed and busy bits).
+    pub(crate) fn write_system_u8(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        v: u8,
+    ) -> Result<(), Fault> {
+        self.write_linear(bus, lin, 1, v as u32);
+        Ok(())
+    }
+
+    /// Write `size` bytes of a system structure (TSS state save).
+    pub(crate) fn write_system(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        size: u8,
+        v: u32,
+    ) -> Result<(), Fault> {
+        self.write_linear(bus, lin, size, v);
+        Ok(())
     }
 
     #[inline(always)]
@@ -132,17 +181,27 @@ impl Cpu {
         size: u8,
         v: u32,
     ) -> Result<(), Fault> {
-        let lin = self.seg_check(s, off, size as u32)?;
+        let lin = self.seg_check_write(s, off, size as u32)?;
         self.check_alignment(lin, size)?;
         self.write_linear(bus, lin, size, v);
         Ok(())
     }
 
-    /// #AC needs CR0.AM, EFLAGS.AC and CPL 3, so it never fires in real mode;
-    /// the check is here so protected mode only has to fill in the CPL.
+    /// #AC: a misaligned access at CPL 3 with CR0.AM and EFLAGS.AC set
+    /// (SDM Vol. 3A §6.15, interrupt 17).
     #[inline(always)]
-    fn check_alignment(&self, _lin: u32, _size: u8) -> Result<(), Fault> {
-        let _ = flags::AC;
+    fn check_alignment(&self, lin: u32, size: u8) -> Result<(), Fault> {
+        if size > 1
+            && lin & (size as u32 - 1) != 0
+            && self.cpl == 3
+            && self.cr[0] & crate::regs::cr0::AM != 0
+            && self.flags.control(flags::AC)
+        {
+            return Err(Fault::with_error(
+                crate::interrupt::Vector::AlignmentCheck,
+                0,
+            ));
+        }
         Ok(())
     }
 
@@ -192,5 +251,20 @@ impl Cpu {
         let v = self.stack_peek(bus, 0, size)?;
         self.stack_adjust(size as u32);
         Ok(v)
+    }
+}
+
+/// Whether a segment with descriptor attributes `attrs` may be read (or
+/// written): present, and data (writable for writes) or readable code.
+#[inline(always)]
+fn type_allows(attrs: u16, write: bool) -> bool {
+    if attrs & 0x90 != 0x90 {
+        return false;
+    }
+    let code = attrs & 0x08 != 0;
+    if write {
+        !code && attrs & 0x02 != 0
+    } else {
+        !code || attrs & 0x02 != 0
     }
 }

@@ -57,6 +57,17 @@ pub struct Cpu {
     pub gdtr: TableReg,
     /// Interrupt descriptor table register (the IVT in real mode).
     pub idtr: TableReg,
+    /// Local descriptor table register (selector and descriptor cache).
+    pub ldtr: Segment,
+    /// Task register (selector and descriptor cache of the current TSS).
+    pub tr: Segment,
+    /// SYSENTER_CS/ESP/EIP MSRs (0x174–0x176).
+    pub sysenter: [u32; 3],
+    /// Current privilege level. Kept apart from CS.RPL because right after
+    /// CR0.PE is set CS still holds a real-mode selector while CPL is 0.
+    pub(crate) cpl: u8,
+    /// A #DB trap waits for the next instruction boundary (TSS T bit).
+    pub(crate) pending_debug_trap: bool,
     /// Guest physical memory.
     pub mem: PhysMem,
     /// Virtual clock, in CPU cycles since power-on.
@@ -102,6 +113,11 @@ impl Cpu {
             dr: [0; 8],
             gdtr: TableReg::default(),
             idtr: TableReg::default(),
+            ldtr: Segment::default(),
+            tr: Segment::default(),
+            sysenter: [0; 3],
+            cpl: 0,
+            pending_debug_trap: false,
             mem,
             cycles: 0,
             instructions: 0,
@@ -164,13 +180,21 @@ impl Cpu {
         }
     }
 
-    /// Current privilege level (0 in real mode).
+    /// Current privilege level (0 in real mode, 3 in virtual-8086 mode).
+    #[inline(always)]
     pub fn cpl(&self) -> u8 {
-        match self.mode() {
-            CpuMode::Real => 0,
-            CpuMode::Virtual8086 => 3,
-            CpuMode::Protected => (self.segs[SegReg::Cs as usize].selector & 3) as u8,
-        }
+        self.cpl
+    }
+
+    /// Set the CPL (on CS loads and mode changes).
+    pub(crate) fn set_cpl(&mut self, cpl: u8) {
+        self.cpl = cpl;
+    }
+
+    /// Whether protected-mode segment checks apply (PE=1 and not V86).
+    #[inline(always)]
+    pub(crate) fn protected(&self) -> bool {
+        self.cr[0] & cr0::PE != 0 && !self.flags.control(flags::VM)
     }
 
     /// Whether the CPU is halted waiting for an interrupt.
@@ -188,9 +212,18 @@ impl Cpu {
         self.flags.get()
     }
 
-    /// Replace EFLAGS.
+    /// Replace EFLAGS. Entering or leaving virtual-8086 mode changes CPL.
     pub fn set_eflags(&mut self, v: u32) {
+        let was_vm = self.flags.control(flags::VM);
         self.flags.set(v);
+        let vm = self.flags.control(flags::VM);
+        if vm != was_vm {
+            self.cpl = if vm {
+                3
+            } else {
+                (self.segs[SegReg::Cs as usize].selector & 3) as u8
+            };
+        }
         self.attention |= ATTN_IRQ;
     }
 
@@ -199,18 +232,6 @@ impl Cpu {
         let seg = &mut self.segs[s as usize];
         seg.selector = sel;
         seg.base = (sel as u32) << 4;
-    }
-
-    /// Load a data or stack segment register (real mode in this milestone).
-    pub(crate) fn load_seg(&mut self, s: SegReg, sel: u16) -> Result<(), Fault> {
-        self.load_seg_real(s, sel);
-        Ok(())
-    }
-
-    /// Load CS for a far transfer (real mode in this milestone).
-    pub(crate) fn load_cs(&mut self, sel: u16) -> Result<(), Fault> {
-        self.load_seg_real(SegReg::Cs, sel);
-        Ok(())
     }
 
     /// Whether code is fetched as 32-bit (CS.D).
@@ -373,6 +394,10 @@ impl Cpu {
                 cache.invalidate_page(p);
             }
             self.smc_scratch = pages;
+        }
+        if self.pending_debug_trap {
+            self.pending_debug_trap = false;
+            self.deliver_trap(bus, Vector::Debug as u8);
         }
         let yield_now = self.attention & ATTN_YIELD != 0;
         let irq = self.attention & ATTN_IRQ != 0;

@@ -19,16 +19,6 @@ impl Cpu {
         self.eip = target;
         Ok(())
     }
-
-    /// A far transfer to `sel:off` (real mode: the selector is a paragraph).
-    pub(crate) fn far_jump(&mut self, sel: u16, off: u32) -> Result<(), Fault> {
-        if off > self.segs[SegReg::Cs as usize].limit {
-            return Err(Fault::gp(0));
-        }
-        self.load_cs(sel)?;
-        self.eip = off;
-        Ok(())
-    }
 }
 
 fn target_of(e: &Entry) -> u32 {
@@ -153,19 +143,25 @@ fn jmp_indirect(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault
     cpu.near_jump(t)
 }
 
-fn jmp_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let (sel, off) = match is_far_mem(e) {
-        Some(size) => read_far_ptr(cpu, bus, e, size)?,
-        None => {
-            let off = if e.ins.op0_kind() == OpKind::FarBranch16 {
-                e.ins.far_branch16() as u32
-            } else {
-                e.ins.far_branch32()
-            };
-            (e.ins.far_branch_selector(), off)
+fn far_operand(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(u8, u16, u32), Fault> {
+    Ok(match is_far_mem(e) {
+        Some(size) => {
+            let (s, o) = read_far_ptr(cpu, bus, e, size)?;
+            (size, s, o)
         }
-    };
-    cpu.far_jump(sel, off)
+        None => {
+            if e.ins.op0_kind() == OpKind::FarBranch16 {
+                (2, e.ins.far_branch_selector(), e.ins.far_branch16() as u32)
+            } else {
+                (4, e.ins.far_branch_selector(), e.ins.far_branch32())
+            }
+        }
+    })
+}
+
+fn jmp_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let (size, sel, off) = far_operand(cpu, bus, e)?;
+    cpu.far_jmp(bus, sel, off, size)
 }
 
 fn call_near(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
@@ -183,32 +179,8 @@ fn call_near(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
 }
 
 fn call_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let (size, sel, off) = match is_far_mem(e) {
-        Some(size) => {
-            let (s, o) = read_far_ptr(cpu, bus, e, size)?;
-            (size, s, o)
-        }
-        None => {
-            if e.ins.op0_kind() == OpKind::FarBranch16 {
-                (2, e.ins.far_branch_selector(), e.ins.far_branch16() as u32)
-            } else {
-                (4, e.ins.far_branch_selector(), e.ins.far_branch32())
-            }
-        }
-    };
-    if off > cpu.segs[SegReg::Cs as usize].limit {
-        return Err(Fault::gp(0));
-    }
-    let esp = cpu.regs[gpr::ESP];
-    let cs = cpu.segs[SegReg::Cs as usize].selector as u32;
-    let r = cpu
-        .push(bus, size, cs)
-        .and_then(|_| cpu.push(bus, size, cpu.eip));
-    if let Err(f) = r {
-        cpu.regs[gpr::ESP] = esp;
-        return Err(f);
-    }
-    cpu.far_jump(sel, off)
+    let (size, sel, off) = far_operand(cpu, bus, e)?;
+    cpu.far_call(bus, sel, off, size)
 }
 
 fn ret_size(c: Code) -> u8 {
@@ -236,55 +208,41 @@ fn ret_near(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
 
 fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let size = ret_size(e.ins.code());
-    let off = cpu.stack_peek(bus, 0, size)?;
-    let sel = cpu.stack_peek(bus, size as u32, 2)? as u16;
-    if off > cpu.segs[SegReg::Cs as usize].limit {
-        return Err(Fault::gp(0));
-    }
     let imm = if e.ins.op_count() > 0 {
         e.ins.immediate16() as u32
     } else {
         0
     };
-    cpu.far_jump(sel, off)?;
-    cpu.stack_adjust(2 * size as u32 + imm);
-    Ok(())
+    cpu.far_ret(bus, size, imm)
 }
 
 fn int_n(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let v = match e.ins.mnemonic() {
-        Mnemonic::Int3 => Vector::Breakpoint as u8,
-        Mnemonic::Int1 => Vector::Debug as u8,
+    let (v, source) = match e.ins.mnemonic() {
+        Mnemonic::Int3 => (Vector::Breakpoint as u8, Source::Software),
+        // ICEBP is a debug trap, not a software interrupt: no gate DPL
+        // test, and it is not IOPL-sensitive in virtual-8086 mode.
+        Mnemonic::Int1 => (Vector::Debug as u8, Source::Exception),
         Mnemonic::Into => {
             if !cpu.flags.of() {
                 return Ok(());
             }
-            Vector::Overflow as u8
+            (Vector::Overflow as u8, Source::Software)
         }
-        _ => e.ins.immediate8(),
+        _ => {
+            // INT n in virtual-8086 mode with IOPL < 3 goes to the monitor
+            // as #GP(0) (SDM Vol. 3A §20.3.1, no VME).
+            if cpu.mode() == crate::processor::CpuMode::Virtual8086 && cpu.iopl() < 3 {
+                return Err(Fault::gp(0));
+            }
+            (e.ins.immediate8(), Source::Software)
+        }
     };
-    cpu.interrupt(bus, v, Source::Software, None)
+    cpu.interrupt(bus, v, source, None)
 }
 
 fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let size: u8 = if e.ins.code() == Code::Iretw { 2 } else { 4 };
-    let ip = cpu.stack_peek(bus, 0, size)?;
-    let cs = cpu.stack_peek(bus, size as u32, 2)? as u16;
-    let fl = cpu.stack_peek(bus, 2 * size as u32, size)?;
-    if ip > cpu.segs[SegReg::Cs as usize].limit {
-        return Err(Fault::gp(0));
-    }
-    cpu.far_jump(cs, ip)?;
-    cpu.stack_adjust(3 * size as u32);
-    let cur = cpu.flags.get();
-    let new = if size == 2 {
-        (cur & 0xFFFF_0000) | (fl & 0xFFFF)
-    } else {
-        // VM, VIF and VIP are not changed by a real-mode IRETD (SDM Vol. 2A IRET).
-        (fl & 0x0025_7FD5) | (cur & 0x001A_0000)
-    };
-    cpu.set_eflags(new);
-    Ok(())
+    cpu.iret(bus, size)
 }
 
 fn bound(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {

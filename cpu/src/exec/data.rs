@@ -41,7 +41,7 @@ fn mov_to_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault>
         return Err(Fault::UD);
     }
     let v = cpu.read_op(bus, e, 1, 2)? as u16;
-    cpu.load_seg(s, v)?;
+    cpu.load_seg(bus, s, v)?;
     if s == SegReg::Ss {
         cpu.inhibit_at = cpu.instructions + 1;
     }
@@ -130,7 +130,7 @@ fn load_far_pointer(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), F
     let ptr = cpu.read_mem(bus, seg, off, size)?;
     let wrap = if e.addr32 { u32::MAX } else { 0xFFFF };
     let sel = cpu.read_mem(bus, seg, off.wrapping_add(size as u32) & wrap, 2)? as u16;
-    cpu.load_seg(s, sel)?;
+    cpu.load_seg(bus, s, sel)?;
     cpu.set_reg(e.ins.op0_register(), ptr);
     if s == SegReg::Ss {
         cpu.inhibit_at = cpu.instructions + 1;

@@ -10,16 +10,13 @@ use crate::regs::gpr;
 use crate::Bus;
 
 impl Cpu {
-    /// I/O permission check (SDM Vol. 1 §19.5). Real mode always allows the
-    /// access; protected mode adds IOPL and the TSS bitmap.
+    /// I/O permission check (SDM Vol. 1 §19.5): see [`Cpu::io_allowed`].
     #[inline]
-    pub(crate) fn check_io(
-        &mut self,
-        _bus: &mut dyn Bus,
-        _port: u16,
-        _size: u8,
-    ) -> Result<(), Fault> {
-        Ok(())
+    pub(crate) fn check_io(&mut self, bus: &mut dyn Bus, port: u16, size: u8) -> Result<(), Fault> {
+        if self.cr[0] & crate::regs::cr0::PE == 0 {
+            return Ok(());
+        }
+        self.io_allowed(bus, port, size)
     }
 }
 

@@ -12,10 +12,11 @@ mod data;
 mod io;
 mod muldiv;
 pub(crate) mod operand;
+mod prot;
 mod shift;
 mod stack;
 mod string;
-mod system;
+pub(crate) mod system;
 
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
@@ -127,6 +128,7 @@ fn select(e: &Entry) -> Handler {
         .or_else(|| bit::select(e))
         .or_else(|| bcd::select(e))
         .or_else(|| io::select(e))
+        .or_else(|| prot::select(e))
         .or_else(|| system::select(e))
         .unwrap_or(undefined)
 }

@@ -10,7 +10,7 @@ use super::Handler;
 use crate::decode::Entry;
 use crate::flags;
 use crate::interrupt::Fault;
-use crate::processor::Cpu;
+use crate::processor::{Cpu, CpuMode};
 use crate::regs::{gpr, SegReg};
 use crate::Bus;
 
@@ -83,7 +83,7 @@ fn pop_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let size = stack_size(e);
     let s = SegReg::from_iced(e.ins.op0_register());
     let v = cpu.stack_peek(bus, 0, size)? as u16;
-    cpu.load_seg(s, v)?;
+    cpu.load_seg(bus, s, v)?;
     cpu.stack_adjust(size as u32);
     if s == SegReg::Ss {
         cpu.inhibit_at = cpu.instructions + 1;
@@ -146,24 +146,43 @@ fn popa(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     Ok(())
 }
 
+/// PUSHF: IOPL-sensitive only in virtual-8086 mode (SDM Vol. 2B PUSHF).
 fn pushf(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    if cpu.mode() == CpuMode::Virtual8086 && cpu.iopl() < 3 {
+        return Err(Fault::gp(0));
+    }
     let size = stack_size(e);
-    // The image has VM and RF clear (SDM Vol. 2B PUSHF).
+    // The image has VM and RF clear.
     let v = cpu.flags.get() & !(flags::VM | flags::RF);
     cpu.push(bus, size, if size == 2 { v & 0xFFFF } else { v })
 }
 
+/// POPF (SDM Vol. 2B POPF): at CPL 0 every flag but VM/VIF/VIP; at
+/// CPL > 0 IOPL is kept; at CPL > IOPL IF is kept too — silently, which is
+/// one of x86's classic virtualization holes. In virtual-8086 mode it needs
+/// IOPL 3 and never changes IOPL.
 fn popf(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let v86 = cpu.mode() == CpuMode::Virtual8086;
+    if v86 && cpu.iopl() < 3 {
+        return Err(Fault::gp(0));
+    }
     let size = stack_size(e);
     let v = cpu.stack_peek(bus, 0, size)?;
     cpu.stack_adjust(size as u32);
     let cur = cpu.flags.get();
-    let new = if size == 2 {
-        (cur & 0xFFFF_0000) | (v & 0xFFFF)
-    } else {
-        let keep = flags::VM | flags::VIF | flags::VIP;
-        (v & !(keep | flags::RF)) | (cur & keep)
-    };
+    let mut keep = flags::VM | flags::VIF | flags::VIP;
+    if cpu.mode() != CpuMode::Real {
+        if cpu.cpl() > 0 || v86 {
+            keep |= flags::IOPL;
+        }
+        if cpu.cpl() > cpu.iopl() {
+            keep |= flags::IF;
+        }
+    }
+    if size == 2 {
+        keep |= 0xFFFF_0000;
+    }
+    let new = ((v & !keep) | (cur & keep)) & !flags::RF | (cur & flags::RF & keep);
     cpu.set_eflags(new);
     Ok(())
 }
@@ -219,7 +238,7 @@ fn enter_body(
         cpu.regs[gpr::ESP].wrapping_sub(alloc) & 0xFFFF
     };
     if alloc > 0 {
-        cpu.seg_check(SegReg::Ss, new_esp, 1)?;
+        cpu.seg_check_write(SegReg::Ss, new_esp, 1)?;
     }
     if size == 2 {
         cpu.regs[gpr::EBP] = (cpu.regs[gpr::EBP] & 0xFFFF_0000) | (frame & 0xFFFF);

@@ -126,7 +126,7 @@ fn string_op(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
                 cpu.check_io(bus, port, size)?;
                 let di = cpu.index(gpr::EDI, a32);
                 // Check the destination before the port read has side effects.
-                cpu.seg_check(SegReg::Es, di, size as u32)?;
+                cpu.seg_check_write(SegReg::Es, di, size as u32)?;
                 let v = bus.io_read(port, size);
                 cpu.write_mem(bus, SegReg::Es, di, size, v)?;
                 cpu.advance(gpr::EDI, a32, delta);

@@ -12,9 +12,11 @@ use crate::processor::Cpu;
 use crate::regs::{cr0, gpr};
 use crate::Bus;
 
-/// CPUID.1 EDX features we implement: TSC (4), MSR (5), CX8 (8), CMOV (15).
-/// FPU (0) is not set until the x87 milestone.
-const CPUID1_EDX: u32 = (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+/// CPUID.1 EDX features we implement: DE (2), TSC (4), MSR (5), CX8 (8),
+/// SEP (11), MTRR (12, the MSRs read as zero), CMOV (15). FPU (0) waits for
+/// the x87 milestone, PSE/PAE/PGE for paging.
+const CPUID1_EDX: u32 =
+    (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 12) | (1 << 15);
 
 fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     match e.ins.mnemonic() {
@@ -26,8 +28,17 @@ fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
         }
         Mnemonic::Cld => cpu.flags.set_control(flags::DF, false),
         Mnemonic::Std => cpu.flags.set_control(flags::DF, true),
-        Mnemonic::Cli => cpu.flags.set_control(flags::IF, false),
+        Mnemonic::Cli => {
+            // IOPL-sensitive (SDM Vol. 2A CLI, no PVI/VME).
+            if cpu.iopl_trap() {
+                return Err(Fault::gp(0));
+            }
+            cpu.flags.set_control(flags::IF, false)
+        }
         _ => {
+            if cpu.iopl_trap() {
+                return Err(Fault::gp(0));
+            }
             // STI: interrupts are recognised only after the next instruction
             // (SDM Vol. 2B STI), and only if IF was clear before.
             if !cpu.flags.control(flags::IF) {
@@ -40,7 +51,17 @@ fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     Ok(())
 }
 
+/// #GP(0) unless CPL is 0: the privileged instructions of SDM Vol. 3A §5.9.
+#[inline]
+pub(crate) fn require_cpl0(cpu: &Cpu) -> Result<(), Fault> {
+    if cpu.cpl() != 0 {
+        return Err(Fault::gp(0));
+    }
+    Ok(())
+}
+
 fn hlt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    require_cpl0(cpu)?;
     cpu.halted = true;
     Ok(())
 }
@@ -108,6 +129,19 @@ fn msr(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
         }
         // Platform ID and microcode signature: reads as zero, writes ignored.
         0x17 | 0x8B => 0,
+        // APIC base: the bootstrap processor bit, global enable clear (there
+        // is no local APIC, and CPUID says so).
+        0x1B => 0xFEE0_0100,
+        0x174..=0x176 => {
+            let i = (idx - 0x174) as usize;
+            if write {
+                cpu.sysenter[i] = value as u32;
+            }
+            cpu.sysenter[i] as u64
+        }
+        // MTRRs (capabilities, variable and fixed ranges, default type):
+        // accepted and read back as zero; we model no memory types.
+        0xFE | 0x200..=0x20F | 0x250 | 0x258 | 0x259 | 0x268..=0x26F | 0x2FF => 0,
         _ => return Err(Fault::gp(0)),
     };
     if !write {
@@ -129,9 +163,7 @@ fn table_reg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
         || e.ins.code() == iced_x86::Code::Lidt_m1632;
     match e.ins.mnemonic() {
         Mnemonic::Lgdt | Mnemonic::Lidt => {
-            if cpu.cpl() != 0 {
-                return Err(Fault::gp(0));
-            }
+            require_cpl0(cpu)?;
             let limit = cpu.read_mem(bus, seg, off, 2)? as u16;
             let mut base = cpu.read_mem(bus, seg, off.wrapping_add(2) & wrap, 4)?;
             if !o32 {
@@ -223,6 +255,9 @@ fn mov_special(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
                     return Err(Fault::gp(0));
                 }
                 cpu.cr[0] = (v & 0xE005_003F) | cr0::ET;
+                if v & cr0::PE == 0 {
+                    cpu.set_cpl(0);
+                }
                 cpu.request_yield();
             }
             2 => cpu.cr[2] = v,
@@ -324,8 +359,6 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Mov => mov_special,
         Invd | Wbinvd | Invlpg => privileged_nop,
         Wait => fwait,
-        // Protected-mode-only instructions are #UD in real mode (SDM Vol. 3A §20.1.3).
-        Lldt | Sldt | Ltr | Str | Lar | Lsl | Verr | Verw | Arpl => super::undefined,
         _ if is_x87(e) => fpu_escape,
         _ => return None,
     })
