@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod debugport;
+pub mod disk;
+pub mod ide;
 pub mod pc;
 
 pub use debugport::{Console, DebugPorts};
