@@ -9,6 +9,7 @@ pub mod debugport;
 pub mod disk;
 pub mod ide;
 pub mod pc;
+pub mod pci;
 
 pub use debugport::{Console, DebugPorts};
 pub use pc::{Pc, PcConfig};

@@ -83,7 +83,8 @@ fn identify(ch: &mut Channel) {
     for w in 65..=68 {
         put_word(&mut b, w, 120);
     }
-    put_word(&mut b, 80, 0x007E); // ATA-1 .. ATA-6
+    // Major version: ATA-1 .. ATA-6.
+    put_word(&mut b, 80, 0x007E);
     // Supported / enabled: NOP (14), write cache (5); 48-bit (10), FLUSH
     // CACHE (12), FLUSH CACHE EXT (13).
     put_word(&mut b, 82, 0x4020);
