@@ -175,6 +175,11 @@ pub fn expectation(ins: &Instruction, input: &State) -> Expect {
         | Mnemonic::Dec
         | Mnemonic::Not
         | Mnemonic::Bswap => {}
+        // CMC/CLC/STC: "The CF flag is complemented/cleared/set. The OF, ZF,
+        // SF, AF, and PF flags are unaffected." LAHF: "None." SAHF: "The SF,
+        // ZF, AF, PF, and CF flags are loaded with values from the AH
+        // register." (OF unaffected.)
+        Mnemonic::Cmc | Mnemonic::Clc | Mnemonic::Stc | Mnemonic::Lahf | Mnemonic::Sahf => {}
         m if is_setcc_or_cmovcc(m) => {}
         // AND, OR, XOR, TEST: "The OF and CF flags are cleared; the SF, ZF, and
         // PF flags are set according to the result. The state of the AF flag
@@ -360,7 +365,11 @@ pub fn host_safe(ins: &Instruction, regs: &[u32; 8]) -> Result<(), String> {
             | Xadd
             | Cmpxchg
             | Bswap
-    ) || is_setcc_or_cmovcc(m);
+            | Cmc
+            | Clc
+            | Stc
+    ) || is_setcc_or_cmovcc(m)
+        || (matches!(m, Lahf | Sahf) && host_has_lahf_sahf());
     if !known {
         return Err(format!(
             "`{}` is not in the oracle's instruction groups",
@@ -391,6 +400,25 @@ pub fn host_safe(ins: &Instruction, regs: &[u32; 8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether LAHF/SAHF can run natively: in 64-bit mode they need
+/// CPUID.80000001H:ECX.LAHF-SAHF (bit 0). Always false off x86-64.
+pub fn host_has_lahf_sahf() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: CPUID exists on every x86-64 processor; leaf 0x80000000
+        // reports the highest extended leaf, checked before 0x80000001 is read.
+        #[allow(unused_unsafe)]
+        unsafe {
+            use std::arch::x86_64::__cpuid;
+            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & 1 != 0
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Real-mode code segment and offset where [`run_ringside`] places the instruction.
 pub const RINGSIDE_CS: u16 = 0x1000;
 /// Offset of the instruction in [`RINGSIDE_CS`].
@@ -400,7 +428,18 @@ pub const RINGSIDE_IP: u32 = 0x0100;
 /// 1000:0100, data and stack segments at 2000) starting from `input`.
 /// Errors if the instruction faulted or did not end where it should.
 pub fn run_ringside(ins: &Instruction, input: &State) -> Result<State, String> {
-    let bytes = encode(ins, 16)?;
+    run_ringside_sequence(std::slice::from_ref(ins), input)
+}
+
+/// Like [`run_ringside`] for a straight-line sequence, one `step` per
+/// instruction: the later instructions see the earlier ones' (lazily
+/// evaluated) flags.
+pub fn run_ringside_sequence(seq: &[Instruction], input: &State) -> Result<State, String> {
+    let mut bytes = Vec::new();
+    for ins in seq {
+        bytes.extend(encode(ins, 16)?);
+    }
+    let text = describe(seq);
     let mut cpu = Cpu::new(PhysMem::new(1 << 20));
     cpu.load_seg_real(SegReg::Cs, RINGSIDE_CS);
     for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
@@ -411,24 +450,24 @@ pub fn run_ringside(ins: &Instruction, input: &State) -> Result<State, String> {
     cpu.set_eflags(input.eflags);
     let lin = ((RINGSIDE_CS as u32) << 4) + RINGSIDE_IP;
     cpu.mem.poke(lin, &bytes);
-    cpu.step(&mut NullBus);
-    if let Some(f) = cpu.last_exception {
-        return Err(format!(
-            "Ringside raised {f} executing `{}` ({})",
-            nasm(ins),
-            hex(&bytes)
-        ));
-    }
-    if cpu.is_shutdown() {
-        return Err(format!("Ringside shut down executing `{}`", nasm(ins)));
+    for _ in seq {
+        cpu.step(&mut NullBus);
+        if let Some(f) = cpu.last_exception {
+            return Err(format!(
+                "Ringside raised {f} executing `{text}` ({})",
+                hex(&bytes)
+            ));
+        }
+        if cpu.is_shutdown() {
+            return Err(format!("Ringside shut down executing `{text}`"));
+        }
     }
     let want_ip = RINGSIDE_IP + bytes.len() as u32;
     if cpu.eip != want_ip || cpu.segs[SegReg::Cs as usize].selector != RINGSIDE_CS {
         return Err(format!(
-            "Ringside ended at {:04X}:{:04X}, expected {RINGSIDE_CS:04X}:{want_ip:04X} after `{}` ({})",
+            "Ringside ended at {:04X}:{:04X}, expected {RINGSIDE_CS:04X}:{want_ip:04X} after `{text}` ({})",
             cpu.segs[SegReg::Cs as usize].selector,
             cpu.eip,
-            nasm(ins),
             hex(&bytes)
         ));
     }
@@ -436,6 +475,41 @@ pub fn run_ringside(ins: &Instruction, input: &State) -> Result<State, String> {
         regs: cpu.regs,
         eflags: cpu.eflags(),
     })
+}
+
+/// A sequence in NASM syntax, instructions separated by "; ".
+pub fn describe(seq: &[Instruction]) -> String {
+    seq.iter().map(nasm).collect::<Vec<_>>().join("; ")
+}
+
+/// What the architecture defines after a straight-line sequence, given the
+/// state before each instruction (`before[i]` is the input of `seq[i]`):
+/// a conservative intersection, so a flag that any instruction leaves
+/// undefined is not compared at the end even if a later one redefines it.
+/// Registers are treated the same way. Undefinedness is not followed
+/// through data flow: a sequence must never let an instruction compute with
+/// a flag or register bit an earlier one left undefined (LAHF's AF bit, for
+/// one, may only be produced by the last instruction).
+pub fn sequence_expectation(seq: &[Instruction], before: &[State]) -> Expect {
+    let mut e = Expect {
+        flags: STATUS,
+        regs: [0xFFFF_FFFF; 8],
+        note: None,
+    };
+    for (ins, st) in seq.iter().zip(before) {
+        if ins.mnemonic() == Mnemonic::Lahf {
+            // AH receives SF ZF AF PF CF: a flag undefined so far makes its
+            // bit of AH undefined (they sit at the same bit positions + 8).
+            e.regs[0] &= !(((!e.flags) & STATUS & !flags::OF) << 8);
+        }
+        let x = expectation(ins, st);
+        e.flags &= x.flags;
+        for (r, m) in e.regs.iter_mut().zip(x.regs) {
+            *r &= m;
+        }
+        e.note = e.note.or(x.note);
+    }
+    e
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -477,7 +551,24 @@ pub fn compare(
     ringside: &State,
     host: &State,
 ) -> Result<(), String> {
-    let e = expectation(ins, input);
+    compare_expect(
+        std::slice::from_ref(ins),
+        input,
+        ringside,
+        host,
+        &expectation(ins, input),
+    )
+}
+
+/// [`compare`] for a sequence, under an expectation the caller computed
+/// (e.g. with [`sequence_expectation`]).
+pub fn compare_expect(
+    seq: &[Instruction],
+    input: &State,
+    ringside: &State,
+    host: &State,
+    e: &Expect,
+) -> Result<(), String> {
     let mut diffs = Vec::new();
     for (i, &m) in e.regs.iter().enumerate() {
         if (ringside.regs[i] ^ host.regs[i]) & m != 0 {
@@ -514,10 +605,14 @@ pub fn compare(
     if diffs.is_empty() {
         return Ok(());
     }
+    let code16: Vec<String> = seq
+        .iter()
+        .map(|i| encode(i, 16).map(|b| hex(&b)).unwrap_or_default())
+        .collect();
     let mut s = format!(
         "`{}` (16-bit: {})\n  input:",
-        nasm(ins),
-        encode(ins, 16).map(|b| hex(&b)).unwrap_or_default()
+        describe(seq),
+        code16.join(" | ")
     );
     for (i, r) in input.regs.iter().enumerate() {
         s += &format!(" {}={r:08X}", REG_NAMES[i]);

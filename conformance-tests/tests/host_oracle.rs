@@ -718,6 +718,171 @@ mod host {
         }
     }
 
+    // ------------------------------------------------------- flag chains
+
+    /// A straight-line sequence and the state it starts from.
+    #[derive(Clone)]
+    struct Chain {
+        seq: Vec<Instruction>,
+        input: State,
+    }
+
+    impl fmt::Debug for Chain {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "`{}` with", oracle::describe(&self.seq))?;
+            for (i, r) in self.input.regs.iter().enumerate() {
+                write!(f, " {}={r:08X}", REG_NAMES[i])?;
+            }
+            write!(f, " eflags={:08X}", self.input.eflags)
+        }
+    }
+
+    /// First link: an instruction that defines CF, OF, SF, ZF and PF (AF may
+    /// be undefined: no later link reads it except a final LAHF, whose AH bit
+    /// the sequence expectation masks).
+    fn build_producer(
+        op: usize,
+        size: usize,
+        form: usize,
+        r0: u8,
+        r1: u8,
+        imm: u32,
+    ) -> Instruction {
+        let (a, b) = (gpr(size, r0), gpr(size, r1));
+        match op % 6 {
+            0..=2 => build_alu(op / 6, size, form, r0, r1, imm, &mut [0; 8]),
+            3 => ins2(
+                [Code::Xadd_rm8_r8, Code::Xadd_rm16_r16, Code::Xadd_rm32_r32][size],
+                a,
+                b,
+            ),
+            4 => ins2(
+                [
+                    Code::Cmpxchg_rm8_r8,
+                    Code::Cmpxchg_rm16_r16,
+                    Code::Cmpxchg_rm32_r32,
+                ][size],
+                a,
+                b,
+            ),
+            // Shifts by 1 define every flag but AF; by 0 they leave all alone.
+            _ => ins_imm(SHIFTS[(op / 6) % 7][2][size], a, imm & 1),
+        }
+    }
+
+    /// Later links: instructions that read the flags or update only some of
+    /// them, so the lazily evaluated state of the link before must be right.
+    /// Rotates by more than one (OF undefined) only come last.
+    fn build_consumer(
+        op: usize,
+        size: usize,
+        form: usize,
+        r0: u8,
+        r1: u8,
+        imm: u32,
+        last: bool,
+    ) -> Instruction {
+        let (a, b) = (gpr(size, r0), gpr(size, r1));
+        let lahf = oracle::host_has_lahf_sahf();
+        match op % 12 {
+            0 => build_cc(op / 12, 0, form, r0, r1, imm, &mut [0; 8]),
+            1 => build_cc(op / 12, 1 + size % 2, form, r0, r1, imm, &mut [0; 8]),
+            2 => ins2(
+                [Code::Adc_rm8_r8, Code::Adc_rm16_r16, Code::Adc_rm32_r32][size],
+                a,
+                b,
+            ),
+            3 => ins2(
+                [Code::Sbb_rm8_r8, Code::Sbb_rm16_r16, Code::Sbb_rm32_r32][size],
+                a,
+                b,
+            ),
+            4 => ins1([Code::Inc_rm8, Code::Inc_rm16, Code::Inc_rm32][size], a),
+            5 => ins1([Code::Dec_rm8, Code::Dec_rm16, Code::Dec_rm32][size], a),
+            // RCL, RCR, ROL, ROR, SHL, SHR, SAR by an immediate.
+            6 => {
+                let count = if last { count_of(imm) } else { imm & 1 };
+                ins_imm(SHIFTS[(op / 12) % 7][2][size], a, count)
+            }
+            7 => Instruction::with([Code::Cmc, Code::Clc, Code::Stc][(op / 12) % 3]),
+            // LAHF copies AF, which may be undefined, into AH: only as the
+            // last link, so no later instruction computes with that bit.
+            8 if lahf && last => Instruction::with(Code::Lahf),
+            9 if lahf => Instruction::with(Code::Sahf),
+            10 => {
+                let (rr, ri) = [
+                    (Code::Bt_rm16_r16, Code::Bt_rm16_imm8),
+                    (Code::Bt_rm32_r32, Code::Bt_rm32_imm8),
+                ][size % 2];
+                let (w0, w1) = (gpr(1 + size % 2, r0), gpr(1 + size % 2, r1));
+                // BT leaves OF/SF/AF/PF undefined: only as the last link.
+                if !last {
+                    ins1([Code::Not_rm8, Code::Not_rm16, Code::Not_rm32][size], a)
+                } else if form & 1 == 0 {
+                    ins2(rr, w0, w1)
+                } else {
+                    ins_imm(ri, w0, imm & 0xFF)
+                }
+            }
+            _ => build_alu(op / 12, size, form, r0, r1, imm, &mut [0; 8]),
+        }
+    }
+
+    type Link = (usize, usize, usize, u8, u8, u32);
+
+    fn link() -> impl Strategy<Value = Link> {
+        (
+            0usize..256,
+            0usize..3,
+            0usize..8,
+            0u8..8,
+            0u8..8,
+            any::<u32>(),
+        )
+    }
+
+    fn chain_strategy() -> impl Strategy<Value = Chain> {
+        (
+            link(),
+            prop::collection::vec(link(), 1..=2),
+            regs(),
+            status_flags(),
+        )
+            .prop_map(|(first, rest, regs, eflags)| {
+                let mut seq = vec![build_producer(
+                    first.0, first.1, first.2, first.3, first.4, first.5,
+                )];
+                let n = rest.len();
+                for (i, l) in rest.into_iter().enumerate() {
+                    seq.push(build_consumer(l.0, l.1, l.2, l.3, l.4, l.5, i + 1 == n));
+                }
+                Chain {
+                    seq,
+                    input: State { regs, eflags },
+                }
+            })
+    }
+
+    /// Run a chain: natively one instruction at a time (the host's flags are
+    /// architectural state, and that yields every intermediate state), in
+    /// Ringside as consecutive steps over contiguous code.
+    fn check_chain(chain: &Chain) -> Result<(), TestCaseError> {
+        let mut states = vec![chain.input];
+        for ins in &chain.seq {
+            let before = *states.last().unwrap();
+            let after = HOST
+                .with(|h| h.borrow_mut().run(ins, &before))
+                .map_err(TestCaseError::fail)?;
+            states.push(after);
+        }
+        let host = states.pop().unwrap();
+        let ours =
+            oracle::run_ringside_sequence(&chain.seq, &chain.input).map_err(TestCaseError::fail)?;
+        let e = oracle::sequence_expectation(&chain.seq, &states);
+        oracle::compare_expect(&chain.seq, &chain.input, &ours, &host, &e)
+            .map_err(TestCaseError::fail)
+    }
+
     proptest! {
         #![proptest_config(config())]
 
@@ -761,6 +926,15 @@ mod host {
         #[test]
         fn setcc_cmovcc(case in case_strategy(build_cc)) {
             check(&case)?;
+        }
+
+        /// Two or three instructions in a row: a flag producer, then flag
+        /// readers and partial flag writers (SETcc, CMOVcc, ADC, SBB, INC,
+        /// DEC, shifts/rotates by 0/1/n, CMC/CLC/STC, LAHF/SAHF, BT, ALU).
+        /// Exercises Ringside's lazy flag evaluation across instructions.
+        #[test]
+        fn flag_chains(chain in chain_strategy()) {
+            check_chain(&chain)?;
         }
     }
 
