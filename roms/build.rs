@@ -26,6 +26,9 @@ use iced_x86::BlockEncoderOptions;
 
 type R<T> = Result<T, Box<dyn Error>>;
 
+#[path = "build/pmtest.rs"]
+mod pmtest;
+
 const ROM_SIZE: usize = 0x1_0000;
 /// Where data starts in each ROM (F000:8000).
 const DATA_BASE: u16 = 0x8000;
@@ -41,6 +44,7 @@ const CALL_RET_ITERATIONS: u32 = 12_500_000;
 
 fn main() -> R<()> {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/pmtest.rs");
     let out = std::env::var("OUT_DIR")?;
     let out = Path::new(&out);
 
@@ -77,6 +81,10 @@ fn main() -> R<()> {
         meta,
         "pub const CALL_RET_ITERATIONS: u32 = {CALL_RET_ITERATIONS};"
     )?;
+    let (pm, pm_expected) = pmtest::pmtest_rom()?;
+    std::fs::write(out.join("pmtest.bin"), &pm)?;
+    writeln!(meta, "/// What `pmtest.bin` prints on the debug console.")?;
+    writeln!(meta, "pub const PMTEST_EXPECTED: &str = {pm_expected:?};")?;
     std::fs::write(out.join("meta.rs"), meta)?;
     Ok(())
 }

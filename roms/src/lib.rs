@@ -31,6 +31,18 @@ pub const DEMO_BANNER: &str =
 /// The demo's last console line when all checks pass.
 pub const DEMO_SUCCESS: &str = "All checks passed. Writing 0 to the exit port F4h.";
 
+/// The protected-mode test guest: enters protected mode, goes to ring 3
+/// and back through an interrupt gate, a trap gate and a call gate (with a
+/// parameter copied between stacks), takes #GP and #NP on purpose (IOPL,
+/// the I/O bitmap, privileged instructions, DPL checks, gate DPL, a
+/// not-present segment), switches tasks through a TSS and back with IRET/NT,
+/// and runs virtual-8086 code whose sensitive instructions trap to its ring-0
+/// monitor. Each event is printed on port 0xE9 (see [`PMTEST_EXPECTED`]); it
+/// exits through port 0xF4 with 0 at the end.
+pub static PMTEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pmtest.bin"));
+
+pub use meta::PMTEST_EXPECTED;
+
 /// A benchmark guest program.
 #[derive(Clone, Copy, Debug)]
 pub struct Workload {

@@ -1,0 +1,76 @@
+//! The protected-mode test guest (roms: `PMTEST`) run through the `ringside`
+//! binary: every ring change, gate, fault and error code it prints must be
+//! what the SDM says, which is also what QEMU prints for the same ROM.
+
+use std::process::Command;
+
+fn rom_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringside-pmtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn protected_mode_guest_prints_every_trap_as_the_sdm_says() {
+    let rom = rom_file("pmtest.bin", ringside_roms::PMTEST);
+    let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args(["run", "--bios"])
+        .arg(&rom)
+        .args(["--max-instructions", "1000000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        ringside_roms::PMTEST_EXPECTED,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit port written with 0 → status 1"
+    );
+}
+
+#[test]
+fn protected_mode_guest_matches_qemu() {
+    let have_qemu = Command::new("qemu-system-i386")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_qemu {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_QEMU").is_none(),
+            "RINGSIDE_REQUIRE_QEMU is set but qemu-system-i386 is not runnable"
+        );
+        eprintln!("qemu-system-i386 not installed: QEMU comparison skipped");
+        return;
+    }
+    let rom = rom_file("pmtest-qemu.bin", ringside_roms::PMTEST);
+    let q = Command::new("timeout")
+        .args([
+            "60",
+            "qemu-system-i386",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-bios",
+        ])
+        .arg(&rom)
+        .args([
+            "-debugcon",
+            "stdio",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout),
+        ringside_roms::PMTEST_EXPECTED
+    );
+    assert_eq!(q.status.code(), Some(1));
+}
