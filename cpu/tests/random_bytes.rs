@@ -2,7 +2,7 @@
 //! and the machine state stays consistent after every instruction.
 //!
 //! Each case puts random bytes at a random CS:IP, a random interrupt vector
-//! table at 0000:0000, random bytes around the code, random registers and
+//! table at 0000:0000, random bytes in the rest of RAM, random registers and
 //! flags, and executes a bounded number of instructions. The only claims are
 //! "no panic" and the invariants in [`check_consistent`]. 256 cases by
 //! default; `PROPTEST_CASES=N` changes that.
@@ -69,14 +69,13 @@ fn filler(mut s: u64) -> impl FnMut() -> u8 {
 
 fn machine(st: &Start) -> Cpu {
     let mut cpu = Cpu::new(PhysMem::new(1 << 20));
-    // Random bytes in the whole code segment, then the case's code at CS:IP
-    // (wrapping within the segment as real-mode IP does).
+    // Random bytes in all of RAM (so interrupt handlers and far jumps land
+    // on random code too), then the case's code at CS:IP (wrapping within
+    // the segment as real-mode IP does).
     let base = (st.cs as u32) << 4;
     let mut next = filler(st.fill_seed);
-    let seg: Vec<u8> = (0..0x10000).map(|_| next()).collect();
-    for (chunk, at) in seg.chunks(0x1000).zip((0..0x10000u32).step_by(0x1000)) {
-        cpu.mem.poke((base + at) & 0xF_FFFF, chunk);
-    }
+    let ram: Vec<u8> = (0..1 << 20).map(|_| next()).collect();
+    cpu.mem.poke(0, &ram);
     for (i, &b) in st.code.iter().enumerate() {
         let off = st.ip.wrapping_add(i as u16) as u32;
         cpu.mem.poke((base + off) & 0xF_FFFF, &[b]);
