@@ -12,6 +12,7 @@
 pub mod decode;
 mod exec;
 pub mod flags;
+pub mod fpu;
 pub mod interrupt;
 mod memory;
 mod processor;

@@ -82,6 +82,8 @@ pub struct Cpu {
     pub decode_cache: DecodeCache,
     /// The last exception delivered (for the run summary and the debugger).
     pub last_exception: Option<Fault>,
+    /// The x87 floating-point unit.
+    pub fpu: crate::fpu::Fpu,
     pub(crate) halted: bool,
     pub(crate) shutdown: bool,
     /// Instruction count at which interrupts are inhibited (STI / MOV SS shadow).
@@ -130,6 +132,7 @@ impl Cpu {
             inhibit_at: u64::MAX,
             attention: ATTN_IRQ,
             smc_scratch: Vec::with_capacity(16),
+            fpu: crate::fpu::Fpu::default(),
         };
         c.reset();
         c
@@ -167,6 +170,7 @@ impl Cpu {
         self.inhibit_at = u64::MAX;
         self.attention = ATTN_IRQ | ATTN_FLUSH;
         self.last_exception = None;
+        self.fpu.reset();
     }
 
     /// Current operating mode.

@@ -129,6 +129,7 @@ fn select(e: &Entry) -> Handler {
         .or_else(|| bcd::select(e))
         .or_else(|| io::select(e))
         .or_else(|| prot::select(e))
+        .or_else(|| crate::fpu::select(e))
         .or_else(|| system::select(e))
         .unwrap_or(undefined)
 }

@@ -1,8 +1,8 @@
 //! Flag instructions, HLT, CPUID, RDTSC, MSRs, descriptor-table registers,
-//! control and debug registers, cache control, and the x87 escape in this
-//! milestone (no FPU yet: see `fpu_escape`).
+//! control and debug registers, cache control. The x87 (and WAIT) live in
+//! `crate::fpu`.
 
-use iced_x86::{CpuidFeature, Mnemonic, OpKind, Register};
+use iced_x86::{Mnemonic, OpKind, Register};
 
 use super::Handler;
 use crate::decode::Entry;
@@ -12,11 +12,18 @@ use crate::processor::Cpu;
 use crate::regs::{cr0, gpr};
 use crate::Bus;
 
-/// CPUID.1 EDX features we implement: DE (2), TSC (4), MSR (5), CX8 (8),
-/// SEP (11), MTRR (12, the MSRs read as zero), CMOV (15). FPU (0) waits for
-/// the x87 milestone, PSE/PAE/PGE for paging.
-const CPUID1_EDX: u32 =
-    (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 12) | (1 << 15);
+/// CPUID.1 EDX features we implement: FPU (0, the x87 in `crate::fpu`),
+/// DE (2), TSC (4), MSR (5), CX8 (8), SEP (11), MTRR (12, the MSRs read as
+/// zero), CMOV (15), FXSR (24, FXSAVE/FXRSTOR). PSE/PAE/PGE wait for paging.
+const CPUID1_EDX: u32 = 1
+    | (1 << 2)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 8)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 15)
+    | (1 << 24);
 
 fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     match e.ins.mnemonic() {
@@ -307,40 +314,6 @@ fn privileged_nop(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault
     Ok(())
 }
 
-/// x87 escape with no FPU fitted (this milestone): CR0.EM or CR0.TS raise
-/// #NM as the SDM requires; otherwise the instruction does nothing and stores
-/// nothing, which is how software probing with FNINIT/FNSTSW sees a machine
-/// without a coprocessor (CPUID.1:EDX.FPU is clear to match). A memory
-/// operand is still checked against its segment limit (#GP/#SS), as the CPU
-/// does before any coprocessor transfer; nothing is read or written.
-fn fpu_escape(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    if cpu.cr[0] & (cr0::EM | cr0::TS) != 0 {
-        return Err(Fault::NM);
-    }
-    if (0..e.ins.op_count()).any(|i| e.ins.op_kind(i) == OpKind::Memory) {
-        let size = e.ins.memory_size().size().max(1) as u32;
-        cpu.seg_check(cpu.mem_seg(e), cpu.ea(e), size)?;
-    }
-    Ok(())
-}
-
-/// WAIT/FWAIT: #NM only when both MP and TS are set.
-fn fwait(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
-    if cpu.cr[0] & (cr0::MP | cr0::TS) == (cr0::MP | cr0::TS) {
-        return Err(Fault::NM);
-    }
-    Ok(())
-}
-
-fn is_x87(e: &Entry) -> bool {
-    e.ins.cpuid_features().iter().any(|f| {
-        matches!(
-            f,
-            CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387
-        )
-    })
-}
-
 pub(crate) fn select(e: &Entry) -> Option<Handler> {
     use Mnemonic::*;
     let m = e.ins.mnemonic();
@@ -358,8 +331,6 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Clts => clts,
         Mov => mov_special,
         Invd | Wbinvd | Invlpg => privileged_nop,
-        Wait => fwait,
-        _ if is_x87(e) => fpu_escape,
         _ => return None,
     })
 }

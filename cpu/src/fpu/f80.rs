@@ -476,7 +476,11 @@ impl Ctx {
         let (keep, rem, half) = if shift == 0 {
             (sig, 0, 0)
         } else if shift < 128 {
-            (sig >> shift, sig & ((1u128 << shift) - 1), 1u128 << (shift - 1))
+            (
+                sig >> shift,
+                sig & ((1u128 << shift) - 1),
+                1u128 << (shift - 1),
+            )
         } else if shift == 128 {
             (0, sig, 1u128 << 127)
         } else {
