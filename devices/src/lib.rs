@@ -5,11 +5,21 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
+pub mod cmos;
 pub mod debugport;
 pub mod disk;
 pub mod ide;
 pub mod pc;
 pub mod pci;
+pub mod vga;
+pub mod pic;
+pub mod pit;
+pub mod ps2;
+pub mod uart;
 
+pub use clock::{Clock, DEFAULT_CPU_HZ};
+pub use cmos::{BootDevice, CmosConfig, DateTime};
 pub use debugport::{Console, DebugPorts};
 pub use pc::{Pc, PcConfig};
+pub use uart::SerialBackend;

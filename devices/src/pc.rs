@@ -1,11 +1,16 @@
 //! The PC board as the CPU sees it: port I/O dispatch, MMIO, the INTR line.
 //!
-//! This milestone's board holds only the debug ports and System Control
-//! Port A (0x92: fast A20 gate and fast reset). The interrupt controller,
-//! timer, CMOS, keyboard controller and friends are later chips: each becomes
-//! a field of [`Pc`], a few arms in the port dispatch below, and (for the ones
-//! that interrupt) a source behind [`Pc::can_interrupt`] and
-//! [`Pc::next_event`]. Nothing else in the machine has to change for them.
+//! The board holds the debug ports, System Control Port A (0x92: fast A20
+//! gate and fast reset), the 8259A pair, the 8254 and Port B, the RTC/CMOS,
+//! the 8042 with its keyboard and two 16550A UARTs. Timed devices put their
+//! deadlines into one [`Scheduler`]; the machine runs the CPU up to
+//! [`Pc::next_event`] and then calls [`Pc::service`].
+//!
+//! The board's notion of "now" is the cycle count the machine gave it with
+//! [`Pc::set_now`] before the current instruction slice. The CPU yields after
+//! every port access, so a slice that touches a port starts right after the
+//! previous access: what a device sees lags the true cycle count only by the
+//! instructions executed since then (a handful in a polling loop).
 //!
 //! The board never acts on the CPU or memory itself: A20 and reset are
 //! *requests* that the machine applies between instruction slices (the CPU
@@ -13,7 +18,20 @@
 
 use ringside_cpu::Bus;
 
+use crate::clock::{Clock, Scheduler, Timer};
+use crate::cmos::{Cmos, CmosConfig};
 use crate::debugport::{Console, DebugPorts};
+use crate::pic::PicPair;
+use crate::pit::Pit;
+use crate::ps2::Ps2;
+use crate::uart::{SerialBackend, Uart, COM1_BASE, COM2_BASE};
+
+const IRQ_PIT: u8 = 0;
+const IRQ_KEYBOARD: u8 = 1;
+const IRQ_COM2: u8 = 3;
+const IRQ_COM1: u8 = 4;
+const IRQ_RTC: u8 = 8;
+const IRQ_MOUSE: u8 = 12;
 
 /// System Control Port A (PS/2 "fast A20" port).
 pub const SYSTEM_CONTROL_A: u16 = 0x92;
@@ -27,6 +45,14 @@ pub struct PcConfig {
     pub console: Console,
     /// A POST-code port besides 0x80, if any.
     pub extra_post_port: Option<u16>,
+    /// The virtual clock (nominal CPU frequency).
+    pub clock: Clock,
+    /// RTC start time and NVRAM contents.
+    pub cmos: CmosConfig,
+    /// COM1's back-end.
+    pub com1: SerialBackend,
+    /// COM2's back-end.
+    pub com2: SerialBackend,
 }
 
 impl Default for PcConfig {
@@ -34,6 +60,10 @@ impl Default for PcConfig {
         PcConfig {
             console: Console::Null,
             extra_post_port: None,
+            clock: Clock::default(),
+            cmos: CmosConfig::default(),
+            com1: SerialBackend::Null,
+            com2: SerialBackend::Null,
         }
     }
 }
@@ -43,6 +73,22 @@ impl Default for PcConfig {
 pub struct Pc {
     /// Debug console, POST codes, exit device.
     pub debug: DebugPorts,
+    /// The 8259A pair.
+    pub pic: PicPair,
+    /// The 8254 and Port B.
+    pub pit: Pit,
+    /// RTC and CMOS RAM.
+    pub cmos: Cmos,
+    /// 8042 and keyboard.
+    pub ps2: Ps2,
+    /// COM1 (0x3F8, IRQ4).
+    pub com1: Uart,
+    /// COM2 (0x2F8, IRQ3).
+    pub com2: Uart,
+    clock: Clock,
+    scheduler: Scheduler,
+    /// The cycle count as of the current instruction slice.
+    now: u64,
     /// Port 0x92 as last written (the A20 bit is kept in `a20`).
     system_control_a: u8,
     /// The A20 gate as the board drives it.
@@ -55,15 +101,33 @@ pub struct Pc {
 impl Pc {
     /// A board in its power-on state.
     pub fn new(config: PcConfig) -> Pc {
-        Pc {
+        let clock = config.clock;
+        let mut pc = Pc {
             debug: DebugPorts::new(config.console, config.extra_post_port),
+            pic: PicPair::new(),
+            pit: Pit::new(clock),
+            cmos: Cmos::new(clock, &config.cmos),
+            ps2: Ps2::new(),
+            com1: Uart::new(clock, config.com1),
+            com2: Uart::new(clock, config.com2),
+            clock,
+            scheduler: Scheduler::default(),
+            now: 0,
             system_control_a: 0,
             // A20 starts enabled, as the memory map starts it (QEMU and
             // Bochs do the same; the firmware closes it if it wants wrap).
             a20: true,
             reset_requested: false,
             unclaimed_accesses: 0,
-        }
+        };
+        // The interrupt lines start at the chips' output levels.
+        pc.update_pit(0);
+        pc.update_rtc();
+        pc.update_ps2(false);
+        pc.update_uarts(0);
+        // Lining the inputs up is not a request.
+        pc.pic.reset();
+        pc
     }
 
     /// Board reset (after a guest-requested reset or triple fault): every
@@ -75,6 +139,127 @@ impl Pc {
         self.system_control_a &= !SCA_RESET;
         self.a20 = true;
         self.reset_requested = false;
+        self.pic.reset();
+        self.pit.reset();
+        self.cmos.reset();
+        self.ps2.reset();
+        self.com1.reset();
+        self.com2.reset();
+        self.scheduler = Scheduler::default();
+        let now = self.now;
+        self.update_pit(now);
+        self.update_rtc();
+        self.update_ps2(false);
+        self.update_uarts(now);
+    }
+
+    /// The virtual clock's rates.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Tell the board the current cycle count (before each slice).
+    #[inline]
+    pub fn set_now(&mut self, cycles: u64) {
+        self.now = self.now.max(cycles);
+    }
+
+    /// Do the timed work that is due at the current cycle (see
+    /// [`Pc::set_now`]): PIT edges, RTC updates, UART timeouts and host
+    /// input. Returns whether an interrupt line may have changed.
+    pub fn service(&mut self) -> bool {
+        let now = self.now;
+        let mut any = false;
+        if self.scheduler.due(Timer::Pit, now) {
+            if self.pit.take_irq0_edge(now) {
+                self.pic.pulse_irq(IRQ_PIT);
+            }
+            self.update_pit(now);
+            any = true;
+        }
+        if self.scheduler.due(Timer::Rtc, now) {
+            self.cmos.advance(now);
+            self.update_rtc();
+            any = true;
+        }
+        if self.scheduler.due(Timer::Com1, now) || self.scheduler.due(Timer::Com2, now) {
+            self.com1.service(now);
+            self.com2.service(now);
+            self.update_uarts(now);
+            any = true;
+        }
+        any
+    }
+
+    fn update_pit(&mut self, now: u64) {
+        // An edge already due (a count written just now) is seen by
+        // `service` at once.
+        self.pic.set_irq(IRQ_PIT, self.pit.out0(now));
+        self.scheduler.set(Timer::Pit, self.pit.next_irq0(now));
+    }
+
+    fn update_rtc(&mut self) {
+        self.pic.set_irq(IRQ_RTC, self.cmos.irq());
+        self.scheduler.set(Timer::Rtc, self.cmos.next_event());
+    }
+
+    /// `consumed`: the guest just read a byte, so a following byte needs a
+    /// fresh edge.
+    fn update_ps2(&mut self, consumed: bool) {
+        if consumed {
+            self.pic.set_irq(IRQ_KEYBOARD, false);
+            self.pic.set_irq(IRQ_MOUSE, false);
+        }
+        self.pic.set_irq(IRQ_KEYBOARD, self.ps2.irq1());
+        self.pic.set_irq(IRQ_MOUSE, self.ps2.irq12());
+        if self.ps2.take_reset_request() {
+            self.reset_requested = true;
+        }
+        if self.ps2.take_a20_change() {
+            // The last writer of either A20 source drives the gate, as
+            // QEMU wires the 8042 output port and port 0x92 to one line.
+            self.a20 = self.ps2.a20();
+        }
+    }
+
+    fn update_uarts(&mut self, now: u64) {
+        for (uart, irq, timer) in [
+            (&mut self.com1, IRQ_COM1, Timer::Com1),
+            (&mut self.com2, IRQ_COM2, Timer::Com2),
+        ] {
+            if uart.take_retrigger() {
+                self.pic.set_irq(irq, false);
+            }
+            self.pic.set_irq(irq, uart.irq());
+            self.scheduler.set(timer, uart.next_event(now));
+        }
+    }
+
+    /// A key event from the host (set-1 make code, `0xE0xx` for extended
+    /// keys); see [`Ps2::key_event`].
+    pub fn key_event(&mut self, set1: u16, pressed: bool) {
+        self.ps2.key_event(set1, pressed);
+        self.update_ps2(false);
+    }
+
+    /// Type ASCII text on the keyboard; see [`Ps2::type_text`].
+    pub fn type_text(&mut self, text: &str) {
+        self.ps2.type_text(text);
+        self.update_ps2(false);
+    }
+
+    /// Bytes arriving on COM1's line from the host.
+    pub fn com1_input(&mut self, bytes: &[u8]) {
+        let now = self.now;
+        self.com1.push_input(bytes, now);
+        self.update_uarts(now);
+    }
+
+    /// Flush the debug console and serial back-ends.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.debug.flush()?;
+        self.com1.flush()?;
+        self.com2.flush()
     }
 
     /// Whether the board drives the A20 gate open.
@@ -92,17 +277,82 @@ impl Pc {
         self.debug.exit_request()
     }
 
-    /// Whether any device on this board can ever raise an interrupt. With
-    /// none, a CPU halted with IF=1 waits forever. (False until the PIC and
-    /// the timer arrive.)
+    /// Whether a CPU halted with IF=1 can still be woken: some interrupt
+    /// input is unmasked at the PIC and some device has a timed event to
+    /// come (only timed events, or host input, which is polled by timed
+    /// events, can raise a request while the CPU waits).
     pub fn can_interrupt(&self) -> bool {
-        false
+        self.pic.any_unmasked() && self.scheduler.next().is_some()
     }
 
     /// The virtual-clock cycle at which a device next needs service, if any
     /// device is scheduled. The machine ends its instruction slices there.
+    #[inline]
     pub fn next_event(&self) -> Option<u64> {
-        None
+        self.scheduler.next()
+    }
+
+    /// A byte read from a port one of the board's chips decodes.
+    fn read_byte(&mut self, port: u16) -> Option<u8> {
+        let now = self.now;
+        let v = match port {
+            _ if PicPair::claims(port) => self.pic.read(port),
+            _ if Pit::claims(port) => self.pit.read(port, now),
+            _ if Ps2::claims(port) => {
+                let v = self.ps2.read(port);
+                self.update_ps2(port == crate::ps2::DATA_PORT);
+                v
+            }
+            _ if Cmos::claims(port) => {
+                let v = self.cmos.read(port, now);
+                self.update_rtc();
+                v
+            }
+            COM1_BASE..=0x3FF => {
+                let v = self.com1.read(port - COM1_BASE, now);
+                self.update_uarts(now);
+                v
+            }
+            COM2_BASE..=0x2FF => {
+                let v = self.com2.read(port - COM2_BASE, now);
+                self.update_uarts(now);
+                v
+            }
+            SYSTEM_CONTROL_A => self.read_system_control_a(),
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    /// A byte write to a port one of the board's chips decodes.
+    fn write_byte(&mut self, port: u16, v: u8) -> bool {
+        let now = self.now;
+        match port {
+            _ if PicPair::claims(port) => self.pic.write(port, v),
+            _ if Pit::claims(port) => {
+                self.pit.write(port, v, now);
+                self.update_pit(now);
+            }
+            _ if Ps2::claims(port) => {
+                self.ps2.write(port, v);
+                self.update_ps2(false);
+            }
+            _ if Cmos::claims(port) => {
+                self.cmos.write(port, v, now);
+                self.update_rtc();
+            }
+            COM1_BASE..=0x3FF => {
+                self.com1.write(port - COM1_BASE, v, now);
+                self.update_uarts(now);
+            }
+            COM2_BASE..=0x2FF => {
+                self.com2.write(port - COM2_BASE, v, now);
+                self.update_uarts(now);
+            }
+            SYSTEM_CONTROL_A => self.write_system_control_a(v),
+            _ => return false,
+        }
+        true
     }
 
     /// Port accesses that no device claimed.
@@ -150,10 +400,11 @@ impl Bus for Pc {
         if let Some(v) = self.debug.io_read(port, size) {
             return v;
         }
-        match port {
-            // The bytes above the port itself read as the open bus.
-            SYSTEM_CONTROL_A => (open_bus(size) & !0xFF) | self.read_system_control_a() as u32,
-            _ => {
+        match self.read_byte(port) {
+            // The byte-wide chips sit on the low byte lane; the bytes above
+            // read as the open bus (as QEMU does for port 0x92 too).
+            Some(v) => (open_bus(size) & !0xFF) | v as u32,
+            None => {
                 self.unclaimed_accesses += 1;
                 log::trace!("read from unclaimed port {port:#06x} (size {size})");
                 open_bus(size)
@@ -170,13 +421,18 @@ impl Bus for Pc {
         if self.debug.io_write(port, size, value) {
             return;
         }
-        match port {
-            SYSTEM_CONTROL_A => self.write_system_control_a(value as u8),
-            _ => {
-                self.unclaimed_accesses += 1;
-                log::trace!("write {value:#x} to unclaimed port {port:#06x} (size {size})");
-            }
+        if !self.write_byte(port, value as u8) {
+            self.unclaimed_accesses += 1;
+            log::trace!("write {value:#x} to unclaimed port {port:#06x} (size {size})");
         }
+    }
+
+    fn interrupt_pending(&mut self) -> bool {
+        self.pic.intr()
+    }
+
+    fn acknowledge_interrupt(&mut self) -> u8 {
+        self.pic.acknowledge()
     }
 }
 
@@ -187,17 +443,17 @@ mod tests {
     fn pc() -> Pc {
         Pc::new(PcConfig {
             console: Console::Capture(Vec::new()),
-            extra_post_port: None,
+            ..PcConfig::default()
         })
     }
 
     #[test]
     fn unknown_ports_read_all_ones() {
         let mut p = pc();
-        assert_eq!(p.io_read(0x3F8, 1), 0xFF);
+        assert_eq!(p.io_read(0x3E8, 1), 0xFF);
         assert_eq!(p.io_read(0x1234, 2), 0xFFFF);
         assert_eq!(p.io_read(0xCFC, 4), 0xFFFF_FFFF);
-        p.io_write(0x3F8, 1, 0x41);
+        p.io_write(0x3E8, 1, 0x41);
         assert_eq!(p.unclaimed_accesses(), 4);
     }
 
@@ -238,10 +494,112 @@ mod tests {
     }
 
     #[test]
-    fn nothing_interrupts_yet() {
+    fn nothing_is_scheduled_at_power_on() {
         let mut p = pc();
         assert!(!p.can_interrupt());
         assert!(!p.interrupt_pending());
         assert_eq!(p.next_event(), None);
+    }
+
+    /// The BIOS's PIC set-up: vectors 8 and 0x70, cascade on IR2.
+    fn init_pics(p: &mut Pc) {
+        for (port, v) in [
+            (0x20, 0x11),
+            (0x21, 0x08),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0xA0, 0x11),
+            (0xA1, 0x70),
+            (0xA1, 0x02),
+            (0xA1, 0x01),
+        ] {
+            p.io_write(port, 1, v);
+        }
+    }
+
+    #[test]
+    fn pit_channel0_drives_irq0_through_the_pic() {
+        let mut p = pc();
+        init_pics(&mut p);
+        p.io_write(0x21, 1, 0xFE);
+        p.io_write(0x43, 1, 0x34);
+        p.io_write(0x40, 1, 0x00);
+        p.io_write(0x40, 1, 0x01); // N = 256
+        let at = p.next_event().expect("IRQ0 scheduled");
+        assert!(p.can_interrupt());
+        p.set_now(at - 1);
+        p.service();
+        assert!(!p.interrupt_pending());
+        p.set_now(at);
+        p.service();
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x08);
+        assert!(!p.interrupt_pending());
+        p.io_write(0x20, 1, 0x20);
+        let next = p.next_event().unwrap();
+        let ticks = |c| p.clock().ticks(c, crate::clock::PIT_RATE);
+        assert_eq!(ticks(next) - ticks(at), 256);
+    }
+
+    #[test]
+    fn keyboard_bytes_raise_irq1() {
+        let mut p = pc();
+        init_pics(&mut p);
+        p.key_event(0x1E, true);
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x09);
+        assert_eq!(p.io_read(0x64, 1) & 1, 1);
+        assert_eq!(p.io_read(0x60, 1), 0x1E, "translated to set 1 by default");
+        p.io_write(0x20, 1, 0x20);
+        assert!(!p.interrupt_pending());
+    }
+
+    #[test]
+    fn a20_and_reset_through_the_8042() {
+        let mut p = pc();
+        p.io_write(0x64, 1, 0xD1);
+        p.io_write(0x60, 1, 0xDD);
+        assert!(!p.a20_enabled());
+        p.io_write(0x92, 1, 0x02);
+        assert!(p.a20_enabled(), "port 0x92 wrote last");
+        p.io_write(0x64, 1, 0xDD);
+        assert!(!p.a20_enabled());
+        p.io_write(0x64, 1, 0xFE);
+        assert!(p.take_reset_request());
+    }
+
+    #[test]
+    fn rtc_periodic_interrupt_on_irq8() {
+        let mut p = pc();
+        init_pics(&mut p);
+        p.io_write(0x70, 1, 0x0B);
+        p.io_write(0x71, 1, 0x42); // PIE, 24 h
+        let at = p.next_event().unwrap();
+        // 1024 Hz by default.
+        assert_eq!(at, crate::clock::DEFAULT_CPU_HZ.div_ceil(1024));
+        p.set_now(at);
+        p.service();
+        assert_eq!(p.acknowledge_interrupt(), 0x70);
+        p.io_write(0x70, 1, 0x0C);
+        assert_eq!(p.io_read(0x71, 1), 0xC0);
+    }
+
+    #[test]
+    fn com1_interrupts_on_irq4() {
+        let mut p = Pc::new(PcConfig {
+            com1: SerialBackend::Capture(Vec::new()),
+            ..PcConfig::default()
+        });
+        init_pics(&mut p);
+        p.io_write(0x3FC, 1, 0x08); // OUT2
+        p.io_write(0x3F9, 1, 0x01); // RDA
+        p.com1_input(b"k");
+        assert_eq!(p.acknowledge_interrupt(), 0x0C);
+        assert_eq!(p.io_read(0x3FA, 1), 0x04);
+        assert_eq!(p.io_read(0x3F8, 1), b'k' as u32);
+        p.io_write(0x20, 1, 0x20);
+        p.io_write(0x3F8, 1, b'o' as u32);
+        assert_eq!(p.com1.captured(), Some(&b"o"[..]));
+        assert!(!p.interrupt_pending());
     }
 }
