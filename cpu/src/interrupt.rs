@@ -7,6 +7,7 @@
 //! Table 6-5, and a fault while delivering #DF shuts the processor down
 //! (triple fault).
 
+use crate::events::Event;
 use crate::flags::{self, AC, IF, RF, TF, VM};
 use crate::processor::Cpu;
 use crate::regs::{SegReg, Segment};
@@ -174,6 +175,40 @@ impl Cpu {
         // `Cpu::run` return.
         self.cycles += DELIVERY_CYCLES;
         self.instructions += 1;
+        self.exceptions_raised += 1;
+        let (cpl, mode, paging, tr) = (
+            self.cpl,
+            self.mode(),
+            self.cr[0] & crate::regs::cr0::PG != 0,
+            self.tr.selector,
+        );
+        if self.observer.is_some() {
+            let (cs, eip, mnemonic) = (
+                self.segs[SegReg::Cs as usize].selector,
+                self.eip,
+                self.observed_mnemonic,
+            );
+            self.emit(|| Event::Exception {
+                vector: fault.vector,
+                error: fault.error,
+                cs,
+                eip,
+                cpl,
+                mnemonic,
+            });
+            if fault.vector == Vector::GeneralProtection as u8
+                && (cpl > 0 || mode == crate::processor::CpuMode::Virtual8086)
+            {
+                if let Some(m) = mnemonic.filter(|m| crate::exec::is_privileged_or_iopl(*m)) {
+                    self.emit(|| Event::PrivilegedTrap { mnemonic: m, cpl });
+                }
+            }
+        }
+        self.deliver_fault_inner(bus, fault);
+        self.emit_state_changes(cpl, mode, paging, tr, "exception");
+    }
+
+    fn deliver_fault_inner(&mut self, bus: &mut dyn Bus, fault: Fault) {
         let mut current = fault;
         // Walk the double-fault table: a fault while delivering becomes the
         // next thing to deliver, combined by class.
@@ -454,8 +489,16 @@ impl Cpu {
         self.cycles += DELIVERY_CYCLES;
         self.halted = false;
         self.interrupts_delivered += 1;
+        let (cpl, mode, paging, tr) = (
+            self.cpl,
+            self.mode(),
+            self.cr[0] & crate::regs::cr0::PG != 0,
+            self.tr.selector,
+        );
+        self.emit(|| Event::Interrupt { vector, cpl });
         if let Err(f) = self.interrupt(bus, vector, Source::External, None) {
             self.deliver_fault(bus, f);
         }
+        self.emit_state_changes(cpl, mode, paging, tr, "hardware interrupt");
     }
 }

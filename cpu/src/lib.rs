@@ -10,6 +10,7 @@
 //! instruction charges a cycle cost to the virtual clock ([`Cpu::cycles`]).
 
 pub mod decode;
+pub mod events;
 mod exec;
 pub mod flags;
 pub mod fpu;
@@ -21,6 +22,7 @@ pub mod regs;
 pub mod segment;
 pub mod task;
 
+pub use events::{Event, Observer, Recorder};
 pub use interrupt::{Fault, Vector};
 pub use processor::{Cpu, CpuMode, StopReason};
 pub use regs::{gpr, SegReg, Segment, TableReg};

@@ -4,6 +4,7 @@ use iced_x86::Register;
 use ringside_mmu::PhysMem;
 
 use crate::decode::{decode_bytes, DecodeCache, Decoded, Entry, Link};
+use crate::events::{Event, Observer};
 use crate::exec;
 use crate::flags::{self, Flags};
 use crate::interrupt::{Fault, Vector};
@@ -68,6 +69,10 @@ pub struct Cpu {
     pub(crate) cpl: u8,
     /// A #DB trap waits for the next instruction boundary (TSS T bit).
     pub(crate) pending_debug_trap: bool,
+    /// Who listens to events (see [`crate::events`]); `None` costs one branch.
+    pub(crate) observer: Option<Box<dyn Observer + Send>>,
+    /// The instruction being executed, while an observer listens.
+    pub(crate) observed_mnemonic: Option<iced_x86::Mnemonic>,
     /// Guest physical memory.
     pub mem: PhysMem,
     /// Virtual clock, in CPU cycles since power-on.
@@ -76,6 +81,8 @@ pub struct Cpu {
     pub instructions: u64,
     /// External interrupts delivered since power-on.
     pub interrupts_delivered: u64,
+    /// Exceptions raised since power-on.
+    pub exceptions_raised: u64,
     /// Time-stamp counter offset (RDTSC returns cycles + this).
     pub tsc_offset: u64,
     /// The decoded-instruction cache.
@@ -120,10 +127,13 @@ impl Cpu {
             sysenter: [0; 3],
             cpl: 0,
             pending_debug_trap: false,
+            observer: None,
+            observed_mnemonic: None,
             mem,
             cycles: 0,
             instructions: 0,
             interrupts_delivered: 0,
+            exceptions_raised: 0,
             tsc_offset: 0,
             decode_cache: DecodeCache::new(),
             last_exception: None,
@@ -465,8 +475,131 @@ impl Cpu {
         }
     }
 
+    /// Attach an observer (or detach with `None`); returns the previous one.
+    pub fn set_observer(
+        &mut self,
+        o: Option<Box<dyn Observer + Send>>,
+    ) -> Option<Box<dyn Observer + Send>> {
+        std::mem::replace(&mut self.observer, o)
+    }
+
+    /// Send an event to the observer, if one is attached.
+    #[inline]
+    pub(crate) fn emit(&mut self, e: impl FnOnce() -> Event) {
+        if let Some(o) = self.observer.as_mut() {
+            o.event(&e());
+        }
+    }
+
+    /// The execute path while an observer listens: the same work as
+    /// [`Cpu::execute_entry`], bracketed by the comparisons that turn state
+    /// changes into events.
+    #[cold]
+    fn execute_entry_observed(&mut self, bus: &mut dyn Bus, e: &Entry) {
+        let m = e.ins.mnemonic();
+        let cpl = self.cpl;
+        let mode = self.mode();
+        let paging = self.cr[0] & cr0::PG != 0;
+        let tr = self.tr.selector;
+        let crs = self.cr;
+        let faults_before = self.exceptions_raised;
+        self.observed_mnemonic = Some(m);
+        self.execute_entry_inner(bus, e);
+        self.observed_mnemonic = None;
+        let faulted = self.exceptions_raised != faults_before;
+        let deprivileged = cpl > 0 || mode == CpuMode::Virtual8086;
+        if !faulted && deprivileged {
+            if let Some(why) =
+                crate::events::sensitive_reason(m).filter(|_| exec::is_sensitive_form(&e.ins))
+            {
+                self.emit(|| Event::SensitiveUntrapped {
+                    mnemonic: m,
+                    cpl,
+                    why,
+                });
+            }
+        }
+        if matches!(
+            m,
+            iced_x86::Mnemonic::Int | iced_x86::Mnemonic::Int3 | iced_x86::Mnemonic::Into
+        ) && !faulted
+        {
+            let vector = if m == iced_x86::Mnemonic::Int {
+                e.ins.immediate8()
+            } else if m == iced_x86::Mnemonic::Int3 {
+                3
+            } else {
+                4
+            };
+            self.emit(|| Event::SoftwareInterrupt { vector, cpl });
+        }
+        let now = self.cr;
+        for (i, (&old, &new)) in crs.iter().zip(now.iter()).enumerate() {
+            if old != new && i != 1 {
+                self.emit(|| Event::ControlRegisterWrite {
+                    cr: i as u8,
+                    old,
+                    new,
+                });
+            }
+        }
+        self.emit_state_changes(
+            cpl,
+            mode,
+            paging,
+            tr,
+            if faulted {
+                "exception"
+            } else {
+                exec::transfer_cause(m)
+            },
+        );
+    }
+
+    /// Ring, mode and task changes since the given state.
+    pub(crate) fn emit_state_changes(
+        &mut self,
+        cpl: u8,
+        mode: CpuMode,
+        paging: bool,
+        tr: u16,
+        cause: &'static str,
+    ) {
+        if self.observer.is_none() {
+            return;
+        }
+        if self.tr.selector != tr {
+            let to = self.tr.selector;
+            self.emit(|| Event::TaskSwitch { from: tr, to });
+        }
+        let (now_mode, now_paging) = (self.mode(), self.cr[0] & cr0::PG != 0);
+        if now_mode != mode || now_paging != paging {
+            self.emit(|| Event::ModeChange {
+                from: mode,
+                to: now_mode,
+                paging: now_paging,
+            });
+        }
+        if self.cpl != cpl {
+            let to = self.cpl;
+            self.emit(|| Event::RingChange {
+                from: cpl,
+                to,
+                cause,
+            });
+        }
+    }
+
     #[inline(always)]
     fn execute_entry(&mut self, bus: &mut dyn Bus, e: &Entry) {
+        if self.observer.is_some() {
+            return self.execute_entry_observed(bus, e);
+        }
+        self.execute_entry_inner(bus, e)
+    }
+
+    #[inline(always)]
+    fn execute_entry_inner(&mut self, bus: &mut dyn Bus, e: &Entry) {
         let start_eip = self.eip;
         // The instruction's last byte must lie within CS (SDM Vol. 3A §5.3).
         if start_eip as u64 + e.len as u64 - 1 > self.segs[SegReg::Cs as usize].limit as u64 {

@@ -240,7 +240,7 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
     let s_done = st.add("ring 0: all done\n");
 
     // The strings are also used from V86 code as offsets in segment F000.
-    let off16 = |s: u32| (s - ROM_BASE) as u32;
+    let off16 = |s: u32| s - ROM_BASE;
 
     say("Ringside protected-mode test ROM\n");
     // Real-mode entry.
@@ -260,7 +260,7 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
         a.out(0xE9, al)?;
         a.jmp(l)?;
         a.set_label(&mut d)?;
-        a.mov(ax, (RAM_IMAGE >> 4) as u32)?;
+        a.mov(ax, RAM_IMAGE >> 4)?;
         a.mov(ds, ax)?;
         a.xor(si, si)?;
         a.xor(ax, ax)?;
