@@ -13,7 +13,6 @@ pub mod ide;
 pub mod pc;
 pub mod pci;
 pub mod vga;
-pub mod vga;
 pub mod pic;
 pub mod pit;
 pub mod ps2;
