@@ -21,10 +21,13 @@ use ringside_cpu::Bus;
 use crate::clock::{Clock, Scheduler, Timer};
 use crate::cmos::{Cmos, CmosConfig};
 use crate::debugport::{Console, DebugPorts};
+use crate::ide::{Ide, CHANNEL_IRQ};
+use crate::pci::Pci;
 use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::ps2::Ps2;
 use crate::uart::{SerialBackend, Uart, COM1_BASE, COM2_BASE};
+use crate::vga::{self, Vga};
 
 const IRQ_PIT: u8 = 0;
 const IRQ_KEYBOARD: u8 = 1;
@@ -85,6 +88,12 @@ pub struct Pc {
     pub com1: Uart,
     /// COM2 (0x2F8, IRQ3).
     pub com2: Uart,
+    /// IDE controller (primary IRQ14, secondary IRQ15); attach disks here.
+    pub ide: Ide,
+    /// VGA (ports 0x3B0–0x3DF, memory 0xA0000–0xBFFFF).
+    pub vga: Vga,
+    /// PCI configuration space (0xCF8/0xCFC) and reset control (0xCF9).
+    pub pci: Pci,
     clock: Clock,
     scheduler: Scheduler,
     /// The cycle count as of the current instruction slice.
@@ -110,6 +119,9 @@ impl Pc {
             ps2: Ps2::new(),
             com1: Uart::new(clock, config.com1),
             com2: Uart::new(clock, config.com2),
+            ide: Ide::new(),
+            vga: Vga::new(clock.cpu_hz()),
+            pci: Pci::new(None),
             clock,
             scheduler: Scheduler::default(),
             now: 0,
@@ -145,6 +157,10 @@ impl Pc {
         self.ps2.reset();
         self.com1.reset();
         self.com2.reset();
+        self.ide.reset();
+        self.update_ide();
+        self.vga.reset();
+        self.pci.reset();
         self.scheduler = Scheduler::default();
         let now = self.now;
         self.update_pit(now);
@@ -255,9 +271,10 @@ impl Pc {
         self.update_uarts(now);
     }
 
-    /// Flush the debug console and serial back-ends.
+    /// Flush the debug console, serial back-ends and disk images.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.debug.flush()?;
+        self.ide.flush()?;
         self.com1.flush()?;
         self.com2.flush()
     }
@@ -355,6 +372,51 @@ impl Pc {
         true
     }
 
+    /// The IDE channels' INTRQ lines to the PIC (level, edge-triggered
+    /// there unless the ELCR says otherwise).
+    fn update_ide(&mut self) {
+        for ch in 0..2 {
+            self.pic.set_irq(CHANNEL_IRQ[ch], self.ide.irq_level(ch));
+        }
+    }
+
+    /// A read of the devices whose registers are wider than a byte (IDE
+    /// data port, PCI configuration data) or that split wide accesses
+    /// themselves (VGA).
+    fn read_wide(&mut self, port: u16, size: u8) -> Option<u32> {
+        if Ide::claims(port) {
+            let v = self.ide.io_read(port, size);
+            self.update_ide();
+            return v;
+        }
+        if Vga::claims(port) {
+            return self.vga.io_read(port, size, self.now);
+        }
+        if Pci::claims(port) {
+            return self.pci.io_read(port, size);
+        }
+        None
+    }
+
+    fn write_wide(&mut self, port: u16, size: u8, v: u32) -> bool {
+        if Ide::claims(port) {
+            self.ide.io_write(port, size, v);
+            self.update_ide();
+            return true;
+        }
+        if Vga::claims(port) {
+            return self.vga.io_write(port, size, v, self.now);
+        }
+        if Pci::claims(port) {
+            self.pci.io_write(port, size, v);
+            if self.pci.take_reset_request() {
+                self.reset_requested = true;
+            }
+            return true;
+        }
+        false
+    }
+
     /// Port accesses that no device claimed.
     pub fn unclaimed_accesses(&self) -> u64 {
         self.unclaimed_accesses
@@ -400,6 +462,9 @@ impl Bus for Pc {
         if let Some(v) = self.debug.io_read(port, size) {
             return v;
         }
+        if let Some(v) = self.read_wide(port, size) {
+            return v;
+        }
         match self.read_byte(port) {
             // The byte-wide chips sit on the low byte lane; the bytes above
             // read as the open bus (as QEMU does for port 0x92 too).
@@ -421,9 +486,32 @@ impl Bus for Pc {
         if self.debug.io_write(port, size, value) {
             return;
         }
+        if self.write_wide(port, size, value) {
+            return;
+        }
         if !self.write_byte(port, value as u8) {
             self.unclaimed_accesses += 1;
             log::trace!("write {value:#x} to unclaimed port {port:#06x} (size {size})");
+        }
+    }
+
+    fn mmio_read(&mut self, addr: u32, size: u8) -> u32 {
+        if (vga::WINDOW_BASE..=vga::WINDOW_LAST).contains(&addr) {
+            let mut v = 0;
+            for i in 0..size.min(4) as u32 {
+                v |= (self.vga.mem_read(addr.wrapping_add(i)) as u32) << (8 * i);
+            }
+            return v;
+        }
+        open_bus(size)
+    }
+
+    fn mmio_write(&mut self, addr: u32, size: u8, value: u32) {
+        if (vga::WINDOW_BASE..=vga::WINDOW_LAST).contains(&addr) {
+            for i in 0..size.min(4) as u32 {
+                self.vga
+                    .mem_write(addr.wrapping_add(i), (value >> (8 * i)) as u8);
+            }
         }
     }
 
@@ -452,9 +540,28 @@ mod tests {
         let mut p = pc();
         assert_eq!(p.io_read(0x3E8, 1), 0xFF);
         assert_eq!(p.io_read(0x1234, 2), 0xFFFF);
-        assert_eq!(p.io_read(0xCFC, 4), 0xFFFF_FFFF);
+        assert_eq!(p.io_read(0x2EC, 4), 0xFFFF_FFFF);
         p.io_write(0x3E8, 1, 0x41);
         assert_eq!(p.unclaimed_accesses(), 4);
+    }
+
+    #[test]
+    fn storage_display_and_pci_are_on_the_bus() {
+        let mut p = pc();
+        // PCI host bridge ID through 0xCF8/0xCFC.
+        p.io_write(0xCF8, 4, 0x8000_0000);
+        assert_eq!(p.io_read(0xCFC, 4), 0x1237_8086);
+        // VGA: memory window through MMIO, in mode 13h.
+        assert!(p.vga.set_mode(0x13));
+        p.mmio_write(0xA0010, 2, 0x0201);
+        assert_eq!(p.mmio_read(0xA0010, 2), 0x0201);
+        assert_eq!(p.vga.plane_byte(1, 0x10), 0x02);
+        // No disks: both IDE channels float.
+        assert_eq!(p.io_read(0x1F7, 1), 0xFF);
+        assert_eq!(p.unclaimed_accesses(), 0);
+        // 0xCF9 reset control.
+        p.io_write(0xCF9, 1, 0x06);
+        assert!(p.take_reset_request());
     }
 
     #[test]
