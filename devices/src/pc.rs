@@ -375,8 +375,8 @@ impl Pc {
     /// The IDE channels' INTRQ lines to the PIC (level, edge-triggered
     /// there unless the ELCR says otherwise).
     fn update_ide(&mut self) {
-        for ch in 0..2 {
-            self.pic.set_irq(CHANNEL_IRQ[ch], self.ide.irq_level(ch));
+        for (ch, &irq) in CHANNEL_IRQ.iter().enumerate() {
+            self.pic.set_irq(irq, self.ide.irq_level(ch));
         }
     }
 
