@@ -211,7 +211,12 @@ impl std::fmt::Debug for Machine {
 impl Machine {
     /// A machine with `rom` as its system ROM (64, 128 or 256 KiB).
     pub fn new(rom: Vec<u8>, config: MachineConfig) -> Result<Machine, MachineError> {
-        let mem = PhysMem::pc(config.memory_mib, rom)?;
+        let mut mem = PhysMem::pc(config.memory_mib, rom)?;
+        // The VGA's memory window goes to the board (devices::vga).
+        mem.add_mmio(
+            ringside_devices::vga::WINDOW_BASE,
+            ringside_devices::vga::WINDOW_LAST,
+        );
         let pc = Pc::new(PcConfig {
             console: config.console,
             extra_post_port: config.extra_post_port,
