@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use ringside_cpu::{Cpu, StopReason};
-pub use ringside_devices::{Console, Pc, PcConfig};
+pub use ringside_devices::{
+    BootDevice, Clock, CmosConfig, Console, DateTime, Pc, PcConfig, SerialBackend, DEFAULT_CPU_HZ,
+};
 use ringside_mmu::{MemError, PhysMem};
 use thiserror::Error;
 
@@ -60,6 +62,14 @@ pub enum MachineError {
         /// Why.
         source: std::io::Error,
     },
+    /// The serial port's output file could not be created.
+    #[error("{}: cannot create serial port file (--serial): {source}", path.display())]
+    Serial {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The memory configuration is impossible.
     #[error("{0}")]
     Memory(#[from] MemError),
@@ -74,6 +84,17 @@ pub struct MachineConfig {
     pub console: Console,
     /// A POST-code port besides 0x80.
     pub extra_post_port: Option<u16>,
+    /// Nominal CPU frequency: how many virtual cycles make a second for
+    /// the timers.
+    pub cpu_hz: u64,
+    /// The RTC's date and time at power-on.
+    pub rtc_start: DateTime,
+    /// Boot order written to CMOS for the firmware.
+    pub boot_order: Vec<BootDevice>,
+    /// COM1's back-end.
+    pub com1: SerialBackend,
+    /// Slow the guest down to wall-clock speed.
+    pub pace: Pace,
 }
 
 impl Default for MachineConfig {
@@ -82,9 +103,31 @@ impl Default for MachineConfig {
             memory_mib: DEFAULT_MEMORY_MIB,
             console: Console::Null,
             extra_post_port: None,
+            cpu_hz: DEFAULT_CPU_HZ,
+            rtc_start: DateTime::default(),
+            boot_order: CmosConfig::default().boot_order,
+            com1: SerialBackend::Null,
+            pace: Pace::Off,
         }
     }
 }
+
+/// Whether virtual time is tied to the host's clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as the host can go (virtual time races ahead while the
+    /// guest halts). Reproducible.
+    #[default]
+    Off,
+    /// Never let virtual time run ahead of the host's clock: the loop
+    /// sleeps when the guest gets ahead. For interactive use; the guest's
+    /// behaviour stays the same, only its speed changes.
+    Realtime,
+}
+
+/// How far virtual time may run ahead of the host under [`Pace::Realtime`]
+/// before the loop sleeps.
+const PACE_SLACK: Duration = Duration::from_millis(2);
 
 /// Limits on one call of [`Machine::run`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -107,8 +150,8 @@ pub enum RunOutcome {
         /// Its offset.
         eip: u32,
     },
-    /// HLT with IF=1, but no device on this board can raise an interrupt,
-    /// so nothing will ever wake the CPU either.
+    /// HLT with IF=1, but every IRQ is masked at the PIC or no device has
+    /// anything scheduled, so nothing will ever wake the CPU either.
     HaltedNoInterruptSource {
         /// CS selector of the instruction after the HLT.
         cs: u16,
@@ -144,7 +187,7 @@ impl RunOutcome {
             ),
             RunOutcome::HaltedNoInterruptSource { cs, eip } => format!(
                 "CPU halted at {cs:04X}:{:04X} with interrupts enabled, but no device on this board \
-                 can interrupt yet: nothing can wake it",
+                 will interrupt (every IRQ masked or no timer running): nothing can wake it",
                 eip.wrapping_sub(1)
             ),
         }
@@ -158,6 +201,10 @@ pub struct Stats {
     pub instructions: u64,
     /// Virtual clock, in cycles.
     pub cycles: u64,
+    /// Cycles skipped while the CPU waited in HLT for a device event.
+    pub idle_cycles: u64,
+    /// External interrupts the CPU took.
+    pub interrupts: u64,
     /// Resets (triple faults and guest-requested resets).
     pub resets: u64,
     /// Host time spent inside [`Machine::run`].
@@ -197,6 +244,11 @@ pub struct Machine {
     pub pc: Pc,
     resets: u64,
     host_time: Duration,
+    pace: Pace,
+    /// Host instant and cycle count at which pacing started.
+    pace_origin: Option<(Instant, u64)>,
+    /// Virtual cycles skipped while halted.
+    idle_cycles: u64,
 }
 
 impl std::fmt::Debug for Machine {
@@ -217,15 +269,28 @@ impl Machine {
             ringside_devices::vga::WINDOW_BASE,
             ringside_devices::vga::WINDOW_LAST,
         );
+        let clock = Clock::new(config.cpu_hz);
         let pc = Pc::new(PcConfig {
             console: config.console,
             extra_post_port: config.extra_post_port,
+            clock,
+            cmos: CmosConfig {
+                memory_bytes: config.memory_mib as u64 * 1024 * 1024,
+                boot_order: config.boot_order,
+                start: config.rtc_start,
+                fpu: true,
+            },
+            com1: config.com1,
+            ..PcConfig::default()
         });
         let mut m = Machine {
             cpu: Cpu::new(mem),
             pc,
             resets: 0,
             host_time: Duration::ZERO,
+            pace: config.pace,
+            pace_origin: None,
+            idle_cycles: 0,
         };
         m.apply_a20();
         Ok(m)
@@ -243,10 +308,11 @@ impl Machine {
     /// without `-no-reboot`) does; so does a reset through port 0x92.
     pub fn run(&mut self, limits: RunLimits) -> RunOutcome {
         let start = Instant::now();
+        self.pace_origin = None;
         let outcome = self.run_inner(limits);
         self.host_time += start.elapsed();
-        if let Err(e) = self.pc.debug.flush() {
-            log::warn!("debug console: {e}");
+        if let Err(e) = self.pc.flush() {
+            log::warn!("debug console or serial port: {e}");
         }
         outcome
     }
@@ -261,10 +327,19 @@ impl Machine {
                 Some(max) => (max - self.cpu.instructions).min(SLICE_INSTRUCTIONS),
                 None => SLICE_INSTRUCTIONS,
             };
-            let deadline = self
-                .pc
-                .next_event()
-                .unwrap_or(self.cpu.cycles.saturating_add(SLICE_CYCLES));
+            // Devices first: whatever fell due during the last slice (or
+            // the skipped idle time) happens before the next instruction.
+            self.pc.set_now(self.cpu.cycles);
+            if self.pc.service() {
+                self.cpu.poll_interrupts();
+            }
+            let mut deadline = self.cpu.cycles.saturating_add(SLICE_CYCLES);
+            if let Some(at) = self.pc.next_event() {
+                deadline = deadline.min(at);
+            }
+            if self.pace == Pace::Realtime {
+                deadline = deadline.min(self.pace());
+            }
             match self.cpu.run(&mut self.pc, deadline, budget) {
                 StopReason::Budget => {}
                 StopReason::Yield => self.service_board(),
@@ -278,12 +353,19 @@ impl Machine {
                     if self.cpu.eflags() & IF_FLAG == 0 {
                         return RunOutcome::HaltedForever { cs, eip };
                     }
-                    // IF=1: an interrupt could wake the CPU. Once the board
-                    // has interrupt sources (`can_interrupt`), this is where
-                    // the clock skips ahead to the next device event; until
-                    // then nothing ever will, and waiting would hang the host.
-                    debug_assert!(!self.pc.can_interrupt());
-                    return RunOutcome::HaltedNoInterruptSource { cs, eip };
+                    // IF=1: only a device event can wake the CPU, so the
+                    // clock skips straight to the next one. With every IRQ
+                    // masked or nothing scheduled, nothing ever will, and
+                    // waiting would hang the host.
+                    match self.pc.next_event() {
+                        Some(at) if self.pc.can_interrupt() => {
+                            if at > self.cpu.cycles {
+                                self.idle_cycles += at - self.cpu.cycles;
+                                self.cpu.cycles = at;
+                            }
+                        }
+                        _ => return RunOutcome::HaltedNoInterruptSource { cs, eip },
+                    }
                 }
                 StopReason::Shutdown => {
                     let what = self
@@ -310,10 +392,26 @@ impl Machine {
         }
     }
 
+    /// Under [`Pace::Realtime`]: sleep while virtual time is ahead of the
+    /// host's; returns the cycle the next slice may run to.
+    fn pace(&mut self) -> u64 {
+        let hz = self.pc.clock().cpu_hz();
+        let now = self.cpu.cycles;
+        let (origin, base) = *self.pace_origin.get_or_insert((Instant::now(), now));
+        let virtual_ns = self.pc.clock().cycles_to_ns(now - base);
+        let host = origin.elapsed();
+        let ahead = Duration::from_nanos(virtual_ns).saturating_sub(host);
+        if ahead > PACE_SLACK {
+            std::thread::sleep(ahead);
+        }
+        // Slices of at most a millisecond keep the pacing smooth.
+        now.saturating_add(hz / 1000)
+    }
+
     /// Apply what the board asked for since the last slice.
     fn service_board(&mut self) {
         if self.pc.take_reset_request() {
-            log::info!("guest requested a reset (port 0x92): resetting the machine");
+            log::info!("guest requested a reset (port 0x92 or 8042): resetting the machine");
             self.reset();
             return;
         }
@@ -346,6 +444,8 @@ impl Machine {
         Stats {
             instructions: self.cpu.instructions,
             cycles: self.cpu.cycles,
+            idle_cycles: self.idle_cycles,
+            interrupts: self.cpu.interrupts_delivered,
             resets: self.resets,
             host_time: self.host_time,
             decode_hits: self.cpu.decode_cache.hits,
@@ -407,6 +507,22 @@ pub fn console_from_arg(arg: &str) -> Result<Console, MachineError> {
             path: PathBuf::from(path),
             source,
         }),
+    }
+}
+
+/// Open the serial back-end named on a command line (as QEMU's
+/// `-serial`): `stdio`, `null`, or `file:PATH`.
+pub fn serial_from_arg(arg: &str) -> Result<SerialBackend, MachineError> {
+    match arg {
+        "stdio" => Ok(SerialBackend::stdio()),
+        "null" | "none" => Ok(SerialBackend::Null),
+        _ => {
+            let path = arg.strip_prefix("file:").unwrap_or(arg);
+            SerialBackend::create_file(Path::new(path)).map_err(|source| MachineError::Serial {
+                path: PathBuf::from(path),
+                source,
+            })
+        }
     }
 }
 

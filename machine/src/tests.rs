@@ -9,6 +9,7 @@ fn machine(code: &[u8]) -> Machine {
         memory_mib: 2,
         console: Console::Capture(Vec::new()),
         extra_post_port: Some(0x84),
+        ..MachineConfig::default()
     };
     Machine::new(rom_with_code(code), config).expect("valid ROM")
 }
@@ -288,4 +289,124 @@ fn benchmark_guests_compute_their_checksums() {
         assert_eq!(console(&m), w.expected_output, "{}", w.name);
         assert_eq!(m.last_post_code(), Some(0x02), "{}", w.name);
     }
+}
+
+fn timer_machine() -> Machine {
+    let config = MachineConfig {
+        console: Console::Capture(Vec::new()),
+        ..MachineConfig::default()
+    };
+    Machine::new(ringside_roms::TIMER.to_vec(), config).unwrap()
+}
+
+const TIMER_OUTPUT: &str = "8042 self-test: 0055\n\
+    IRQ0 ticks counted while halting: 10\n\
+    RTC date: 20000101 time: 0000\n\
+    RTC periodic IRQ8 twice (2 Hz), seconds now: 0001\n\
+    timer guest done\n";
+
+#[test]
+fn timer_guest_counts_irq0_and_reads_the_rtc() {
+    let mut m = timer_machine();
+    let out = m.run(RunLimits {
+        max_instructions: Some(10_000_000),
+    });
+    assert_eq!(console(&m), TIMER_OUTPUT);
+    assert_eq!(out, RunOutcome::Exit(0));
+    let s = m.stats();
+    assert_eq!(s.interrupts, 12, "ten IRQ0s and two IRQ8s");
+    // About one virtual second passed, nearly all of it skipped in HLT.
+    assert!(s.cycles >= DEFAULT_CPU_HZ, "{} cycles", s.cycles);
+    assert!(
+        s.cycles < DEFAULT_CPU_HZ + DEFAULT_CPU_HZ / 100,
+        "{} cycles",
+        s.cycles
+    );
+    assert!(s.idle_cycles > s.cycles * 9 / 10, "{s:?}");
+    assert!(s.instructions < 10_000, "{} instructions", s.instructions);
+}
+
+#[test]
+fn same_guest_twice_is_identical() {
+    let run = || {
+        let mut m = timer_machine();
+        let out = m.run(RunLimits {
+            max_instructions: Some(10_000_000),
+        });
+        (out, console(&m), m.stats().cycles, m.stats().instructions)
+    };
+    let first = run();
+    assert_eq!(first, run());
+    assert_eq!(first.0, RunOutcome::Exit(0));
+}
+
+#[test]
+fn irq0_interval_follows_the_cpu_frequency() {
+    // At 100 MHz the same ten 10 ms ticks take half the cycles.
+    let config = MachineConfig {
+        console: Console::Capture(Vec::new()),
+        cpu_hz: 100_000_000,
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::new(ringside_roms::TIMER.to_vec(), config).unwrap();
+    assert_eq!(m.run(RunLimits::default()), RunOutcome::Exit(0));
+    assert_eq!(console(&m), TIMER_OUTPUT);
+    let c = m.stats().cycles;
+    assert!((100_000_000..101_000_000).contains(&c), "{c}");
+}
+
+#[test]
+fn rtc_start_comes_from_the_configuration() {
+    let config = MachineConfig {
+        console: Console::Capture(Vec::new()),
+        rtc_start: DateTime {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 13,
+            minute: 45,
+            second: 10,
+        },
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::new(ringside_roms::TIMER.to_vec(), config).unwrap();
+    assert_eq!(m.run(RunLimits::default()), RunOutcome::Exit(0));
+    let text = console(&m);
+    assert!(text.contains("RTC date: 20240229 time: 1345\n"), "{text}");
+    assert!(text.contains("seconds now: 0011\n"), "{text}");
+}
+
+#[test]
+fn keyboard_controller_reset_pulse_resets_the_machine() {
+    let (m, out) = run(
+        &reboot_program(&[
+            0xB0, 0xFE, // mov al, 0xFE
+            0xE6, 0x64, // out 0x64, al
+        ]),
+        10_000,
+    );
+    assert_eq!(out, RunOutcome::Exit(7));
+    assert_eq!(m.stats().resets, 1);
+}
+
+#[test]
+fn hlt_with_every_irq_masked_ends_the_run() {
+    // PIT running (mode 2), but the PIC masks everything: nothing wakes HLT.
+    let (_, out) = run(
+        &[
+            0xB0, 0xFF, // mov al, 0xFF
+            0xE6, 0x21, // out 0x21, al
+            0xB0, 0x34, // mov al, 0x34
+            0xE6, 0x43, // out 0x43, al
+            0xE6, 0x40, // out 0x40, al
+            0xE6, 0x40, // out 0x40, al
+            0xFB, // sti
+            0xF4, // hlt
+        ],
+        1000,
+    );
+    assert!(
+        matches!(out, RunOutcome::HaltedNoInterruptSource { .. }),
+        "{out:?}"
+    );
 }

@@ -43,6 +43,13 @@ pub static PMTEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pmtest.bin"
 
 pub use meta::PMTEST_EXPECTED;
 
+/// The timer guest: checks the 8042 self-test, programs the 8259A pair
+/// and the 8254 (mode 2, 100 Hz), counts ten IRQ0s while halting, reads
+/// the RTC date and time, then takes two 2 Hz RTC periodic interrupts
+/// through the cascade (IRQ8) and prints the seconds register. Writes 0 to
+/// the exit port at the end, or the number of a failed check.
+pub static TIMER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/timer.bin"));
+
 /// A benchmark guest program.
 #[derive(Clone, Copy, Debug)]
 pub struct Workload {
