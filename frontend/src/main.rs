@@ -78,7 +78,52 @@ struct RunArgs {
     #[arg(long, value_name = "HEX", value_parser = parse_port)]
     post_port: Option<u16>,
     #[command(flatten)]
+    disks: DiskArgs,
+    #[command(flatten)]
     guest: GuestOptions,
+}
+
+/// Disk images on the IDE controller.
+#[derive(Args, Debug, Default)]
+struct DiskArgs {
+    /// Raw hard-disk image on the primary master (IDE 0:0). Its size must
+    /// be a multiple of 512 bytes; guest writes go to the file.
+    #[arg(long, value_name = "FILE")]
+    hda: Option<PathBuf>,
+    /// Raw hard-disk image on the primary slave (IDE 0:1).
+    #[arg(long, value_name = "FILE")]
+    hdb: Option<PathBuf>,
+    /// ISO image in an ATAPI CD-ROM drive on the secondary master (IDE
+    /// 1:0), read-only.
+    #[arg(long, value_name = "ISO")]
+    cdrom: Option<PathBuf>,
+    /// Keep guest writes to the hard disks in memory: the image files are
+    /// never modified.
+    #[arg(long)]
+    snapshot: bool,
+}
+
+/// Open the images named on the command line and put them on the IDE
+/// channels (each error names its file).
+fn attach_disks(m: &mut Machine, d: &DiskArgs) -> Result<()> {
+    use ringside_machine::disk::{Disk, DiskMode};
+    use ringside_machine::ide::DeviceKind;
+    let mode = if d.snapshot {
+        DiskMode::Snapshot
+    } else {
+        DiskMode::ReadWrite
+    };
+    for (path, channel, slot, kind, mode) in [
+        (&d.hda, 0, 0, DeviceKind::Disk, mode),
+        (&d.hdb, 0, 1, DeviceKind::Disk, mode),
+        (&d.cdrom, 1, 0, DeviceKind::CdRom, DiskMode::CdRom),
+    ] {
+        if let Some(path) = path {
+            let disk = Disk::open(path, mode)?;
+            m.pc.ide.attach(channel, slot, kind, disk);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -183,10 +228,13 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
     let rom = ringside_machine::load_rom(&args.bios)?;
     let config = machine_config(&args.guest, args.post_port)?;
     let mut m = Machine::new(rom, config)?;
+    attach_disks(&mut m, &args.disks)?;
     let outcome = m.run(RunLimits {
         max_instructions: args.guest.max_instructions,
     });
     print_summary(&m, &outcome.describe());
+    // Make the guest's disk writes durable before we go.
+    m.pc.ide.flush()?;
     Ok(outcome.exit_status() as u8)
 }
 

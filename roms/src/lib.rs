@@ -50,6 +50,13 @@ pub use meta::PMTEST_EXPECTED;
 /// the exit port at the end, or the number of a failed check.
 pub static TIMER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/timer.bin"));
 
+/// The disk guest: IDENTIFY DEVICE, WRITE SECTORS (REP OUTSW), FLUSH
+/// CACHE, READ SECTORS with 32-bit PIO (REP INSD) and a read past the end,
+/// on the primary master through the ATA registers, polling. Prints what
+/// it finds on port 0xE9 and exits with 0, or the number of a failed check.
+/// The disk must have more than 5 sectors and fewer than 0xFFFFFF.
+pub static IDETEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/idetest.bin"));
+
 /// A benchmark guest program.
 #[derive(Clone, Copy, Debug)]
 pub struct Workload {

@@ -573,7 +573,9 @@ impl Ide {
     pub fn flush(&mut self) -> std::io::Result<()> {
         for ch in &mut self.channels {
             for d in ch.devices.iter_mut().flatten() {
-                d.disk.flush()?;
+                d.disk.flush().map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", d.disk.path().display()))
+                })?;
             }
         }
         Ok(())
