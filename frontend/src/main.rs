@@ -14,7 +14,8 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use ringside_machine::{
-    console_from_arg, Console, Machine, MachineConfig, RunLimits, RunOutcome, DEFAULT_MEMORY_MIB,
+    console_from_arg, serial_from_arg, Console, DateTime, Machine, MachineConfig, Pace, RunLimits,
+    RunOutcome, DEFAULT_MEMORY_MIB,
 };
 
 /// Print a line on stdout; a closed pipe (`ringside bench | head -1`) is
@@ -66,6 +67,93 @@ struct GuestOptions {
     /// Stop after this many instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
+    /// COM1 (0x3F8, IRQ4): `stdio`, `null`, or `file:PATH` (output only).
+    #[arg(long, value_name = "stdio|null|file:PATH", default_value = "null")]
+    serial: String,
+    /// Nominal CPU frequency: how many virtual cycles make a second for the
+    /// timers (PIT, RTC, UART).
+    #[arg(long, value_name = "MHz", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    cpu_mhz: u64,
+    /// The RTC's start time: `host` (the host's UTC time), or a fixed
+    /// `YYYY-MM-DDTHH:MM:SS` (default 2000-01-01T00:00:00, so runs repeat
+    /// exactly).
+    #[arg(long, value_name = "host|YYYY-MM-DDTHH:MM:SS", default_value = "2000-01-01T00:00:00",
+          value_parser = parse_rtc)]
+    rtc: RtcStart,
+    /// `realtime` slows the guest to wall-clock speed (for interactive
+    /// use); `off` runs as fast as possible.
+    #[arg(long, value_name = "off|realtime", default_value = "off", value_parser = parse_pace)]
+    pace: Pace,
+}
+
+/// Where the RTC starts.
+#[derive(Clone, Copy, Debug)]
+enum RtcStart {
+    Host,
+    Fixed(DateTime),
+}
+
+fn parse_pace(s: &str) -> Result<Pace, String> {
+    match s {
+        "off" => Ok(Pace::Off),
+        "realtime" => Ok(Pace::Realtime),
+        _ => Err(format!("`{s}` is not a pacing mode (off or realtime)")),
+    }
+}
+
+/// `host` or `YYYY-MM-DDTHH:MM:SS` (a space may replace the `T`).
+fn parse_rtc(s: &str) -> Result<RtcStart, String> {
+    if s == "host" {
+        return Ok(RtcStart::Host);
+    }
+    let bad = || format!("`{s}` is not `host` or a date and time YYYY-MM-DDTHH:MM:SS");
+    let b = s.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<u16, String> {
+        let t = &s[r];
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    let d = DateTime {
+        year: num(0..4)?,
+        month: num(5..7)? as u8,
+        day: num(8..10)? as u8,
+        hour: num(11..13)? as u8,
+        minute: num(14..16)? as u8,
+        second: num(17..19)? as u8,
+    };
+    let days_in_month = match d.month {
+        4 | 6 | 9 | 11 => 30,
+        2 if d.year.is_multiple_of(4)
+            && (!d.year.is_multiple_of(100) || d.year.is_multiple_of(400)) =>
+        {
+            29
+        }
+        2 => 28,
+        _ => 31,
+    };
+    if !(1..=12).contains(&d.month)
+        || d.day < 1
+        || d.day > days_in_month
+        || d.hour > 23
+        || d.minute > 59
+        || d.second > 59
+    {
+        return Err(bad());
+    }
+    Ok(RtcStart::Fixed(d))
 }
 
 #[derive(Args, Debug)]
@@ -209,11 +297,68 @@ fn main() -> ExitCode {
 }
 
 fn machine_config(guest: &GuestOptions, extra_post_port: Option<u16>) -> Result<MachineConfig> {
+    let rtc_start = match guest.rtc {
+        RtcStart::Fixed(d) => d,
+        RtcStart::Host => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            DateTime::from_unix(secs)
+        }
+    };
     Ok(MachineConfig {
         memory_mib: guest.memory,
         console: console_from_arg(&guest.debugcon)?,
         extra_post_port,
+        cpu_hz: guest.cpu_mhz * 1_000_000,
+        rtc_start,
+        com1: serial_from_arg(&guest.serial)?,
+        pace: guest.pace,
+        ..MachineConfig::default()
     })
+}
+
+/// Puts an interactive terminal into character-at-a-time mode without echo
+/// while the serial port is on stdio, and restores it on drop. Signals
+/// (Ctrl-C) keep working. Nothing happens when stdin is not a terminal.
+struct RawTerminal {
+    saved: Option<String>,
+}
+
+impl RawTerminal {
+    fn new(serial: &str) -> RawTerminal {
+        use std::io::IsTerminal;
+        use std::process::{Command, Stdio};
+        if serial != "stdio" || !std::io::stdin().is_terminal() {
+            return RawTerminal { saved: None };
+        }
+        let saved = Command::new("stty")
+            .arg("-g")
+            .stdin(Stdio::inherit())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if saved.is_some() {
+            let _ = Command::new("stty")
+                .args(["-icanon", "-echo", "min", "1"])
+                .stdin(Stdio::inherit())
+                .status();
+        }
+        RawTerminal { saved }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = std::process::Command::new("stty")
+                .arg(saved)
+                .stdin(std::process::Stdio::inherit())
+                .status();
+        }
+    }
 }
 
 /// Print the end-of-run lines every run prints to stderr.
@@ -229,6 +374,7 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
     let config = machine_config(&args.guest, args.post_port)?;
     let mut m = Machine::new(rom, config)?;
     attach_disks(&mut m, &args.disks)?;
+    let _terminal = RawTerminal::new(&args.guest.serial);
     let outcome = m.run(RunLimits {
         max_instructions: args.guest.max_instructions,
     });
@@ -378,6 +524,23 @@ mod tests {
         assert_eq!(parse_port("84h"), Ok(0x84));
         assert!(parse_port("xyz").is_err());
         assert!(parse_port("10000").is_err());
+    }
+
+    #[test]
+    fn rtc_and_pace_parse() {
+        assert!(matches!(parse_rtc("host"), Ok(RtcStart::Host)));
+        match parse_rtc("2024-02-29T23:59:58") {
+            Ok(RtcStart::Fixed(d)) => {
+                assert_eq!((d.year, d.month, d.day, d.second), (2024, 2, 29, 58))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_rtc("2023-02-29T00:00:00").is_err());
+        assert!(parse_rtc("2024-13-01T00:00:00").is_err());
+        assert!(parse_rtc("yesterday").is_err());
+        assert!(parse_rtc("2024-01-01T00:00:+1").is_err());
+        assert_eq!(parse_pace("realtime"), Ok(Pace::Realtime));
+        assert!(parse_pace("fast").is_err());
     }
 
     #[test]

@@ -504,3 +504,115 @@ fn conformance_singlestep_bad_dir_is_one_error_line() {
         .unwrap();
     assert_one_line_error(&o, "/nonexistent/ringside-suite");
 }
+
+#[test]
+fn serial_output_goes_to_a_file() {
+    let dir = scratch("serial-file");
+    let out_file = dir.join("com1.txt");
+    let rom = write_rom(
+        &dir,
+        &[
+            0xBA, 0xF8, 0x03, // mov dx, 0x3F8
+            0xB0, b'S', // mov al, 'S'
+            0xEE, // out dx, al
+            0xB0, b'\n', // mov al, '\n'
+            0xEE,  // out dx, al
+            0xB0, 0x00, // mov al, 0
+            0xE6, 0xF4, // out 0xF4, al
+        ],
+    );
+    let o = ringside()
+        .arg("run")
+        .arg("--bios")
+        .arg(&rom)
+        .arg("--serial")
+        .arg(format!("file:{}", out_file.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out_file).unwrap(), b"S\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unwritable_serial_file_is_one_error_line() {
+    let o = run_rom(
+        "serial-bad",
+        &[0xE6, 0xF4],
+        &["--serial", "file:/nonexistent-dir/com1.txt"],
+    );
+    assert_one_line_error(&o, "/nonexistent-dir/com1.txt");
+    assert!(stderr(&o).contains("--serial"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_rtc_value_is_rejected() {
+    let o = run_rom("rtc-bad", &[0xE6, 0xF4], &["--rtc", "2023-02-30T00:00:00"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--rtc"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+/// The timer guest (PIC, PIT, RTC, 8042 programmed by the guest itself)
+/// prints the same here twice and, where QEMU is installed, the same as
+/// QEMU started with a 486 (no local APIC, whose reset state would block
+/// the 8259's INTR) and its RTC at our default date on the VM clock.
+#[test]
+fn timer_guest_is_deterministic_and_matches_qemu() {
+    let dir = scratch("timer-guest");
+    let rom = dir.join("timer.rom");
+    std::fs::write(&rom, ringside_roms::TIMER).unwrap();
+    let ours = || {
+        ringside()
+            .arg("run")
+            .arg("--bios")
+            .arg(&rom)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (ours(), ours());
+    assert_eq!(a.status.code(), Some(1), "{}", stderr(&a));
+    assert!(stdout(&a).contains("IRQ0 ticks counted while halting: 10\n"));
+    assert_eq!(stdout(&a), stdout(&b));
+    assert_eq!(stderr(&a), stderr(&b), "same instruction count");
+    let have_qemu = Command::new("qemu-system-i386")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_qemu {
+        let q = Command::new("timeout")
+            .args([
+                "60",
+                "qemu-system-i386",
+                "-cpu",
+                "486",
+                "-display",
+                "none",
+                "-nodefaults",
+                "-bios",
+            ])
+            .arg(&rom)
+            .args([
+                "-debugcon",
+                "stdio",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=4",
+                "-rtc",
+                "base=2000-01-01T00:00:00,clock=vm",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(q.status.code(), a.status.code(), "exit status vs QEMU");
+        // The seconds after the RTC interrupts depend on QEMU's timing.
+        let stable = |s: String| {
+            s.lines()
+                .filter(|l| !l.contains("seconds now"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
+        assert_eq!(stable(stdout(&a)), stable(stdout(&q)), "console vs QEMU");
+    } else {
+        eprintln!("qemu-system-i386 not installed: QEMU comparison skipped");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
