@@ -60,8 +60,7 @@ fn run_guest(path: &std::path::Path, mode: DiskMode) -> (RunOutcome, String) {
         ..MachineConfig::default()
     };
     let mut m = Machine::new(ringside_roms::IDETEST.to_vec(), config).unwrap();
-    m.pc
-        .ide
+    m.pc.ide
         .attach(0, 0, DeviceKind::Disk, Disk::open(path, mode).unwrap());
     let out = m.run(RunLimits {
         max_instructions: Some(2_000_000),
