@@ -200,8 +200,10 @@ impl Cpu {
         self.cpl
     }
 
-    /// Set the CPL (on CS loads and mode changes).
-    pub(crate) fn set_cpl(&mut self, cpl: u8) {
+    /// Set the CPL. The CPU keeps it itself on every CS load and mode
+    /// change; this is for restoring a saved state (snapshots, debuggers,
+    /// test harnesses that build a protected-mode state directly).
+    pub fn set_cpl(&mut self, cpl: u8) {
         self.cpl = cpl;
     }
 
@@ -214,6 +216,12 @@ impl Cpu {
     /// Whether the CPU is halted waiting for an interrupt.
     pub fn is_halted(&self) -> bool {
         self.halted
+    }
+
+    /// Leave the halt state without an interrupt (debuggers, test harnesses
+    /// that reuse a CPU; a guest leaves HLT only through an interrupt).
+    pub fn wake(&mut self) {
+        self.halted = false;
     }
 
     /// Whether a triple fault shut the CPU down.

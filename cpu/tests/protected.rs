@@ -1,0 +1,880 @@
+//! Protected-mode rules, one small program each: the harness builds the
+//! GDT, IDT and TSS in memory, puts the CPU in protected mode at the wanted
+//! CPL, runs a 32-bit snippet and reports how it ended — by reaching its
+//! end (INT 80h through a DPL-3 trap gate) or through which exception, with
+//! which error code and saved CS:EIP. Each rule is tested where it fires
+//! and where it does not.
+
+use iced_x86::code_asm::*;
+use ringside_cpu::segment::Descriptor;
+use ringside_cpu::{gpr, Bus, Cpu, PhysMem, SegReg, StopReason};
+
+const GDT: u32 = 0x1000;
+const IDT: u32 = 0x2000;
+const TSS: u32 = 0x3000;
+const LDT: u32 = 0x4000;
+const CODE: u32 = 0x10000;
+const HANDLERS: u32 = 0x20000;
+const STACK0: u32 = 0x9000;
+const STACK3: u32 = 0x8000;
+const DONE: u8 = 0x80;
+
+const CODE0: u16 = 0x08;
+const DATA0: u16 = 0x10;
+const CODE3: u16 = 0x1B;
+const DATA3: u16 = 0x23;
+const TSS_SEL: u16 = 0x28;
+const EXPAND_DOWN: u16 = 0x30;
+const CONFORMING: u16 = 0x38;
+const READ_ONLY: u16 = 0x40;
+const EXEC_ONLY: u16 = 0x48;
+const GATE32: u16 = 0x50;
+const CODE1: u16 = 0x89;
+const CODE16: u16 = 0x58;
+const NOT_PRESENT3: u16 = 0x63;
+const LDT_SEL: u16 = 0x68;
+const TSS2_SEL: u16 = 0x70;
+const TASK_GATE3: u16 = 0x7B;
+const DATA0_16BIT_STACK: u16 = 0x80;
+
+fn seg(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
+    (limit as u64 & 0xFFFF)
+        | ((base as u64 & 0xFF_FFFF) << 16)
+        | ((access as u64) << 40)
+        | (((limit as u64 >> 16) & 0xF) << 48)
+        | (((flags as u64) & 0xF) << 52)
+        | (((base as u64) >> 24) << 56)
+}
+
+fn gate(selector: u16, offset: u32, typ: u8, dpl: u8, params: u8) -> u64 {
+    (offset as u64 & 0xFFFF)
+        | ((selector as u64) << 16)
+        | ((params as u64 & 0x1F) << 32)
+        | (((0x80 | (dpl << 5) | typ) as u64) << 40)
+        | (((offset >> 16) as u64) << 48)
+}
+
+#[derive(Default)]
+struct TestBus {
+    irq: Option<u8>,
+    ports: Vec<(u16, u32)>,
+}
+
+impl Bus for TestBus {
+    fn io_read(&mut self, _port: u16, _size: u8) -> u32 {
+        0x1234_5678
+    }
+    fn io_write(&mut self, port: u16, _size: u8, value: u32) {
+        self.ports.push((port, value));
+    }
+    fn interrupt_pending(&mut self) -> bool {
+        self.irq.is_some()
+    }
+    fn acknowledge_interrupt(&mut self) -> u8 {
+        self.irq.take().unwrap_or(0xFF)
+    }
+}
+
+/// How a snippet ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// It reached its end.
+    Done,
+    /// An exception: vector, error code (if any), saved CS, saved EIP.
+    Fault(u8, Option<u32>, u16, u32),
+    /// The processor shut down (triple fault).
+    Shutdown,
+}
+
+fn write(cpu: &mut Cpu, at: u32, b: &[u8]) {
+    cpu.mem.poke(at, b);
+}
+
+fn set_gdt(cpu: &mut Cpu, sel: u16, d: u64) {
+    write(cpu, GDT + (sel as u32 & !7), &d.to_le_bytes());
+}
+
+fn set_idt(cpu: &mut Cpu, v: u8, d: u64) {
+    write(cpu, IDT + v as u32 * 8, &d.to_le_bytes());
+}
+
+fn machine() -> Cpu {
+    let mut cpu = Cpu::new(PhysMem::new(4 << 20));
+    for (sel, d) in [
+        (CODE0, seg(0, 0xFFFFF, 0x9A, 0xC)),
+        (DATA0, seg(0, 0xFFFFF, 0x92, 0xC)),
+        (CODE3, seg(0, 0xFFFFF, 0xFA, 0xC)),
+        (DATA3, seg(0, 0xFFFFF, 0xF2, 0xC)),
+        (TSS_SEL, seg(TSS, 0x68 + 0x2000, 0x89, 0)),
+        (EXPAND_DOWN, seg(0x10_0000, 0x0FFF, 0x96, 0x4)),
+        (CONFORMING, seg(0, 0xFFFFF, 0x9E, 0xC)),
+        (READ_ONLY, seg(0, 0xFFFFF, 0x90, 0xC)),
+        (EXEC_ONLY, seg(0, 0xFFFFF, 0x98, 0xC)),
+        (GATE32, gate(CODE0, HANDLERS + 0x1300, 0xC, 3, 2)),
+        (CODE16, seg(0x20000, 0xFFFF, 0x9A, 0x0)),
+        (NOT_PRESENT3, seg(0, 0xFFFFF, 0x72, 0xC)),
+        (LDT_SEL, seg(LDT, 0x0F, 0x82, 0)),
+        (TSS2_SEL, seg(0x5000, 0x67, 0x89, 0)),
+        (TASK_GATE3, gate(TSS2_SEL, 0, 0x5, 3, 0)),
+        (DATA0_16BIT_STACK, seg(0, 0xFFFF, 0x92, 0x0)),
+        (CODE1, seg(0, 0xFFFFF, 0xBA, 0xC)),
+    ] {
+        set_gdt(&mut cpu, sel, d);
+    }
+    // LDT entry 0 (selector 0x04): ring-0 data.
+    write(
+        &mut cpu,
+        LDT,
+        &seg(0x4_0000, 0xFFF, 0x92, 0x4).to_le_bytes(),
+    );
+    // Every exception vector halts at its own address, ring 0.
+    for v in 0..=255u8 {
+        let at = HANDLERS + v as u32 * 16;
+        write(&mut cpu, at, &[0xF4]);
+        let dpl = if matches!(v, 3 | 4 | DONE) { 3 } else { 0 };
+        let typ = if v == DONE { 0xF } else { 0xE };
+        set_idt(&mut cpu, v, gate(CODE0, at, typ, dpl, 0));
+    }
+    // TSS: ring-0 stack, I/O bitmap with ports 0x60-0x6F closed, rest open.
+    write(&mut cpu, TSS + 4, &STACK0.to_le_bytes());
+    write(&mut cpu, TSS + 8, &(DATA0 as u32).to_le_bytes());
+    write(&mut cpu, TSS + 0x66, &0x68u16.to_le_bytes());
+    write(&mut cpu, TSS + 0x68 + 0x60 / 8, &[0xFF, 0xFF]);
+    write(&mut cpu, TSS + 0x68 + 0x2000, &[0xFF]);
+    cpu.gdtr.base = GDT;
+    cpu.gdtr.limit = 0xFF;
+    cpu.idtr.base = IDT;
+    cpu.idtr.limit = 0x7FF;
+    cpu.cr[0] |= 1;
+    cpu.tr = Descriptor(seg(TSS, 0x68 + 0x2000, 0x8B, 0)).to_segment(TSS_SEL);
+    cpu
+}
+
+fn load(cpu: &mut Cpu, s: SegReg, sel: u16) {
+    let raw = u64::from_le_bytes(std::array::from_fn(|i| {
+        cpu.mem.peek(GDT + (sel as u32 & !7) + i as u32)
+    }));
+    cpu.segs[s as usize] = Descriptor(raw).to_segment(sel);
+}
+
+/// Assemble `body` (32-bit) and run it at `cpl` until it ends.
+fn run(
+    cpu: &mut Cpu,
+    cpl: u8,
+    bus: &mut TestBus,
+    body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> End {
+    let mut a = CodeAssembler::new(32).unwrap();
+    body(&mut a).unwrap();
+    a.int(DONE as u32).unwrap();
+    let bytes = a.assemble(CODE as u64).unwrap();
+    write(cpu, CODE, &bytes);
+    let (code_sel, data_sel) = if cpl == 3 {
+        (CODE3, DATA3)
+    } else {
+        (CODE0, DATA0)
+    };
+    load(cpu, SegReg::Cs, code_sel);
+    for s in [SegReg::Ss, SegReg::Ds, SegReg::Es, SegReg::Fs, SegReg::Gs] {
+        load(cpu, s, data_sel);
+    }
+    cpu.set_cpl(cpl);
+    cpu.wake();
+    cpu.eip = CODE;
+    cpu.regs[gpr::ESP] = if cpl == 3 { STACK3 } else { STACK0 };
+    let r = cpu.run(bus, u64::MAX, 10_000);
+    let r = if r == StopReason::Yield {
+        cpu.run(bus, u64::MAX, 10_000)
+    } else {
+        r
+    };
+    if r == StopReason::Shutdown || cpu.is_shutdown() {
+        return End::Shutdown;
+    }
+    assert!(cpu.is_halted(), "snippet did not end: {r:?} {cpu:?}");
+    let v = ((cpu.eip - 1 - HANDLERS) / 16) as u8;
+    if v == DONE {
+        return End::Done;
+    }
+    let top = cpu.regs[gpr::ESP];
+    let rd =
+        |cpu: &Cpu, a: u32| u32::from_le_bytes(std::array::from_fn(|i| cpu.mem.peek(a + i as u32)));
+    let has_err = matches!(v, 8 | 10..=14 | 17);
+    let (err, frame) = if has_err {
+        (Some(rd(cpu, top)), top + 4)
+    } else {
+        (None, top)
+    };
+    End::Fault(v, err, rd(cpu, frame + 4) as u16, rd(cpu, frame))
+}
+
+fn gp(e: u32) -> End {
+    End::Fault(13, Some(e), 0, 0)
+}
+
+/// Compare vector and error code only (saved CS:EIP checked where it matters).
+fn same_fault(a: &End, b: &End) -> bool {
+    match (a, b) {
+        (End::Fault(v1, e1, ..), End::Fault(v2, e2, ..)) => v1 == v2 && e1 == e2,
+        _ => a == b,
+    }
+}
+
+macro_rules! assert_end {
+    ($got:expr, $want:expr) => {{
+        let (g, w) = ($got, $want);
+        assert!(same_fault(&g, &w), "got {g:?}, want {w:?}");
+    }};
+}
+
+#[test]
+fn expand_down_segment_limits() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, EXPAND_DOWN as u32)?;
+            a.mov(es, ax)?;
+            a.mov(eax, dword_ptr(0x1000).es())
+        }),
+        End::Done
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, EXPAND_DOWN as u32)?;
+            a.mov(es, ax)?;
+            a.mov(eax, dword_ptr(0x0FFE).es())
+        }),
+        gp(0)
+    );
+}
+
+#[test]
+fn segment_types_on_load_and_on_access() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // Read-only data: reads work, writes are #GP(0).
+    let ro = |w: bool| {
+        move |a: &mut CodeAssembler| {
+            a.mov(ax, READ_ONLY as u32)?;
+            a.mov(es, ax)?;
+            if w {
+                a.mov(dword_ptr(0x500).es(), eax)
+            } else {
+                a.mov(eax, dword_ptr(0x500).es())
+            }
+        }
+    };
+    assert_end!(run(&mut cpu, 0, &mut bus, ro(false)), End::Done);
+    assert_end!(run(&mut cpu, 0, &mut bus, ro(true)), gp(0));
+    // Execute-only code cannot be loaded into a data register.
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, EXEC_ONLY as u32)?;
+            a.mov(ds, ax)
+        }),
+        gp(EXEC_ONLY as u32)
+    );
+    // Readable conforming code can, at any CPL.
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.mov(ax, CONFORMING as u32)?;
+            a.mov(ds, ax)
+        }),
+        End::Done
+    );
+    // A code segment is never writable, even through CS.
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| a.mov(dword_ptr(0x500).cs(), eax)),
+        gp(0)
+    );
+}
+
+#[test]
+fn null_selectors() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.xor(eax, eax)?;
+            a.mov(es, ax)
+        }),
+        End::Done
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.xor(eax, eax)?;
+            a.mov(es, ax)?;
+            a.mov(eax, dword_ptr(0).es())
+        }),
+        gp(0)
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.xor(eax, eax)?;
+            a.mov(ss, ax)
+        }),
+        gp(0)
+    );
+}
+
+#[test]
+fn privilege_checks_on_data_and_stack_loads() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // CPL 3 may not load DPL-0 data; may load DPL-3 data.
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.mov(ax, DATA0 as u32)?;
+            a.mov(ds, ax)
+        }),
+        gp(DATA0 as u32)
+    );
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.mov(ax, DATA3 as u32)?;
+            a.mov(ds, ax)
+        }),
+        End::Done
+    );
+    // RPL 3 on a DPL-0 selector at CPL 0 fails too (RPL > DPL).
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, (DATA0 | 3) as u32)?;
+            a.mov(ds, ax)
+        }),
+        gp(DATA0 as u32)
+    );
+    // SS needs DPL = RPL = CPL; not present is #SS(sel), other data #NP(sel).
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, DATA3 as u32)?;
+            a.mov(ss, ax)
+        }),
+        gp(DATA3 as u32 & !3)
+    );
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.mov(ax, NOT_PRESENT3 as u32)?;
+            a.mov(ss, ax)
+        }),
+        End::Fault(12, Some(NOT_PRESENT3 as u32 & !3), 0, 0)
+    );
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.mov(ax, NOT_PRESENT3 as u32)?;
+            a.mov(ds, ax)
+        }),
+        End::Fault(11, Some(NOT_PRESENT3 as u32 & !3), 0, 0)
+    );
+    // A selector beyond the GDT limit.
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, 0x1000u32)?;
+            a.mov(ds, ax)
+        }),
+        gp(0x1000)
+    );
+}
+
+#[test]
+fn ldt_selectors_need_an_ldt() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, 4u32)?;
+            a.mov(ds, ax)
+        }),
+        gp(4)
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, LDT_SEL as u32)?;
+            a.lldt(ax)?;
+            a.mov(ax, 4u32)?;
+            a.mov(ds, ax)?;
+            a.mov(eax, dword_ptr(0x10))
+        }),
+        End::Done
+    );
+    assert_eq!(cpu.segs[SegReg::Ds as usize].base, 0x4_0000);
+}
+
+#[test]
+fn lar_lsl_verr_verw_arpl() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.mov(ecx, DATA3 as u32)?;
+            a.lar(eax, ecx)?;
+            a.setz(bl)?;
+            a.lsl(edx, ecx)?;
+            a.mov(ecx, DATA0 as u32)?;
+            a.lar(esi, ecx)?; // DPL 0 from CPL 3: ZF=0
+            a.setz(bh)?;
+            a.mov(ecx, READ_ONLY as u32)?;
+            a.verw(cx)?;
+            a.setz(cl)?;
+            a.mov(edi, DATA3 as u32)?;
+            a.verr(di)?;
+            a.setz(ch)?;
+            a.mov(edi, 0x10u32)?;
+            a.mov(ebp, 3u32)?;
+            a.arpl(di, bp)
+        }),
+        End::Done
+    );
+    assert_eq!(
+        cpu.regs[gpr::EBX] & 0xFFFF,
+        0x0001,
+        "LAR DATA3 ZF=1, LAR DATA0 at CPL3 ZF=0"
+    );
+    assert_eq!(
+        cpu.regs[gpr::EAX],
+        0x00CF_F200,
+        "access rights: G, D/B, limit 19:16, P, DPL 3, type"
+    );
+    assert_eq!(cpu.regs[gpr::EDX], 0xFFFF_FFFF);
+    assert_eq!(
+        cpu.regs[gpr::ECX] & 0xFFFF,
+        0x0100,
+        "VERW read-only data: ZF=0; VERR DATA3 at CPL 3: ZF=1"
+    );
+    assert_eq!(cpu.regs[gpr::EDI] & 0xFFFF, 0x13, "ARPL raised RPL to 3");
+}
+
+#[test]
+fn conforming_code_keeps_the_cpl() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.db(&[0xEA])?; // jmp far CONFORMING:next
+            a.dd(&[CODE + 7])?;
+            a.dw(&[CONFORMING])?;
+            a.mov(eax, cs)
+        }),
+        End::Done
+    );
+    assert_eq!(
+        cpu.regs[gpr::EAX] & 0xFFFF,
+        (CONFORMING | 3) as u32,
+        "CS.RPL stays 3"
+    );
+    assert_eq!(
+        cpu.cpl(),
+        0,
+        "the DONE trap gate took us to ring 0 at the end"
+    );
+    // A non-conforming DPL-0 target from CPL 3 is #GP(sel).
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.db(&[0xEA])?;
+            a.dd(&[CODE + 7])?;
+            a.dw(&[CODE0])
+        }),
+        gp(CODE0 as u32)
+    );
+}
+
+#[test]
+fn call_gate_to_ring0_switches_stacks_and_copies_parameters() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // Target (ring 0): read both parameters and the caller's SS:ESP from the
+    // new stack, then RETF 8 back to ring 3.
+    let mut t = CodeAssembler::new(32).unwrap();
+    t.mov(esi, dword_ptr(esp + 8)).unwrap();
+    t.mov(edi, dword_ptr(esp + 12)).unwrap();
+    t.mov(ebp, dword_ptr(esp + 16)).unwrap();
+    t.mov(ebx, cs).unwrap();
+    t.mov(edx, esp).unwrap();
+    t.db(&[0xCA, 8, 0]).unwrap(); // retf 8
+    write(
+        &mut cpu,
+        HANDLERS + 0x1300,
+        &t.assemble((HANDLERS + 0x1300) as u64).unwrap(),
+    );
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.push(0x2222u32)?;
+            a.push(0x1111u32)?;
+            a.db(&[0x9A, 0, 0, 0, 0])?; // call far GATE32:0
+            a.dw(&[GATE32 | 3])?;
+            a.mov(eax, esp)
+        }),
+        End::Done
+    );
+    assert_eq!(cpu.regs[gpr::ESI], 0x1111, "parameters keep their order");
+    assert_eq!(cpu.regs[gpr::EDI], 0x2222);
+    assert_eq!(
+        cpu.regs[gpr::EBP],
+        STACK3 - 8,
+        "the caller's ESP follows the parameters"
+    );
+    assert_eq!(
+        cpu.regs[gpr::EBX] & 0xFFFF,
+        CODE0 as u32,
+        "ring 0 in the target"
+    );
+    assert_eq!(
+        cpu.regs[gpr::EDX],
+        STACK0 - 6 * 4,
+        "new stack from TSS.ESP0 holds SS, ESP, 2 params, CS, EIP"
+    );
+    assert_eq!(
+        cpu.regs[gpr::EAX],
+        STACK3,
+        "RETF 8 dropped the parameters on the outer stack"
+    );
+    // A gate of DPL 3 is usable from ring 3; the same gate at DPL 0 is not.
+    set_gdt(&mut cpu, GATE32, gate(CODE0, HANDLERS + 0x1300, 0xC, 0, 2));
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.db(&[0x9A, 0, 0, 0, 0])?;
+            a.dw(&[GATE32 | 3])
+        }),
+        gp(GATE32 as u32)
+    );
+    let _ = CODE16;
+}
+
+#[test]
+fn return_to_outer_ring_nulls_privileged_data_segments() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // From ring 0 with DS = DATA0 and ES = DATA3: RETF to ring 3.
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, DATA3 as u32)?;
+            a.mov(es, ax)?;
+            a.push(DATA3 as u32)?;
+            a.push(STACK3)?;
+            a.push(CODE3 as u32)?;
+            a.push(CODE + 0x40)?;
+            a.retf()?;
+            a.db(&[0x90; 48])
+        }),
+        End::Done
+    );
+    assert_eq!(
+        cpu.segs[SegReg::Ds as usize].selector,
+        0,
+        "DS (DPL 0) nulled"
+    );
+    assert_eq!(
+        cpu.segs[SegReg::Es as usize].selector,
+        DATA3,
+        "ES (DPL 3) kept"
+    );
+}
+
+#[test]
+fn gate_dpl_for_software_interrupts_only() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| a.int(0x30)),
+        gp(0x30 * 8 + 2)
+    );
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| a.int3()),
+        End::Fault(3, None, 0, 0)
+    );
+    // An external interrupt through a DPL-0 gate from ring 3 is fine.
+    bus.irq = Some(0x30);
+    let mut b2 = TestBus {
+        irq: Some(0x30),
+        ..Default::default()
+    };
+    let end = run(&mut cpu, 3, &mut b2, |a| {
+        a.nop()?;
+        a.nop()
+    });
+    let _ = bus;
+    assert_end!(end, End::Done); // IF is clear: the interrupt waits
+    assert!(b2.irq.is_some());
+}
+
+#[test]
+fn ext_bit_in_error_codes_of_external_events() {
+    let mut cpu = machine();
+    // Vector 0x31 not present.
+    set_idt(
+        &mut cpu,
+        0x31,
+        gate(CODE0, HANDLERS, 0xE, 0, 0) & !(0x80u64 << 40),
+    );
+    let mut bus = TestBus {
+        irq: Some(0x31),
+        ..Default::default()
+    };
+    let end = run(&mut cpu, 0, &mut bus, |a| {
+        a.sti()?;
+        a.nop()?;
+        a.nop()
+    });
+    assert_end!(end, End::Fault(11, Some(0x31 * 8 + 2 + 1), 0, 0));
+    // The same vector by INT n: EXT clear.
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| a.int(0x31)),
+        End::Fault(11, Some(0x31 * 8 + 2), 0, 0)
+    );
+}
+
+#[test]
+fn io_permission_bitmap_and_iopl() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.in_(al, 0x40)), End::Done);
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.in_(al, 0x60)), gp(0));
+    // A word at 0x5F touches 0x60: closed.
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.in_(ax, 0x5F)), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.in_(al, 0x5F)), End::Done);
+    // IOPL 3: the bitmap is not consulted, CLI is allowed.
+    let f = cpu.eflags();
+    cpu.set_eflags(f | 0x3000);
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.in_(al, 0x60)?;
+            a.cli()
+        }),
+        End::Done
+    );
+    cpu.set_eflags(f & !0x3000);
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.cli()), gp(0));
+}
+
+#[test]
+fn privileged_instructions_at_cpl3() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.hlt()), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.lgdt(ptr(0x500))), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.mov(eax, cr3)), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.mov(dr7, eax)), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.wbinvd()), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.rdmsr()), gp(0));
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.clts()), gp(0));
+    // Not privileged: SGDT, SMSW, RDTSC with CR4.TSD clear.
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| {
+            a.sgdt(ptr(0x500))?;
+            a.smsw(ax)?;
+            a.rdtsc()
+        }),
+        End::Done
+    );
+    cpu.cr[4] |= 1 << 2;
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.rdtsc()), gp(0));
+    assert_end!(run(&mut cpu, 0, &mut bus, |a| a.rdtsc()), End::Done);
+}
+
+#[test]
+fn alignment_check_needs_am_ac_and_cpl3() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    let misaligned = |a: &mut CodeAssembler| a.mov(eax, dword_ptr(0x501));
+    assert_end!(run(&mut cpu, 3, &mut bus, misaligned), End::Done);
+    cpu.cr[0] |= 1 << 18;
+    let f = cpu.eflags();
+    cpu.set_eflags(f | (1 << 18));
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, misaligned),
+        End::Fault(17, Some(0), 0, 0)
+    );
+    assert_end!(run(&mut cpu, 0, &mut bus, misaligned), End::Done);
+}
+
+#[test]
+fn sysenter_and_sysexit() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    cpu.sysenter = [CODE0 as u32, 0x7000, CODE + 0x20];
+    // SYSENTER at ring 3 → ring 0 at CODE+0x20; there, SYSEXIT back to
+    // EDX with ESP = ECX.
+    let end = run(&mut cpu, 3, &mut bus, |a| {
+        a.mov(edx, CODE + 0x40)?;
+        a.mov(ecx, 0x6000u32)?;
+        a.sysenter()?;
+        a.db(&[0x90; 0x20])?;
+        a.mov(ebx, esp)?; // at CODE+0x20-ish is reached via NOP slide
+        a.sysexit()?;
+        a.db(&[0x90; 0x20])
+    });
+    assert_end!(end, End::Done);
+    assert_eq!(cpu.regs[gpr::EBX], 0x7000, "ring-0 stack from SYSENTER_ESP");
+    // SYSEXIT at CPL 3 is #GP(0).
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.sysexit()), gp(0));
+    cpu.sysenter[0] = 0;
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.sysenter()), gp(0));
+}
+
+#[test]
+fn task_gate_in_the_idt_switches_tasks_and_pushes_the_error_code() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // Task 2: ring 0, runs HLT at HANDLERS+0xF00 with its own stack.
+    let t2 = 0x5000;
+    write(&mut cpu, t2 + 0x20, &(HANDLERS + 0xF00).to_le_bytes());
+    write(&mut cpu, t2 + 0x24, &2u32.to_le_bytes());
+    write(&mut cpu, t2 + 0x38, &0xA000u32.to_le_bytes());
+    for (i, s) in [DATA0, CODE0, DATA0, DATA0, DATA0, DATA0]
+        .iter()
+        .enumerate()
+    {
+        write(
+            &mut cpu,
+            t2 + 0x48 + 4 * i as u32,
+            &(*s as u32).to_le_bytes(),
+        );
+    }
+    write(&mut cpu, HANDLERS + 0xF00, &[0xF4]);
+    set_idt(&mut cpu, 13, gate(TSS2_SEL, 0, 0x5, 0, 0));
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.hlt().unwrap(); // #GP at CPL 3
+    write(&mut cpu, CODE, &a.assemble(CODE as u64).unwrap());
+    load(&mut cpu, SegReg::Cs, CODE3);
+    for s in [SegReg::Ss, SegReg::Ds, SegReg::Es, SegReg::Fs, SegReg::Gs] {
+        load(&mut cpu, s, DATA3);
+    }
+    cpu.set_cpl(3);
+    cpu.eip = CODE;
+    cpu.regs[gpr::ESP] = STACK3;
+    cpu.run(&mut bus, u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(cpu.tr.selector, TSS2_SEL);
+    assert_eq!(cpu.eip, HANDLERS + 0xF01);
+    assert_eq!(
+        cpu.regs[gpr::ESP],
+        0xA000 - 4,
+        "error code pushed on the new task's stack"
+    );
+    assert_eq!(cpu.mem.peek(0xA000 - 4), 0);
+    assert!(cpu.eflags() & (1 << 14) != 0, "NT set");
+    assert_eq!(
+        u16::from_le_bytes([cpu.mem.peek(t2), cpu.mem.peek(t2 + 1)]),
+        TSS_SEL,
+        "back link"
+    );
+    // The old task's state was saved: its EIP is the faulting HLT.
+    let saved_eip =
+        u32::from_le_bytes(std::array::from_fn(|i| cpu.mem.peek(TSS + 0x20 + i as u32)));
+    assert_eq!(saved_eip, CODE);
+    assert_eq!(cpu.cr[0] & 8, 8, "CR0.TS set by the switch");
+}
+
+#[test]
+fn jmp_to_a_busy_tss_is_gp() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // Mark the current TSS busy in the GDT (as LTR would) and JMP to it.
+    set_gdt(&mut cpu, TSS_SEL, seg(TSS, 0x68 + 0x2000, 0x8B, 0));
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.db(&[0xEA, 0, 0, 0, 0])?;
+            a.dw(&[TSS_SEL])
+        }),
+        gp(TSS_SEL as u32)
+    );
+}
+
+#[test]
+fn contributory_fault_during_delivery_is_double_fault_then_shutdown() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    let bad_load = |a: &mut CodeAssembler| {
+        a.mov(ax, 0x1000u32)?;
+        a.mov(ds, ax)
+    };
+    // #GP's gate is not present: #NP while delivering #GP → #DF.
+    set_idt(
+        &mut cpu,
+        13,
+        gate(CODE0, HANDLERS + 13 * 16, 0xE, 0, 0) & !(0x80u64 << 40),
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, bad_load),
+        End::Fault(8, Some(0), 0, 0)
+    );
+    // And #DF's gate missing too: shutdown.
+    set_idt(&mut cpu, 8, 0);
+    assert_end!(run(&mut cpu, 0, &mut bus, bad_load), End::Shutdown);
+}
+
+#[test]
+fn benign_fault_during_delivery_is_delivered_serially() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // #UD gate not present: #NP(6*8+2+EXT), not #DF (#UD is benign).
+    set_idt(
+        &mut cpu,
+        6,
+        gate(CODE0, HANDLERS + 6 * 16, 0xE, 0, 0) & !(0x80u64 << 40),
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| a.ud2()),
+        End::Fault(11, Some(6 * 8 + 3), 0, 0)
+    );
+    // A gate that is not a gate at all (an all-zero entry) is #GP, checked
+    // before the present bit.
+    set_idt(&mut cpu, 6, 0);
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| a.ud2()),
+        End::Fault(13, Some(6 * 8 + 3), 0, 0)
+    );
+    set_idt(
+        &mut cpu,
+        6,
+        gate(CODE0, HANDLERS + 6 * 16, 0xE, 0, 0) & !(0x80u64 << 40),
+    );
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| a.ud2()),
+        End::Fault(11, Some(6 * 8 + 3), 0, 0)
+    );
+}
+
+#[test]
+fn iret_to_outer_ring_and_flag_rules() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // From ring 0, IRETD to ring 3 with IF and IOPL=3 in the image: both load.
+    let end = run(&mut cpu, 0, &mut bus, |a| {
+        a.push(DATA3 as u32)?;
+        a.push(STACK3)?;
+        a.push(0x3202u32)?;
+        a.push(CODE3 as u32)?;
+        a.push(CODE + 0x30)?;
+        a.iretd()?;
+        a.db(&[0x90; 0x30])?;
+        a.pushfd()?;
+        a.pop(ebx)
+    });
+    assert_end!(end, End::Done);
+    assert_eq!(cpu.regs[gpr::EBX] & 0x3200, 0x3200);
+}
+
+#[test]
+fn stack_switch_fault_reports_the_new_stack() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // INT 90h from ring 3 goes to a ring-1 handler; SS1 in the TSS is a
+    // DPL-3 segment: #TS(SS1), delivered on the (good) ring-0 stack.
+    set_idt(&mut cpu, 0x90, gate(CODE1, HANDLERS, 0xE, 3, 0));
+    write(&mut cpu, TSS + 0x10, &(DATA3 as u32).to_le_bytes());
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| a.int(0x90)),
+        End::Fault(10, Some(DATA3 as u32 & !3), 0, 0)
+    );
+    // With SS0 itself bad, the #TS cannot be delivered either: #DF, whose
+    // delivery fails the same way: shutdown.
+    write(&mut cpu, TSS + 8, &(DATA3 as u32).to_le_bytes());
+    assert_end!(
+        run(&mut cpu, 3, &mut bus, |a| a.int(DONE as u32)),
+        End::Shutdown
+    );
+    let _ = DATA0_16BIT_STACK;
+}
