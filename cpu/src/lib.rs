@@ -9,6 +9,7 @@
 //! ([`decode`]); status flags are evaluated lazily ([`flags`]); every
 //! instruction charges a cycle cost to the virtual clock ([`Cpu::cycles`]).
 
+mod debug;
 pub mod decode;
 pub mod events;
 mod exec;

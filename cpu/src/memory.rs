@@ -168,6 +168,9 @@ impl Cpu {
     ) -> Result<u32, Fault> {
         let lin = self.seg_check(s, off, size as u32)?;
         self.check_alignment(lin, size)?;
+        if self.bp_data {
+            self.check_data_breakpoints(lin, size, false);
+        }
         Ok(self.read_linear(bus, lin, size))
     }
 
@@ -183,6 +186,9 @@ impl Cpu {
     ) -> Result<(), Fault> {
         let lin = self.seg_check_write(s, off, size as u32)?;
         self.check_alignment(lin, size)?;
+        if self.bp_data {
+            self.check_data_breakpoints(lin, size, true);
+        }
         self.write_linear(bus, lin, size, v);
         Ok(())
     }

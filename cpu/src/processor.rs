@@ -67,8 +67,13 @@ pub struct Cpu {
     /// Current privilege level. Kept apart from CS.RPL because right after
     /// CR0.PE is set CS still holds a real-mode selector while CPL is 0.
     pub(crate) cpl: u8,
-    /// A #DB trap waits for the next instruction boundary (TSS T bit).
+    /// A #DB trap waits for the next instruction boundary (TSS T bit, data
+    /// breakpoint).
     pub(crate) pending_debug_trap: bool,
+    /// DR7 enables an instruction breakpoint.
+    pub(crate) bp_exec: bool,
+    /// DR7 enables a data breakpoint.
+    pub(crate) bp_data: bool,
     /// Who listens to events (see [`crate::events`]); `None` costs one branch.
     pub(crate) observer: Option<Box<dyn Observer + Send>>,
     /// The instruction being executed, while an observer listens.
@@ -127,6 +132,8 @@ impl Cpu {
             sysenter: [0; 3],
             cpl: 0,
             pending_debug_trap: false,
+            bp_exec: false,
+            bp_data: false,
             observer: None,
             observed_mnemonic: None,
             mem,
@@ -419,6 +426,8 @@ impl Cpu {
         }
         if self.pending_debug_trap {
             self.pending_debug_trap = false;
+            self.bp_exec = false;
+            self.bp_data = false;
             self.deliver_trap(bus, Vector::Debug as u8);
         }
         let yield_now = self.attention & ATTN_YIELD != 0;
@@ -451,6 +460,12 @@ impl Cpu {
         }
         let lin = cs.base.wrapping_add(self.eip);
         let code32 = cs.big();
+        if self.bp_exec {
+            if let Err(f) = self.check_exec_breakpoints(lin) {
+                self.deliver_fault(bus, f);
+                return Link::NONE;
+            }
+        }
         let phys = lin & self.mem.a20_mask();
         let page = phys >> 12;
         if let Some((e, idx, predicted)) = cache.find(prev, phys, code32) {

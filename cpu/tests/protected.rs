@@ -878,3 +878,67 @@ fn stack_switch_fault_reports_the_new_stack() {
     );
     let _ = DATA0_16BIT_STACK;
 }
+
+#[test]
+fn hardware_breakpoints() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // Instruction breakpoint on the second instruction: a #DB fault there,
+    // DR6.B0 set, saved EIP = that instruction.
+    cpu.dr[0] = CODE + 5;
+    cpu.dr[7] = 0x401;
+    set_dr7(&mut cpu, 0x401);
+    let end = run(&mut cpu, 0, &mut bus, |a| {
+        a.mov(eax, 1u32)?; // 5 bytes
+        a.mov(ebx, 2u32)
+    });
+    assert_eq!(end, End::Fault(1, None, CODE0, CODE + 5));
+    assert_eq!(cpu.dr[6] & 0xF, 1);
+    // A data write breakpoint on a dword at 0x500: a trap after the store.
+    cpu.dr[6] = 0xFFFF_0FF0;
+    cpu.dr[1] = 0x500;
+    set_dr7(&mut cpu, 0x401 & !1 | (1 << 2) | (0b1101 << 20));
+    let end = run(&mut cpu, 0, &mut bus, |a| {
+        a.mov(eax, dword_ptr(0x500))?; // a read does not match a write breakpoint
+        a.mov(dword_ptr(0x502), eax)?; // overlaps 0x500..0x503: hit
+        a.nop()
+    });
+    match end {
+        End::Fault(1, None, saved_cs, saved_eip) => {
+            assert_eq!(saved_cs, CODE0);
+            assert_eq!(
+                saved_eip,
+                CODE + 10,
+                "trap: saved EIP is after the MOV (A1, A3 forms: 5 bytes each)"
+            );
+        }
+        other => panic!("expected a #DB trap, got {other:?}"),
+    }
+    assert_eq!(cpu.dr[6] & 0xF, 2);
+    // Disabled in DR7: nothing.
+    set_dr7(&mut cpu, 0x400);
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| a.mov(dword_ptr(0x500), eax)),
+        End::Done
+    );
+}
+
+/// Write DR7 the way a guest does (MOV DR7, EAX at CPL 0).
+fn set_dr7(cpu: &mut Cpu, v: u32) {
+    let mut bus = TestBus::default();
+    cpu.regs[gpr::EAX] = v;
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.mov(dr7, eax).unwrap();
+    a.hlt().unwrap();
+    write(
+        cpu,
+        CODE + 0x800,
+        &a.assemble((CODE + 0x800) as u64).unwrap(),
+    );
+    load(cpu, SegReg::Cs, CODE0);
+    cpu.set_cpl(0);
+    cpu.wake();
+    cpu.eip = CODE + 0x800;
+    cpu.run(&mut bus, u64::MAX, 10);
+    assert_eq!(cpu.dr[7] & 0xFF, v & 0xFF);
+}
