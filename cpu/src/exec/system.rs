@@ -15,15 +15,8 @@ use crate::Bus;
 /// CPUID.1 EDX features we implement: FPU (0, the x87 in `crate::fpu`),
 /// DE (2), TSC (4), MSR (5), CX8 (8), SEP (11), MTRR (12, the MSRs read as
 /// zero), CMOV (15), FXSR (24, FXSAVE/FXRSTOR). PSE/PAE/PGE wait for paging.
-const CPUID1_EDX: u32 = 1
-    | (1 << 2)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 8)
-    | (1 << 11)
-    | (1 << 12)
-    | (1 << 15)
-    | (1 << 24);
+const CPUID1_EDX: u32 =
+    1 | (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 12) | (1 << 15) | (1 << 24);
 
 fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     match e.ins.mnemonic() {
@@ -302,6 +295,7 @@ fn mov_special(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             7 => (v | 0x400) & !0x0000_D000,
             _ => v,
         };
+        cpu.update_breakpoints();
         return Ok(());
     }
     Err(Fault::UD)
