@@ -36,6 +36,10 @@ pub trait Bus {
     /// Read `size` (1, 2 or 4) bytes from I/O port `port`. Unclaimed ports
     /// read as all ones.
     fn io_read(&mut self, port: u16, size: u8) -> u32;
+    /// The CPU's cycle count, given just before every port access (and
+    /// MMIO access), so devices see the exact virtual time of the access
+    /// rather than the time their slice began.
+    fn sync_time(&mut self, _cycles: u64) {}
     /// Write `size` (1, 2 or 4) bytes to I/O port `port`.
     fn io_write(&mut self, port: u16, size: u8, value: u32);
     /// Read from a physical address the memory map marked as MMIO.

@@ -92,7 +92,10 @@ impl Cpu {
         let p = self.phys(lin);
         match self.mem.read_u8(p) {
             Some(v) => v,
-            None => bus.mmio_read(p & self.mem.a20_mask(), 1) as u8,
+            None => {
+                bus.sync_time(self.cycles);
+                bus.mmio_read(p & self.mem.a20_mask(), 1) as u8
+            }
         }
     }
 
@@ -142,6 +145,7 @@ impl Cpu {
             let p = self.phys(lin.wrapping_add(i));
             let b = (v >> (8 * i)) as u8;
             if !self.mem.write_u8(p, b) {
+                bus.sync_time(self.cycles);
                 bus.mmio_write(p & self.mem.a20_mask(), 1, b as u32);
             }
         }

@@ -458,6 +458,10 @@ fn open_bus(size: u8) -> u32 {
 }
 
 impl Bus for Pc {
+    fn sync_time(&mut self, cycles: u64) {
+        self.set_now(cycles);
+    }
+
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         if let Some(v) = self.debug.io_read(port, size) {
             return v;

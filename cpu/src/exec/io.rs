@@ -41,6 +41,7 @@ fn in_(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let size = acc_size(r);
     let port = port_of(cpu, e, 1);
     cpu.check_io(bus, port, size)?;
+    bus.sync_time(cpu.cycles);
     let v = bus.io_read(port, size);
     cpu.set_reg(r, v);
     cpu.request_yield();
@@ -53,6 +54,7 @@ fn out(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let port = port_of(cpu, e, 0);
     cpu.check_io(bus, port, size)?;
     let v = cpu.get_reg(r);
+    bus.sync_time(cpu.cycles);
     bus.io_write(port, size, v);
     cpu.request_yield();
     Ok(())

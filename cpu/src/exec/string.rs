@@ -127,6 +127,7 @@ fn string_op(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
                 let di = cpu.index(gpr::EDI, a32);
                 // Check the destination before the port read has side effects.
                 cpu.seg_check_write(SegReg::Es, di, size as u32)?;
+                bus.sync_time(cpu.cycles);
                 let v = bus.io_read(port, size);
                 cpu.write_mem(bus, SegReg::Es, di, size, v)?;
                 cpu.advance(gpr::EDI, a32, delta);
@@ -136,6 +137,7 @@ fn string_op(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
                 let port = cpu.regs[gpr::EDX] as u16;
                 cpu.check_io(bus, port, size)?;
                 let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
+                bus.sync_time(cpu.cycles);
                 bus.io_write(port, size, v);
                 cpu.advance(gpr::ESI, a32, delta);
                 cpu.request_yield();
