@@ -1,0 +1,178 @@
+//! A software TLB: direct-mapped, combined for instructions and data (one
+//! array serves fetches, reads and writes; a P6 has split TLBs, but nothing
+//! architectural depends on it).
+//!
+//! An entry holds the linear page tag, the physical page, and one permission
+//! bit per (privilege, access) pair. A hit is a tag compare, a mask test and
+//! an add; the physical address then goes through [`crate::PhysMem`]'s fast
+//! path, which is where MMIO is told apart — so an MMIO page can never be
+//! reached without the bus. (A raw host pointer in the entry would save the
+//! RAM bounds check but needs `unsafe`; the safe addend is within a few
+//! percent, see the paging benchmark.)
+//!
+//! A write permission is only granted once the walk has set the page's D
+//! bit, so the first write to a clean page always walks and sets D, as the
+//! SDM requires.
+
+use crate::paging::Translation;
+
+/// Entries in the TLB (a power of two).
+pub const TLB_SIZE: usize = 1024;
+
+/// Permission bits of an entry.
+pub mod perm {
+    /// Supervisor read/fetch.
+    pub const SUP_READ: u8 = 1;
+    /// Supervisor write.
+    pub const SUP_WRITE: u8 = 2;
+    /// User read/fetch.
+    pub const USER_READ: u8 = 4;
+    /// User write.
+    pub const USER_WRITE: u8 = 8;
+}
+
+/// Why the TLB was flushed (for statistics and the trap log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushCause {
+    /// MOV to CR3 (non-global entries).
+    Cr3,
+    /// CR0.PG/WP or CR4.PGE/PSE/PAE changed (everything).
+    ControlBits,
+    /// INVLPG (one page).
+    Invlpg,
+    /// A task switch loaded CR3.
+    TaskSwitch,
+}
+
+/// One TLB entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// Linear page number + 1 (0 = empty).
+    pub tag: u32,
+    /// Physical page base.
+    pub phys: u32,
+    /// [`perm`] bits.
+    pub perms: u8,
+    /// Global page (survives CR3 loads).
+    pub global: bool,
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbStats {
+    /// Lookups that hit.
+    pub hits: u64,
+    /// Lookups that missed (or lacked the permission).
+    pub misses: u64,
+    /// Entries filled after a walk.
+    pub fills: u64,
+    /// Flushes by MOV CR3.
+    pub flush_cr3: u64,
+    /// Full flushes by control-bit changes.
+    pub flush_control: u64,
+    /// INVLPG invalidations.
+    pub flush_invlpg: u64,
+    /// Flushes by task switches.
+    pub flush_task: u64,
+}
+
+/// The TLB.
+#[derive(Clone, Debug)]
+pub struct Tlb {
+    entries: Box<[TlbEntry; TLB_SIZE]>,
+    /// Counters.
+    pub stats: TlbStats,
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Tlb {
+            entries: Box::new([TlbEntry::default(); TLB_SIZE]),
+            stats: TlbStats::default(),
+        }
+    }
+}
+
+/// The permission bit an access needs.
+#[inline(always)]
+pub fn needed(write: bool, user: bool) -> u8 {
+    match (user, write) {
+        (false, false) => perm::SUP_READ,
+        (false, true) => perm::SUP_WRITE,
+        (true, false) => perm::USER_READ,
+        (true, true) => perm::USER_WRITE,
+    }
+}
+
+impl Tlb {
+    /// The physical address of `linear` if a valid entry grants `need`.
+    #[inline(always)]
+    pub fn lookup(&mut self, linear: u32, need: u8) -> Option<u32> {
+        let page = linear >> 12;
+        let e = &self.entries[page as usize & (TLB_SIZE - 1)];
+        if e.tag == page.wrapping_add(1) && e.perms & need != 0 {
+            self.stats.hits += 1;
+            return Some(e.phys | (linear & 0xFFF));
+        }
+        self.stats.misses += 1;
+        None
+    }
+
+    /// Remember a walk's result for the 4 KiB page holding `linear` (large
+    /// pages are cached 4 KiB at a time).
+    pub fn fill(&mut self, linear: u32, t: &Translation) {
+        let page = linear >> 12;
+        let mut perms = perm::SUP_READ;
+        if t.supervisor_writable && t.dirty {
+            perms |= perm::SUP_WRITE;
+        }
+        if t.user {
+            perms |= perm::USER_READ;
+            if t.user_writable && t.dirty {
+                perms |= perm::USER_WRITE;
+            }
+        }
+        self.entries[page as usize & (TLB_SIZE - 1)] = TlbEntry {
+            tag: page.wrapping_add(1),
+            phys: t.phys & 0xFFFF_F000,
+            perms,
+            global: t.global,
+        };
+        self.stats.fills += 1;
+    }
+
+    /// Drop entries: all, or only the non-global ones.
+    pub fn flush(&mut self, cause: FlushCause, keep_global: bool) {
+        match cause {
+            FlushCause::Cr3 => self.stats.flush_cr3 += 1,
+            FlushCause::ControlBits => self.stats.flush_control += 1,
+            FlushCause::TaskSwitch => self.stats.flush_task += 1,
+            FlushCause::Invlpg => self.stats.flush_invlpg += 1,
+        }
+        for e in self.entries.iter_mut() {
+            if !(keep_global && e.global) {
+                *e = TlbEntry::default();
+            }
+        }
+    }
+
+    /// INVLPG: drop the entry for `linear` (global or not).
+    pub fn invalidate(&mut self, linear: u32) {
+        self.stats.flush_invlpg += 1;
+        let page = linear >> 12;
+        let e = &mut self.entries[page as usize & (TLB_SIZE - 1)];
+        if e.tag == page.wrapping_add(1) {
+            *e = TlbEntry::default();
+        }
+    }
+
+    /// The valid entries, for the debugger's `tlb` command: (linear page
+    /// base, entry).
+    pub fn dump(&self) -> Vec<(u32, TlbEntry)> {
+        self.entries
+            .iter()
+            .filter(|e| e.tag != 0)
+            .map(|e| ((e.tag - 1) << 12, *e))
+            .collect()
+    }
+}
