@@ -26,10 +26,10 @@ use iced_x86::BlockEncoderOptions;
 
 type R<T> = Result<T, Box<dyn Error>>;
 
-#[path = "build/pmtest.rs"]
-mod pmtest;
 #[path = "build/idetest.rs"]
 mod idetest;
+#[path = "build/pmtest.rs"]
+mod pmtest;
 
 const ROM_SIZE: usize = 0x1_0000;
 /// Where data starts in each ROM (F000:8000).

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use ringside_cpu::{Cpu, StopReason};
-pub use ringside_devices::{
-    BootDevice, Clock, CmosConfig, Console, DateTime, Pc, PcConfig, SerialBackend, DEFAULT_CPU_HZ,
-};
 /// The storage and display devices, for frontends that attach disks or
 /// show the screen.
 pub use ringside_devices::{disk, ide, vga};
+pub use ringside_devices::{
+    BootDevice, Clock, CmosConfig, Console, DateTime, Pc, PcConfig, SerialBackend, DEFAULT_CPU_HZ,
+};
 use ringside_mmu::{MemError, PhysMem};
 use thiserror::Error;
 
