@@ -237,6 +237,9 @@ pub(crate) enum Decoded {
     Invalid,
     /// Longer than 15 bytes: #GP(0).
     TooLong,
+    /// The bytes ran out before the instruction did (the next byte could
+    /// not be fetched).
+    Truncated,
 }
 
 /// Decode one instruction from `bytes` (at least 16 bytes for the length check).
@@ -250,6 +253,9 @@ pub(crate) fn decode_bytes(bytes: &[u8], ip: u32, code32: bool) -> Decoded {
     let ins = d.decode();
     if d.last_error() == DecoderError::None {
         return Decoded::Ok(ins);
+    }
+    if d.last_error() == DecoderError::NoMoreBytes && bytes.len() < 16 {
+        return Decoded::Truncated;
     }
     // iced reports an over-long instruction as invalid. Tell the two apart:
     // keep one copy of each prefix and decode again; if that is a valid

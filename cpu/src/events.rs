@@ -89,6 +89,18 @@ pub enum Event {
         /// Why it matters.
         why: &'static str,
     },
+    /// The TLB was flushed (wholly, of non-global entries, or one page).
+    TlbFlush {
+        /// Why.
+        cause: ringside_mmu::FlushCause,
+    },
+    /// A page walk filled the TLB.
+    TlbFill {
+        /// Linear address walked.
+        linear: u32,
+        /// Physical address it maps to.
+        phys: u32,
+    },
     /// A control register was written.
     ControlRegisterWrite {
         /// Which (0, 2, 3, 4).

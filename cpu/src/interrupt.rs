@@ -467,8 +467,8 @@ impl Cpu {
             // SDM Vol. 3A §20.1.4: a vector beyond the IVT limit is a #GP.
             return Err(Fault::gp(0));
         }
-        let ip = self.read_linear_u16(bus, self.idtr.base.wrapping_add(off));
-        let cs = self.read_linear_u16(bus, self.idtr.base.wrapping_add(off + 2));
+        let ip = self.read_system_u16(bus, self.idtr.base.wrapping_add(off))?;
+        let cs = self.read_system_u16(bus, self.idtr.base.wrapping_add(off + 2))?;
         let flags = self.flags.get();
         let old_cs = self.segs[SegReg::Cs as usize].selector;
         let old_ip = self.eip;

@@ -1,6 +1,6 @@
 //! Guest memory access from the CPU's point of view: segment checks
-//! (segmentation, SDM Vol. 3A §5.3), linear → physical (paging comes with the
-//! MMU milestone), and MMIO routed to the bus.
+//! (segmentation, SDM Vol. 3A §5.3), linear → physical through the TLB and
+//! the page walk, and MMIO routed to the bus.
 
 use crate::flags;
 use crate::interrupt::Fault;
@@ -50,12 +50,12 @@ impl Cpu {
     /// Read a dword of a system structure (descriptor table, TSS) at a
     /// linear address: a supervisor access whatever the CPL.
     pub(crate) fn read_system_u32(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<u32, Fault> {
-        Ok(self.read_linear_u32(bus, lin))
+        self.read_lin(bus, lin, 4, false)
     }
 
     /// Read a word of a system structure.
     pub(crate) fn read_system_u16(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<u16, Fault> {
-        Ok(self.read_linear_u16(bus, lin))
+        Ok(self.read_lin(bus, lin, 2, false)? as u16)
     }
 
     /// Write a byte of a system structure (accessed and busy bits).
@@ -65,8 +65,7 @@ impl Cpu {
         lin: u32,
         v: u8,
     ) -> Result<(), Fault> {
-        self.write_linear(bus, lin, 1, v as u32);
-        Ok(())
+        self.write_lin(bus, lin, 1, v as u32, false)
     }
 
     /// Write `size` bytes of a system structure (TSS state save).
@@ -77,88 +76,220 @@ impl Cpu {
         size: u8,
         v: u32,
     ) -> Result<(), Fault> {
-        self.write_linear(bus, lin, size, v);
-        Ok(())
+        self.write_lin(bus, lin, size, v, false)
     }
 
+    /// Linear → physical for one access. Without paging the identity; with
+    /// it, a TLB hit (tag compare, permission bit, add) or a walk that
+    /// fills the TLB or raises #PF with CR2 set (SDM Vol. 3A §4.7).
     #[inline(always)]
-    fn phys(&self, lin: u32) -> u32 {
-        lin
+    pub(crate) fn translate(&mut self, lin: u32, write: bool, user: bool) -> Result<u32, Fault> {
+        if !self.paging {
+            return Ok(lin);
+        }
+        if let Some(p) = self.tlb.lookup(lin, ringside_mmu::tlb::needed(write, user)) {
+            return Ok(p);
+        }
+        self.translate_miss(lin, write, user, false)
     }
 
-    /// Read a byte at a linear address.
-    #[inline(always)]
-    pub(crate) fn read_linear_u8(&mut self, bus: &mut dyn Bus, lin: u32) -> u8 {
-        let p = self.phys(lin);
-        match self.mem.read_u8(p) {
-            Some(v) => v,
-            None => {
-                bus.sync_time(self.cycles);
-                bus.mmio_read(p & self.mem.a20_mask(), 1) as u8
+    #[cold]
+    pub(crate) fn translate_miss(
+        &mut self,
+        lin: u32,
+        write: bool,
+        user: bool,
+        fetch: bool,
+    ) -> Result<u32, Fault> {
+        let mode = self.paging_mode();
+        let access = ringside_mmu::Access { write, user, fetch };
+        match ringside_mmu::walk(&mut self.mem, mode, lin, access, true) {
+            Ok(t) => {
+                self.tlb.fill(lin, &t);
+                self.emit(|| crate::events::Event::TlbFill {
+                    linear: lin,
+                    phys: t.phys,
+                });
+                Ok(t.phys)
+            }
+            Err(pf) => {
+                self.cr[2] = lin;
+                Err(Fault::with_error(
+                    crate::interrupt::Vector::PageFault,
+                    pf.error,
+                ))
             }
         }
     }
 
-    /// Read a word at a linear address.
-    #[inline(always)]
-    pub(crate) fn read_linear_u16(&mut self, bus: &mut dyn Bus, lin: u32) -> u16 {
-        let p = self.phys(lin);
-        match self.mem.read_u16(p) {
-            Some(v) => v,
-            None => {
-                let lo = self.read_linear_u8(bus, lin) as u16;
-                lo | (self.read_linear_u8(bus, lin.wrapping_add(1)) as u16) << 8
-            }
+    /// The paging controls as the walk wants them.
+    pub fn paging_mode(&self) -> ringside_mmu::PagingMode {
+        ringside_mmu::PagingMode {
+            cr3: self.cr[3],
+            pae: self.cr[4] & (1 << 5) != 0,
+            pse: self.cr[4] & (1 << 4) != 0 || self.cr[4] & (1 << 5) != 0,
+            pge: self.cr[4] & (1 << 7) != 0,
+            wp: self.cr[0] & crate::regs::cr0::WP != 0,
         }
     }
 
-    /// Read a dword at a linear address.
+    /// Read `size` bytes at a physical address (RAM/ROM fast path, else MMIO).
     #[inline(always)]
-    pub(crate) fn read_linear_u32(&mut self, bus: &mut dyn Bus, lin: u32) -> u32 {
-        let p = self.phys(lin);
-        match self.mem.read_u32(p) {
+    fn read_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8) -> u32 {
+        let fast = match size {
+            1 => self.mem.read_u8(p).map(|v| v as u32),
+            2 => self.mem.read_u16(p).map(|v| v as u32),
+            _ => self.mem.read_u32(p),
+        };
+        match fast {
             Some(v) => v,
-            None => {
-                let lo = self.read_linear_u16(bus, lin) as u32;
-                lo | (self.read_linear_u16(bus, lin.wrapping_add(2)) as u32) << 16
-            }
+            None => self.read_phys_slow(bus, p, size),
         }
     }
 
-    /// Write `size` bytes at a linear address.
+    #[cold]
+    fn read_phys_slow(&mut self, bus: &mut dyn Bus, p: u32, size: u8) -> u32 {
+        let mut v = 0;
+        for i in 0..size as u32 {
+            let a = p.wrapping_add(i);
+            let b = match self.mem.read_u8(a) {
+                Some(b) => b,
+                None => {
+                    bus.sync_time(self.cycles);
+                    bus.mmio_read(a & self.mem.a20_mask(), 1) as u8
+                }
+            };
+            v |= (b as u32) << (8 * i);
+        }
+        v
+    }
+
     #[inline(always)]
-    pub(crate) fn write_linear(&mut self, bus: &mut dyn Bus, lin: u32, size: u8, v: u32) {
-        let p = self.phys(lin);
+    fn write_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8, v: u32) {
         let ok = match size {
             1 => self.mem.write_u8(p, v as u8),
             2 => self.mem.write_u16(p, v as u16),
             _ => self.mem.write_u32(p, v),
         };
         if !ok {
-            self.write_linear_slow(bus, lin, size, v);
+            self.write_phys_slow(bus, p, size, v);
         }
     }
 
     #[cold]
-    fn write_linear_slow(&mut self, bus: &mut dyn Bus, lin: u32, size: u8, v: u32) {
+    fn write_phys_slow(&mut self, bus: &mut dyn Bus, p: u32, size: u8, v: u32) {
         for i in 0..size as u32 {
-            let p = self.phys(lin.wrapping_add(i));
+            let a = p.wrapping_add(i);
             let b = (v >> (8 * i)) as u8;
-            if !self.mem.write_u8(p, b) {
+            if !self.mem.write_u8(a, b) {
                 bus.sync_time(self.cycles);
-                bus.mmio_write(p & self.mem.a20_mask(), 1, b as u32);
+                bus.mmio_write(a & self.mem.a20_mask(), 1, b as u32);
             }
         }
     }
 
-    /// Read `size` bytes at a linear address.
+    /// Read `size` bytes at a linear address; `user` for CPL-3 data accesses.
+    /// An access that crosses a page boundary translates both pages first.
     #[inline(always)]
-    pub(crate) fn read_linear(&mut self, bus: &mut dyn Bus, lin: u32, size: u8) -> u32 {
-        match size {
-            1 => self.read_linear_u8(bus, lin) as u32,
-            2 => self.read_linear_u16(bus, lin) as u32,
-            _ => self.read_linear_u32(bus, lin),
+    pub(crate) fn read_lin(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        size: u8,
+        user: bool,
+    ) -> Result<u32, Fault> {
+        if (lin & 0xFFF) + size as u32 <= 0x1000 || !self.paging {
+            let p = self.translate(lin, false, user)?;
+            return Ok(self.read_phys(bus, p, size));
         }
+        self.read_lin_split(bus, lin, size, user)
+    }
+
+    #[cold]
+    fn read_lin_split(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        size: u8,
+        user: bool,
+    ) -> Result<u32, Fault> {
+        let p0 = self.translate(lin, false, user)?;
+        let next = (lin | 0xFFF).wrapping_add(1);
+        let p1 = self.translate(next, false, user)?;
+        let mut v = 0;
+        for i in 0..size as u32 {
+            let l = lin.wrapping_add(i);
+            let p = if l & !0xFFF == lin & !0xFFF {
+                p0 + (l - lin)
+            } else {
+                p1 + (l - next)
+            };
+            v |= self.read_phys(bus, p, 1) << (8 * i);
+        }
+        Ok(v)
+    }
+
+    /// Write `size` bytes at a linear address. Both pages of a crossing
+    /// write are checked before any byte is written.
+    #[inline(always)]
+    pub(crate) fn write_lin(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        size: u8,
+        v: u32,
+        user: bool,
+    ) -> Result<(), Fault> {
+        if (lin & 0xFFF) + size as u32 <= 0x1000 || !self.paging {
+            let p = self.translate(lin, true, user)?;
+            self.write_phys(bus, p, size, v);
+            return Ok(());
+        }
+        self.write_lin_split(bus, lin, size, v, user)
+    }
+
+    #[cold]
+    fn write_lin_split(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u32,
+        size: u8,
+        v: u32,
+        user: bool,
+    ) -> Result<(), Fault> {
+        let p0 = self.translate(lin, true, user)?;
+        let next = (lin | 0xFFF).wrapping_add(1);
+        let p1 = self.translate(next, true, user)?;
+        for i in 0..size as u32 {
+            let l = lin.wrapping_add(i);
+            let p = if l & !0xFFF == lin & !0xFFF {
+                p0 + (l - lin)
+            } else {
+                p1 + (l - next)
+            };
+            self.write_phys(bus, p, 1, v >> (8 * i));
+        }
+        Ok(())
+    }
+
+    /// Read a byte at a linear address as an instruction fetch.
+    #[inline(always)]
+    pub(crate) fn fetch_u8(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<u8, Fault> {
+        let user = self.cpl == 3;
+        Ok(self.read_lin(bus, lin, 1, user)? as u8)
+    }
+
+    /// Linear → physical for an instruction fetch (TLB, walk, #PF).
+    #[inline(always)]
+    pub(crate) fn translate_fetch(&mut self, lin: u32) -> Result<u32, Fault> {
+        if !self.paging {
+            return Ok(lin);
+        }
+        let user = self.cpl == 3;
+        if let Some(p) = self.tlb.lookup(lin, ringside_mmu::tlb::needed(false, user)) {
+            return Ok(p);
+        }
+        self.translate_miss(lin, false, user, true)
     }
 
     /// Read `size` bytes at `s:off` with the segment checks.
@@ -175,7 +306,8 @@ impl Cpu {
         if self.bp_data {
             self.check_data_breakpoints(lin, size, false);
         }
-        Ok(self.read_linear(bus, lin, size))
+        let user = self.cpl == 3;
+        self.read_lin(bus, lin, size, user)
     }
 
     /// Write `size` bytes at `s:off` with the segment checks.
@@ -193,8 +325,8 @@ impl Cpu {
         if self.bp_data {
             self.check_data_breakpoints(lin, size, true);
         }
-        self.write_linear(bus, lin, size, v);
-        Ok(())
+        let user = self.cpl == 3;
+        self.write_lin(bus, lin, size, v, user)
     }
 
     /// #AC: a misaligned access at CPL 3 with CR0.AM and EFLAGS.AC set

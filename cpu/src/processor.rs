@@ -80,6 +80,10 @@ pub struct Cpu {
     pub(crate) observed_mnemonic: Option<iced_x86::Mnemonic>,
     /// Guest physical memory.
     pub mem: PhysMem,
+    /// The software TLB (combined instruction/data).
+    pub tlb: ringside_mmu::Tlb,
+    /// CR0.PG, cached for the memory fast path.
+    pub(crate) paging: bool,
     /// Virtual clock, in CPU cycles since power-on.
     pub cycles: u64,
     /// Instructions retired since power-on.
@@ -137,6 +141,8 @@ impl Cpu {
             observer: None,
             observed_mnemonic: None,
             mem,
+            tlb: ringside_mmu::Tlb::default(),
+            paging: false,
             cycles: 0,
             instructions: 0,
             interrupts_delivered: 0,
@@ -173,6 +179,8 @@ impl Cpu {
             attrs: 0x9B,
         };
         self.cr = [cr0::ET | cr0::CD | cr0::NW, 0, 0, 0, 0];
+        self.paging = false;
+        self.tlb.flush(ringside_mmu::FlushCause::ControlBits, false);
         self.dr = [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400];
         self.gdtr = TableReg {
             base: 0,
@@ -261,6 +269,62 @@ impl Cpu {
         let seg = &mut self.segs[s as usize];
         seg.selector = sel;
         seg.base = (sel as u32) << 4;
+    }
+
+    /// Write a control register with the checks of SDM Vol. 2B "MOV—Move
+    /// to/from Control Registers" and the TLB flushes of Vol. 3A §4.10.4:
+    /// CR3 drops non-global entries; a change of CR0.PG/WP or CR4.PGE/PSE/PAE
+    /// drops everything.
+    pub(crate) fn write_cr(&mut self, n: usize, v: u32) -> Result<(), Fault> {
+        let old = self.cr;
+        match n {
+            0 => {
+                // PG without PE, or NW without CD, is #GP(0).
+                if (v & cr0::PG != 0 && v & cr0::PE == 0) || (v & cr0::NW != 0 && v & cr0::CD == 0)
+                {
+                    return Err(Fault::gp(0));
+                }
+                self.cr[0] = (v & 0xE005_003F) | cr0::ET;
+                if v & cr0::PE == 0 {
+                    self.cpl = 0;
+                }
+                self.paging = self.cr[0] & cr0::PG != 0;
+                if (old[0] ^ self.cr[0]) & (cr0::PG | cr0::WP) != 0 {
+                    self.flush_tlb(ringside_mmu::FlushCause::ControlBits, false);
+                }
+                self.request_yield();
+            }
+            2 => self.cr[2] = v,
+            3 => {
+                self.cr[3] = v
+                    & 0xFFFF_FFF8
+                    & if self.cr[4] & (1 << 5) != 0 {
+                        0xFFFF_FFF8
+                    } else {
+                        0xFFFF_F018
+                    };
+                self.flush_tlb(ringside_mmu::FlushCause::Cr3, true);
+            }
+            4 => {
+                // Bits we model: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT.
+                if v & !0x0000_06FF != 0 {
+                    return Err(Fault::gp(0));
+                }
+                self.cr[4] = v;
+                if (old[4] ^ v) & ((1 << 4) | (1 << 5) | (1 << 7)) != 0 {
+                    self.flush_tlb(ringside_mmu::FlushCause::ControlBits, false);
+                }
+            }
+            _ => return Err(Fault::UD),
+        }
+        Ok(())
+    }
+
+    /// Flush the TLB (keeping global entries when CR4.PGE and `keep_global`).
+    pub(crate) fn flush_tlb(&mut self, cause: ringside_mmu::FlushCause, keep_global: bool) {
+        let keep = keep_global && self.cr[4] & (1 << 7) != 0;
+        self.tlb.flush(cause, keep);
+        self.emit(|| Event::TlbFlush { cause });
     }
 
     /// Whether code is fetched as 32-bit (CS.D).
@@ -466,7 +530,13 @@ impl Cpu {
                 return Link::NONE;
             }
         }
-        let phys = lin & self.mem.a20_mask();
+        let phys = match self.translate_fetch(lin) {
+            Ok(p) => p & self.mem.a20_mask(),
+            Err(f) => {
+                self.deliver_fault(bus, f);
+                return Link::NONE;
+            }
+        };
         let page = phys >> 12;
         if let Some((e, idx, predicted)) = cache.find(prev, phys, code32) {
             self.execute_entry(bus, e);
@@ -666,6 +736,7 @@ impl Cpu {
         code32: bool,
     ) -> Result<Entry, Fault> {
         let mut buf = [0u8; 32];
+        let mut fetch_fault: Option<(usize, Fault)> = None;
         for (i, b) in buf.iter_mut().enumerate() {
             // Real mode: IP wraps within the segment for 16-bit code.
             let off = if code32 {
@@ -674,12 +745,23 @@ impl Cpu {
                 (self.eip + i as u32) & 0xFFFF
             };
             let l = self.segs[SegReg::Cs as usize].base.wrapping_add(off);
-            *b = self.read_linear_u8(bus, l);
+            *b = match self.fetch_u8(bus, l) {
+                Ok(v) => v,
+                // A fault on a byte the instruction may not even need: only
+                // report it if the decoded instruction reaches that byte.
+                Err(f) => {
+                    fetch_fault = fetch_fault.or(Some((i, f)));
+                    0
+                }
+            };
         }
-        let ins = match decode_bytes(&buf, self.eip, code32) {
+        let avail = fetch_fault.map_or(buf.len(), |(i, _)| i);
+        let ins = match decode_bytes(&buf[..avail], self.eip, code32) {
             Decoded::Ok(ins) => ins,
             Decoded::Invalid => return Err(Fault::UD),
             Decoded::TooLong => return Err(Fault::gp(0)),
+            // The instruction runs into the byte whose fetch faulted.
+            Decoded::Truncated => return Err(fetch_fault.map_or(Fault::UD, |(_, f)| f)),
         };
         let mut e = exec::make_entry(ins, code32);
         let crosses = (phys & 0xFFF) + e.len as u32 > 0x1000;

@@ -181,7 +181,12 @@ impl Cpu {
         self.tr = new_desc.to_segment(sel);
         self.cr[0] |= cr0::TS;
         if let Some(cr3) = cr3 {
-            self.cr[3] = cr3 & 0xFFFF_F018;
+            // Only a 32-bit TSS has CR3; a task switch that loads it flushes
+            // the non-global TLB entries like MOV CR3.
+            if self.paging {
+                self.cr[3] = cr3 & 0xFFFF_FFF8;
+                self.flush_tlb(ringside_mmu::FlushCause::TaskSwitch, true);
+            }
         }
         self.regs = regs;
         self.eip = new_eip;

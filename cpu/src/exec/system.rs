@@ -13,10 +13,20 @@ use crate::regs::{cr0, gpr};
 use crate::Bus;
 
 /// CPUID.1 EDX features we implement: FPU (0, the x87 in `crate::fpu`),
-/// DE (2), TSC (4), MSR (5), CX8 (8), SEP (11), MTRR (12, the MSRs read as
-/// zero), CMOV (15), FXSR (24, FXSAVE/FXRSTOR). PSE/PAE/PGE wait for paging.
-const CPUID1_EDX: u32 =
-    1 | (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 12) | (1 << 15) | (1 << 24);
+/// DE (2), PSE (3), TSC (4), MSR (5), PAE (6), CX8 (8), SEP (11), MTRR (12,
+/// the MSRs read as zero), PGE (13), CMOV (15), FXSR (24, FXSAVE/FXRSTOR).
+const CPUID1_EDX: u32 = 1
+    | (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 8)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 15)
+    | (1 << 24);
 
 fn flag_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     match e.ins.mnemonic() {
@@ -247,30 +257,7 @@ fn mov_special(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     }
     if let Some(n) = cr_index(r0) {
         let v = cpu.get_reg(r1);
-        match n {
-            0 => {
-                // PG without PE, or NW without CD, is #GP(0).
-                if (v & cr0::PG != 0 && v & cr0::PE == 0) || (v & cr0::NW != 0 && v & cr0::CD == 0)
-                {
-                    return Err(Fault::gp(0));
-                }
-                cpu.cr[0] = (v & 0xE005_003F) | cr0::ET;
-                if v & cr0::PE == 0 {
-                    cpu.set_cpl(0);
-                }
-                cpu.request_yield();
-            }
-            2 => cpu.cr[2] = v,
-            3 => cpu.cr[3] = v & 0xFFFF_F018,
-            4 => {
-                // Bits we model: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT.
-                if v & !0x0000_06FF != 0 {
-                    return Err(Fault::gp(0));
-                }
-                cpu.cr[4] = v;
-            }
-            _ => return Err(Fault::UD),
-        }
+        cpu.write_cr(n, v)?;
         return Ok(());
     }
     let de = cpu.cr[4] & (1 << 3) != 0;
@@ -308,6 +295,23 @@ fn privileged_nop(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault
     Ok(())
 }
 
+/// INVLPG m: drop the TLB entry of the operand's linear address (the
+/// operand is not accessed, so no segment check beyond forming the address).
+fn invlpg(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    require_cpl0(cpu)?;
+    if e.ins.op0_kind() != OpKind::Memory {
+        return Err(Fault::UD);
+    }
+    let lin = cpu.segs[cpu.mem_seg(e) as usize]
+        .base
+        .wrapping_add(cpu.ea(e));
+    cpu.tlb.invalidate(lin);
+    cpu.emit(|| crate::events::Event::TlbFlush {
+        cause: ringside_mmu::FlushCause::Invlpg,
+    });
+    Ok(())
+}
+
 pub(crate) fn select(e: &Entry) -> Option<Handler> {
     use Mnemonic::*;
     let m = e.ins.mnemonic();
@@ -324,7 +328,8 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Lmsw => lmsw,
         Clts => clts,
         Mov => mov_special,
-        Invd | Wbinvd | Invlpg => privileged_nop,
+        Invd | Wbinvd => privileged_nop,
+        Invlpg => invlpg,
         _ => return None,
     })
 }
