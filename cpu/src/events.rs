@@ -116,6 +116,11 @@ pub enum Event {
 pub trait Observer {
     /// One event, in the order the CPU produced them.
     fn event(&mut self, e: &Event);
+    /// Whether the CPU should stop at the next instruction boundary (a
+    /// debugger's catchpoint matched); asked after each event.
+    fn wants_stop(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that keeps every event in a shared list, for tests and small

@@ -23,6 +23,7 @@ pub mod regs;
 pub mod segment;
 pub mod task;
 
+pub use debug::{HostExec, HostHit, HostWatch};
 pub use events::{Event, Observer, Recorder};
 pub use interrupt::{Fault, Vector};
 pub use processor::{Cpu, CpuMode, StopReason};

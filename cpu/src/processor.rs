@@ -74,6 +74,8 @@ pub struct Cpu {
     pub(crate) bp_exec: bool,
     /// DR7 enables a data breakpoint.
     pub(crate) bp_data: bool,
+    /// Host (debugger) breakpoints and watchpoints; see [`crate::debug`].
+    pub(crate) host: crate::debug::HostDebug,
     /// Who listens to events (see [`crate::events`]); `None` costs one branch.
     pub(crate) observer: Option<Box<dyn Observer + Send>>,
     /// The instruction being executed, while an observer listens.
@@ -138,6 +140,7 @@ impl Cpu {
             pending_debug_trap: false,
             bp_exec: false,
             bp_data: false,
+            host: Default::default(),
             observer: None,
             observed_mnemonic: None,
             mem,
@@ -476,6 +479,12 @@ impl Cpu {
     /// Instruction-boundary work: code invalidation, interrupts, yields.
     #[cold]
     fn boundary_work(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache) -> Option<StopReason> {
+        if self.host.stop {
+            // The host debugger stops here, before any interrupt is taken,
+            // so it sees the instruction it broke on.
+            self.attention &= !ATTN_YIELD;
+            return Some(StopReason::Yield);
+        }
         if self.attention & ATTN_FLUSH != 0 {
             cache.flush();
             self.mem.clear_code_pages();
@@ -525,9 +534,14 @@ impl Cpu {
         let lin = cs.base.wrapping_add(self.eip);
         let code32 = cs.big();
         if self.bp_exec {
-            if let Err(f) = self.check_exec_breakpoints(lin) {
-                self.deliver_fault(bus, f);
-                return Link::NONE;
+            match self.check_exec_breakpoints(lin) {
+                Ok(false) => {}
+                // A host breakpoint: stop before this instruction.
+                Ok(true) => return Link::NONE,
+                Err(f) => {
+                    self.deliver_fault(bus, f);
+                    return Link::NONE;
+                }
             }
         }
         let phys = match self.translate_fetch(lin) {
@@ -581,6 +595,9 @@ impl Cpu {
     pub(crate) fn emit(&mut self, e: impl FnOnce() -> Event) {
         if let Some(o) = self.observer.as_mut() {
             o.event(&e());
+            if o.wants_stop() {
+                self.host_stop(crate::debug::HostHit::Event);
+            }
         }
     }
 
