@@ -2,3 +2,4 @@
 
 pub mod oracle;
 pub mod singlestep;
+pub mod x87;

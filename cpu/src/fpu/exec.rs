@@ -10,7 +10,7 @@
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
-use super::f80::{self, Class, Ctx, Ordering, B as _B, C0, C1, C2, C3, ES, EXC, F80, IE, SF};
+use super::f80::{self, Class, Ctx, Ordering, B as _B, C0, C1, C2, C3, DE, ES, EXC, F80, IE, SF};
 use super::transcendental::{self as tr, Trig};
 use crate::decode::Entry;
 use crate::exec::Handler;
@@ -270,6 +270,8 @@ fn arith(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> R {
     let mut ctx = cpu.fpu.ctx();
     let (dst, a, b) = if e.ins.op0_kind() == OpKind::Memory {
         let b = read_value(cpu, bus, e, &mut ctx)?;
+        ctx.src_denormal = ctx.flags & DE != 0;
+        ctx.flags &= !DE;
         note_ip(cpu, e);
         if cpu.fpu.st_empty(0) {
             ctx.flags = 0;
@@ -335,10 +337,11 @@ fn load(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> R {
 
 /// Push a computed value, with the stack-overflow check.
 fn push_result(cpu: &mut Cpu, mut ctx: Ctx, v: F80) {
-    let v = if !cpu.fpu.st_empty(7) {
+    let v = if !cpu.fpu.st_empty(7) && ctx.flags & SF == 0 {
         ctx.flags = 0;
         overflow(&mut ctx)
     } else {
+        // (A source underflow takes precedence: C1 stays 0.)
         v
     };
     if !ctx.blocks_store() {
@@ -490,6 +493,8 @@ fn compare(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> R {
     let mut ctx = cpu.fpu.ctx();
     let (b, b_empty) = if e.ins.op_count() > 0 && e.ins.op0_kind() == OpKind::Memory {
         let v = read_value(cpu, bus, e, &mut ctx)?;
+        ctx.src_denormal = ctx.flags & DE != 0;
+        ctx.flags &= !DE;
         (v, false)
     } else if m == Ftst {
         (F80::ZERO, false)
@@ -509,10 +514,13 @@ fn compare(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> R {
         Ordering::Unordered
     } else {
         let r = ctx.compare(cpu.fpu.st(0), b, quiet);
-        ctx.flags &= !C1;
+        // FCOM* clear C1; FCOMI* leave it alone.
+        ctx.flags = (ctx.flags & !C1) | if eflags { cpu.fpu.sw & C1 } else { 0 };
         r
     };
-    if !ctx.blocks_store() {
+    // The condition codes (or EFLAGS) report "unordered" even when the
+    // invalid-operation exception is unmasked; only the pops are skipped.
+    {
         if eflags {
             let (zf, pf, cf) = match o {
                 Ordering::Greater => (false, false, false),
@@ -529,6 +537,8 @@ fn compare(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> R {
             let c1 = cpu.fpu.sw & C1;
             cpu.fpu.set_cc(cc_of(o) | c1);
         }
+    }
+    if !ctx.blocks_store() {
         for _ in 0..pops {
             cpu.fpu.pop();
         }
@@ -572,8 +582,12 @@ fn unary(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> R {
     let m = e.ins.mnemonic();
     let mut ctx = cpu.fpu.ctx();
     let pushes = matches!(m, Fptan | Fsincos | Fxtract);
+    let trig = matches!(m, Fsin | Fcos | Fsincos | Fptan);
     if cpu.fpu.st_empty(0) {
         let v = underflow(&mut ctx);
+        if trig {
+            cpu.fpu.sw &= !C2;
+        }
         if !ctx.blocks_store() {
             cpu.fpu.set_st(0, v);
             if pushes {
@@ -590,6 +604,9 @@ fn unary(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> R {
     }
     if pushes && !cpu.fpu.st_empty(7) {
         let v = overflow(&mut ctx);
+        if trig {
+            cpu.fpu.sw &= !C2;
+        }
         if !ctx.blocks_store() {
             cpu.fpu.set_st(0, v);
             cpu.fpu.push(v);
@@ -663,6 +680,9 @@ fn binary(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> R {
     let to_st1 = matches!(m, Fyl2x | Fyl2xp1 | Fpatan);
     if cpu.fpu.st_empty(0) || cpu.fpu.st_empty(1) {
         let v = underflow(&mut ctx);
+        if matches!(m, Fprem | Fprem1) {
+            cpu.fpu.sw &= !C2;
+        }
         if !ctx.blocks_store() {
             if to_st1 {
                 cpu.fpu.set_st(1, v);
@@ -679,17 +699,20 @@ fn binary(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> R {
         Fscale => ctx.scale(x, y),
         Fprem | Fprem1 => {
             let q = ctx.remainder(x, y, m == Fprem1);
-            let c1 = ctx.flags & C1;
-            let cc = if !q.complete {
-                C2 | (cpu.fpu.sw & (C0 | C3)) | c1
+            let cc = if q.special {
+                // NaN or invalid operands: C0 and C3 are left alone.
+                cpu.fpu.sw & (C0 | C3)
+            } else if !q.complete {
+                // Partial remainder: C2 = 1, the quotient bits are cleared.
+                C2
             } else {
                 let b = |n: u8, f: u16| if q.q & (1 << n) != 0 { f } else { 0 };
                 b(2, C0) | b(1, C3) | b(0, C1)
             };
             if !ctx.blocks_store() {
                 cpu.fpu.set_st(0, q.value);
-                cpu.fpu.set_cc(cc);
             }
+            cpu.fpu.set_cc(cc);
             ctx.flags = (ctx.flags & !C1) | (cc & C1);
             cpu.fpu.commit(&ctx);
             return Ok(());
@@ -735,6 +758,8 @@ fn stack_op(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> R {
             if e.ins.mnemonic() == Ffreep {
                 fpu.pop();
             }
+            // C0–C3 are undefined; the reference host clears C1.
+            fpu.sw &= !C1;
         }
         Fxch => {
             let i = if e.ins.op_count() == 0 {
@@ -792,7 +817,8 @@ fn fcmov(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> R {
             cpu.fpu.set_st(0, v);
         }
     } else {
-        ctx.flags &= !C1;
+        // C1 is left alone (only a stack underflow clears it).
+        ctx.flags = (ctx.flags & !C1) | (cpu.fpu.sw & C1);
         if cond {
             let v = cpu.fpu.st(i);
             cpu.fpu.set_st(0, v);
@@ -903,13 +929,16 @@ fn env_size(e: &Entry) -> usize {
 }
 
 /// The opcode of the last non-control instruction (FOP, 11 bits): low 3
-/// bits of the escape byte and the ModR/M byte, read back from its code.
-fn last_opcode(cpu: &mut Cpu, bus: &mut dyn Bus) -> u16 {
+/// bits of the escape byte and the ModR/M byte, read back from its code
+/// when an image is stored (cheaper than keeping it per instruction).
+/// The bytes are read at the linear address as if it were physical: FOP is
+/// diagnostic only, and under paging it may be stale (a known limitation).
+fn last_opcode(cpu: &mut Cpu, _: &mut dyn Bus) -> u16 {
     let mut lin = cpu.fpu.fip_linear;
     for _ in 0..15 {
-        let b = cpu.read_linear_u8(bus, lin);
+        let b = cpu.mem.peek(lin);
         if (0xD8..=0xDF).contains(&b) {
-            let modrm = cpu.read_linear_u8(bus, lin.wrapping_add(1));
+            let modrm = cpu.mem.peek(lin.wrapping_add(1));
             return ((b as u16 & 7) << 8) | modrm as u16;
         }
         lin = lin.wrapping_add(1);

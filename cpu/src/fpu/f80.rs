@@ -318,6 +318,10 @@ pub struct Ctx {
     pub masks: u16,
     /// Exception flags raised so far, plus C1 when a result was rounded up.
     pub flags: u16,
+    /// The memory source operand was a single/double denormal (it is
+    /// normal once widened, but still raises DE in the operation, after
+    /// the invalid-operation checks).
+    pub src_denormal: bool,
 }
 
 impl Ctx {
@@ -332,6 +336,7 @@ impl Ctx {
             },
             masks: cw & EXC,
             flags: 0,
+            src_denormal: false,
         }
     }
 
@@ -390,6 +395,11 @@ impl Ctx {
             base_shift
         };
         let (mut keep, inexact, up) = self.round_bits(sign, sig, shift);
+        // An unmasked underflow to memory stores nothing, so nothing is
+        // inexact either.
+        let no_store = tiny && !rebias && !self.masked(UE);
+        let inexact = inexact && !no_store;
+        let up = up && !no_store;
         if inexact {
             self.flags |= PE;
             if tiny {
@@ -420,9 +430,15 @@ impl Ctx {
             if !self.masked(OE) && rebias {
                 e -= REBIAS;
             } else if !self.masked(OE) {
-                // Memory destination: nothing is stored; keep going with the
-                // masked response so the caller has something sensible.
-                return self.overflow(sign, fmt);
+                // Memory destination: nothing is stored (and so nothing is
+                // inexact).
+                self.flags &= !(PE | C1);
+                return Rounded {
+                    sign,
+                    exp: fmt.emax + 1,
+                    sig: 1 << (fmt.prec - 1),
+                    inf: true,
+                };
             } else {
                 return self.overflow(sign, fmt);
             }
@@ -524,8 +540,9 @@ impl Ctx {
     }
 
     /// NaN operands of a two-operand arithmetic instruction (SDM Vol. 1
-    /// Table 4-7, x87 column): an SNaN raises IE and is quieted; of two
-    /// NaNs the one with the larger significand wins.
+    /// Table 4-7, x87 column): an SNaN raises IE and is quieted; a QNaN
+    /// beats an SNaN; of two NaNs of the same kind the one with the larger
+    /// significand wins.
     pub(crate) fn propagate2(&mut self, a: F80, b: F80) -> F80 {
         let an = a.is_nan();
         let bn = b.is_nan();
@@ -535,7 +552,14 @@ impl Ctx {
         match (an, bn) {
             (true, true) => {
                 let (qa, qb) = (a.quiet(), b.quiet());
-                if qa.sig > qb.sig {
+                let (sa, sb) = (a.class() == Class::SNaN, b.class() == Class::SNaN);
+                if sa != sb {
+                    if sa {
+                        qb
+                    } else {
+                        qa
+                    }
+                } else if qa.sig > qb.sig {
                     qa
                 } else if qb.sig > qa.sig {
                     qb
@@ -550,10 +574,12 @@ impl Ctx {
         }
     }
 
-    /// Operand screening shared by the two-operand arithmetic: unsupported
-    /// encodings and NaNs give their result here; denormals raise DE.
+    /// Operand screening shared by the two-operand arithmetic, in the
+    /// priority order of SDM Vol. 1 §8.7: unsupported encodings and NaNs
+    /// give their result here, then an operation-specific invalid case
+    /// (`invalid`, e.g. ∞ − ∞), then denormal operands raise DE.
     #[inline]
-    fn screen2(&mut self, a: F80, b: F80) -> Option<F80> {
+    pub(crate) fn screen2(&mut self, a: F80, b: F80, invalid: bool) -> Option<F80> {
         let (ca, cb) = (a.class(), b.class());
         if ca == Class::Unsupported || cb == Class::Unsupported {
             return Some(self.invalid());
@@ -561,15 +587,30 @@ impl Ctx {
         if matches!(ca, Class::QNaN | Class::SNaN) || matches!(cb, Class::QNaN | Class::SNaN) {
             return Some(self.propagate2(a, b));
         }
-        if ca == Class::Denormal || cb == Class::Denormal {
-            self.flags |= DE;
+        if invalid {
+            return Some(self.invalid());
+        }
+        if ca == Class::Denormal || cb == Class::Denormal || self.src_denormal {
+            return self.denormal_operand();
         }
         None
     }
 
-    /// One-operand screening.
+    /// A denormal operand: DE; when DE is unmasked the operation is not
+    /// performed at all (SDM Vol. 1 §8.5.2), so no other flag is raised.
     #[inline]
-    fn screen1(&mut self, a: F80) -> Option<F80> {
+    pub(crate) fn denormal_operand(&mut self) -> Option<F80> {
+        self.flags |= DE;
+        if self.masked(DE) {
+            None
+        } else {
+            Some(F80::INDEFINITE)
+        }
+    }
+
+    /// One-operand screening (same order as [`Ctx::screen2`]).
+    #[inline]
+    pub(crate) fn screen1(&mut self, a: F80, invalid: bool) -> Option<F80> {
         match a.class() {
             Class::Unsupported => Some(self.invalid()),
             Class::SNaN => {
@@ -577,17 +618,18 @@ impl Ctx {
                 Some(a.quiet())
             }
             Class::QNaN => Some(a),
-            Class::Denormal => {
-                self.flags |= DE;
-                None
-            }
+            _ if invalid => Some(self.invalid()),
+            Class::Denormal => self.denormal_operand(),
             _ => None,
         }
     }
 
     /// a + b (or a − b with `negate_b`), rounded with precision control.
     pub fn add(&mut self, a: F80, b: F80, negate_b: bool) -> F80 {
-        if let Some(r) = self.screen2(a, b) {
+        let inf_minus_inf = a.class() == Class::Infinity
+            && b.class() == Class::Infinity
+            && (a.sign() != b.sign()) != negate_b;
+        if let Some(r) = self.screen2(a, b, inf_minus_inf) {
             return r;
         }
         let b = if negate_b { b.neg() } else { b };
@@ -655,7 +697,10 @@ impl Ctx {
 
     /// a × b.
     pub fn mul(&mut self, a: F80, b: F80) -> F80 {
-        if let Some(r) = self.screen2(a, b) {
+        let (ca, cb) = (a.class(), b.class());
+        let zero_inf = (ca == Class::Zero && cb == Class::Infinity)
+            || (ca == Class::Infinity && cb == Class::Zero);
+        if let Some(r) = self.screen2(a, b, zero_inf) {
             return r;
         }
         let s = a.sign() != b.sign();
@@ -678,7 +723,16 @@ impl Ctx {
 
     /// a ÷ b.
     pub fn div(&mut self, a: F80, b: F80) -> F80 {
-        if let Some(r) = self.screen2(a, b) {
+        // A finite non-zero dividend over zero is a zero divide and nothing
+        // else: the denormal-operand check does not happen (seen on hardware).
+        if b.class() == Class::Zero && matches!(a.class(), Class::Normal | Class::Denormal) {
+            self.flags |= ZE;
+            return F80::inf(a.sign() != b.sign());
+        }
+        let (ca, cb) = (a.class(), b.class());
+        let bad = (ca == Class::Zero && cb == Class::Zero)
+            || (ca == Class::Infinity && cb == Class::Infinity);
+        if let Some(r) = self.screen2(a, b, bad) {
             return r;
         }
         let s = a.sign() != b.sign();
@@ -714,7 +768,7 @@ impl Ctx {
 
     /// √a.
     pub fn sqrt(&mut self, a: F80) -> F80 {
-        if let Some(r) = self.screen1(a) {
+        if let Some(r) = self.screen1(a, a.sign() && a.class() != Class::Zero) {
             return r;
         }
         match a.class() {
@@ -757,7 +811,7 @@ impl Ctx {
 
     /// Round to an integer by the rounding mode (FRNDINT).
     pub fn round_int(&mut self, a: F80) -> F80 {
-        if let Some(r) = self.screen1(a) {
+        if let Some(r) = self.screen1(a, false) {
             return r;
         }
         match a.class() {
@@ -798,9 +852,7 @@ impl Ctx {
                 return None;
             }
         }
-        if a.class() == Class::Denormal {
-            self.flags |= DE;
-        }
+        // No DE: FIST lists no #D (a denormal rounds to 0 or ±1).
         let u = a.unpack();
         let limit: u128 = 1u128 << (bits - 1);
         if u.exp >= 64 {
@@ -902,8 +954,9 @@ impl Ctx {
                 let frac = ((a.sig << 1) >> (64 - frac_bits)) | (1 << (frac_bits - 1));
                 return inf | frac;
             }
-            Class::Denormal => self.flags |= DE,
-            Class::Normal => {}
+            // No DE here: FST/FSTP m32/m64 list no #D (SDM Vol. 2A FST);
+            // the value simply underflows.
+            Class::Denormal | Class::Normal => {}
         }
         let u = a.unpack();
         let r = self.round_to(u.sign, u.exp, (u.sig as u128) << 64, fmt, false);
@@ -930,7 +983,7 @@ impl Ctx {
         if matches!(ca, Class::QNaN) || matches!(cb, Class::QNaN) {
             return Ordering::Unordered;
         }
-        if ca == Class::Denormal || cb == Class::Denormal {
+        if ca == Class::Denormal || cb == Class::Denormal || self.src_denormal {
             self.flags |= DE;
         }
         cmp_ordered(a, b)
@@ -938,7 +991,7 @@ impl Ctx {
 
     /// FXTRACT: (exponent, significand) of `a`.
     pub fn extract(&mut self, a: F80) -> (F80, F80) {
-        if let Some(r) = self.screen1(a) {
+        if let Some(r) = self.screen1(a, false) {
             return (r, r);
         }
         match a.class() {
@@ -959,10 +1012,12 @@ impl Ctx {
 
     /// FSCALE: a × 2^trunc(b).
     pub fn scale(&mut self, a: F80, b: F80) -> F80 {
-        if let Some(r) = self.screen2(a, b) {
+        let (ca, cb) = (a.class(), b.class());
+        let bad = cb == Class::Infinity
+            && ((ca == Class::Zero && !b.sign()) || (ca == Class::Infinity && b.sign()));
+        if let Some(r) = self.screen2(a, b, bad) {
             return r;
         }
-        let (ca, cb) = (a.class(), b.class());
         if cb == Class::Infinity {
             return match (ca, b.sign()) {
                 (Class::Zero, false) | (Class::Infinity, true) => self.invalid(),
@@ -995,7 +1050,14 @@ impl Ctx {
             }
         };
         let u = a.unpack();
-        self.round_ext64(u.sign, u.exp + n as i32, (u.sig as u128) << 64)
+        let r = self.round_ext64(u.sign, u.exp + n as i32, (u.sig as u128) << 64);
+        // The reference host reports an unmasked FSCALE overflow under
+        // round-to-nearest as inexact and rounded up as well, although the
+        // rebiased result is exact (not under the directed modes).
+        if self.flags & OE != 0 && !self.masked(OE) && self.rc == 0 {
+            self.flags |= PE | C1;
+        }
+        r
     }
 
     /// Load a constant held to 128 bits, rounded by RC (FLDPI & co; the
@@ -1074,6 +1136,8 @@ pub struct Remainder {
     pub q: u8,
     /// False for a partial remainder (C2 = 1).
     pub complete: bool,
+    /// The result is a NaN from NaN or invalid operands (no quotient).
+    pub special: bool,
 }
 
 impl Ctx {
@@ -1086,13 +1150,15 @@ impl Ctx {
             value: v,
             q: 0,
             complete: true,
+            special: false,
         };
-        if let Some(r) = self.screen2(a, b) {
-            return done(r);
-        }
+        let special = |v: F80| Remainder {
+            special: true,
+            ..done(v)
+        };
         let (ca, cb) = (a.class(), b.class());
-        if ca == Class::Infinity || cb == Class::Zero {
-            return done(self.invalid());
+        if let Some(r) = self.screen2(a, b, ca == Class::Infinity || cb == Class::Zero) {
+            return special(r);
         }
         if ca == Class::Zero || cb == Class::Infinity {
             return done(a);
@@ -1114,6 +1180,7 @@ impl Ctx {
                 value,
                 q: 0,
                 complete: false,
+                special: false,
             };
         }
         if d < -1 {
@@ -1141,6 +1208,7 @@ impl Ctx {
             value,
             q: (q & 7) as u8,
             complete: true,
+            special: false,
         }
     }
 
@@ -1184,9 +1252,6 @@ impl Ctx {
         let v = match a.class() {
             Class::Zero => 0u64,
             Class::Normal | Class::Denormal => {
-                if a.class() == Class::Denormal {
-                    self.flags |= DE;
-                }
                 let u = a.unpack();
                 if u.exp >= 64 {
                     self.flags |= IE;

@@ -172,7 +172,8 @@ impl Fpu {
         if self.valid & (1 << r) == 0 {
             return Tag::Empty;
         }
-        match self.regs[r].class() {
+        let v = self.regs[r];
+        match v.class() {
             Class::Zero => Tag::Zero,
             Class::Normal => Tag::Valid,
             _ => Tag::Special,

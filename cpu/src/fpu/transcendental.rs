@@ -22,7 +22,7 @@
 //!   gives; |x| ≥ 2^63 is out of range (C2 = 1, operand unchanged). The
 //!   reduced argument (|r| ≤ π/4) goes through the sine and cosine series.
 
-use super::f80::{Class, Ctx, DE, F80, IE, ZE};
+use super::f80::{Class, Ctx, F80, IE, ZE};
 
 /// A working float: value = m / 2^127 × 2^exp, `m` normalised (bit 127
 /// set) or zero.
@@ -129,7 +129,15 @@ impl W {
             (o, self)
         };
         let d = (a.exp - b.exp) as u32;
-        let bm = if d >= 128 { 0 } else { b.m >> d };
+        // Bits shifted out leave a sticky 1, so a final rounding still sees
+        // an inexact (and correctly signed) remainder.
+        let bm = if d >= 128 {
+            1
+        } else if d == 0 {
+            b.m
+        } else {
+            (b.m >> d) | (b.m << (128 - d) != 0) as u128
+        };
         if a.neg == b.neg {
             let (s, c) = a.m.overflowing_add(bm);
             if c {
@@ -203,6 +211,8 @@ impl W {
             carry = r >> 127 != 0;
             r <<= 1;
         }
+        // Sticky: a non-zero remainder keeps the quotient marked inexact.
+        q |= (r != 0 || carry) as u128;
         W {
             neg: self.neg != o.neg,
             exp: e,
@@ -270,6 +280,31 @@ impl W {
         }
     }
 
+    /// The value nudged by one unit of the 128-bit significand toward
+    /// zero (`toward_zero`) or away from it: "x minus a tiny positive
+    /// amount" for series whose next term lies far below 2^-128.
+    fn nudge(self, toward_zero: bool) -> W {
+        if toward_zero {
+            if self.m == 1 << 127 {
+                W {
+                    exp: self.exp - 1,
+                    m: u128::MAX,
+                    ..self
+                }
+            } else {
+                W {
+                    m: self.m - 1,
+                    ..self
+                }
+            }
+        } else {
+            W {
+                m: self.m | 1,
+                ..self
+            }
+        }
+    }
+
     /// Round to an F80 by RC.
     fn round(self, ctx: &mut Ctx) -> F80 {
         if self.is_zero() {
@@ -286,10 +321,10 @@ fn series(first: W, mut next: impl FnMut(W, u32) -> W) -> W {
     let mut term = first;
     for k in 1..200u32 {
         term = next(term, k);
+        sum = sum.add(term);
         if term.is_zero() || term.exp < sum.exp - 130 {
             break;
         }
-        sum = sum.add(term);
     }
     sum
 }
@@ -308,10 +343,10 @@ fn two_atanh(s: W) -> W {
     for k in 1..200u32 {
         pow = pow.mul(s2);
         let term = pow.div_small(2 * k + 1);
+        sum = sum.add(term);
         if term.is_zero() || term.exp < sum.exp - 130 {
             break;
         }
-        sum = sum.add(term);
     }
     W {
         exp: sum.exp + 1,
@@ -346,6 +381,9 @@ fn log2(x: W) -> W {
 
 /// atan t for 0 ≤ t ≤ 1.
 fn atan01(t: W) -> W {
+    if t.exp < TINY {
+        return t.nudge(true);
+    }
     let mut t = t;
     for _ in 0..2 {
         let d = W::ONE.add(W::ONE.add(t.mul(t)).sqrt());
@@ -357,10 +395,10 @@ fn atan01(t: W) -> W {
     for k in 1..200u32 {
         pow = pow.mul(t2).neg();
         let term = pow.div_small(2 * k + 1);
+        sum = sum.add(term);
         if term.is_zero() || term.exp < sum.exp - 130 {
             break;
         }
-        sum = sum.add(term);
     }
     W {
         exp: sum.exp + 2,
@@ -368,7 +406,14 @@ fn atan01(t: W) -> W {
     }
 }
 
+/// Below this exponent the first neglected term of sin/tan/atan is under
+/// 2^-130 relative: the result is r nudged by a sticky unit.
+const TINY: i32 = -66;
+
 fn sin_series(r: W) -> W {
+    if r.exp < TINY {
+        return r.nudge(true);
+    }
     let r2 = r.mul(r);
     series(r, |term, k| {
         term.mul(r2).div_small(2 * k).div_small(2 * k + 1).neg()
@@ -376,6 +421,9 @@ fn sin_series(r: W) -> W {
 }
 
 fn cos_series(r: W) -> W {
+    if r.exp < TINY {
+        return W::ONE.nudge(true);
+    }
     let r2 = r.mul(r);
     series(W::ONE, |term, k| {
         term.mul(r2).div_small(2 * k - 1).div_small(2 * k).neg()
@@ -439,7 +487,11 @@ fn trig_screen(ctx: &mut Ctx, x: F80) -> Result<Option<(u32, W)>, F80> {
             return Err(x.quiet());
         }
         Class::QNaN => return Err(x),
-        Class::Denormal => ctx.flags |= DE,
+        Class::Denormal => {
+            if let Some(v) = ctx.denormal_operand() {
+                return Err(v);
+            }
+        }
         _ => {}
     }
     if x.class() != Class::Zero && x.unpack().exp >= 63 {
@@ -475,7 +527,10 @@ pub fn sincos(ctx: &mut Ctx, x: F80) -> Trig {
         2 => (s.neg(), c.neg()),
         _ => (c.neg(), s),
     };
-    Trig::Done(s.round(ctx), c.round(ctx))
+    // Round the cosine first: C1 reports the sine's rounding (as hardware).
+    let c = c.round(ctx);
+    let s = s.round(ctx);
+    Trig::Done(s, c)
 }
 
 /// sin x only (FSIN), so flags reflect one rounding.
@@ -504,6 +559,9 @@ pub fn cos(ctx: &mut Ctx, x: F80) -> Trig {
 /// tan x (FPTAN; the caller pushes 1.0).
 pub fn tan(ctx: &mut Ctx, x: F80) -> Trig {
     one_trig(ctx, x, |quad, r| {
+        if r.exp < TINY && quad & 1 == 0 {
+            return r.nudge(false);
+        }
         let (s, c) = (sin_series(r), cos_series(r));
         if quad & 1 == 0 {
             s.div(c)
@@ -535,7 +593,11 @@ pub fn f2xm1(ctx: &mut Ctx, x: F80) -> F80 {
         }
         Class::QNaN | Class::Zero => return x,
         Class::Infinity => return if x.sign() { F80::ONE.neg() } else { x },
-        Class::Denormal => ctx.flags |= DE,
+        Class::Denormal => {
+            if let Some(v) = ctx.denormal_operand() {
+                return v;
+            }
+        }
         Class::Normal => {}
     }
     expm1(W::from_f80(x).mul(W::LN2)).round(ctx)
@@ -543,18 +605,8 @@ pub fn f2xm1(ctx: &mut Ctx, x: F80) -> F80 {
 
 /// Shared NaN/unsupported screening of the two-operand transcendentals
 /// (x = ST(0), y = ST(1)).
-fn screen_xy(ctx: &mut Ctx, x: F80, y: F80) -> Option<F80> {
-    let (cx, cy) = (x.class(), y.class());
-    if cx == Class::Unsupported || cy == Class::Unsupported {
-        return Some(ctx.invalid());
-    }
-    if x.is_nan() || y.is_nan() {
-        return Some(ctx.propagate2(x, y));
-    }
-    if cx == Class::Denormal || cy == Class::Denormal {
-        ctx.flags |= DE;
-    }
-    None
+fn screen_xy(ctx: &mut Ctx, x: F80, y: F80, invalid: bool) -> Option<F80> {
+    ctx.screen2(x, y, invalid)
 }
 
 /// y × L rounded once, where L = `l` (None for L = +0), with the ∞/0 rules.
@@ -573,12 +625,16 @@ fn times(ctx: &mut Ctx, y: F80, l: Option<W>) -> F80 {
 
 /// FYL2X: y · log2 x.
 pub fn fyl2x(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
-    if let Some(r) = screen_xy(ctx, x, y) {
-        return r;
-    }
     let (cx, cy) = (x.class(), y.class());
-    if x.sign() && cx != Class::Zero {
-        return ctx.invalid();
+    let bad = (x.sign() && cx != Class::Zero)
+        || (cy == Class::Zero && matches!(cx, Class::Zero | Class::Infinity));
+    // y · log2(±0) with finite non-zero y: a zero divide, no DE (as FDIV).
+    if cx == Class::Zero && matches!(cy, Class::Normal | Class::Denormal) {
+        ctx.flags |= ZE;
+        return F80::inf(!y.sign());
+    }
+    if let Some(r) = screen_xy(ctx, x, y, bad) {
+        return r;
     }
     if cx == Class::Zero {
         return match cy {
@@ -603,10 +659,12 @@ pub fn fyl2x(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
 
 /// FYL2XP1: y · log2(1 + x) (defined for |x| < 1 − √2/2).
 pub fn fyl2xp1(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
-    if let Some(r) = screen_xy(ctx, x, y) {
+    let cx = x.class();
+    let bad =
+        (cx == Class::Zero && y.class() == Class::Infinity) || (cx == Class::Infinity && x.sign());
+    if let Some(r) = screen_xy(ctx, x, y, bad) {
         return r;
     }
-    let cx = x.class();
     if cx == Class::Zero {
         return match y.class() {
             Class::Infinity => ctx.invalid(),
@@ -614,10 +672,11 @@ pub fn fyl2xp1(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
         };
     }
     if cx == Class::Infinity {
-        return if x.sign() {
+        // log2(+∞) = +∞ (−∞ was screened as invalid).
+        return if y.class() == Class::Zero {
             ctx.invalid()
         } else {
-            times(ctx, y, Some(W::ONE))
+            F80::inf(y.sign())
         };
     }
     let xw = W::from_f80(x);
@@ -632,7 +691,7 @@ pub fn fyl2xp1(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
 
 /// FPATAN: atan2(y, x) with y = ST(1), x = ST(0).
 pub fn fpatan(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
-    if let Some(r) = screen_xy(ctx, x, y) {
+    if let Some(r) = screen_xy(ctx, x, y, false) {
         return r;
     }
     let (cx, cy) = (x.class(), y.class());
