@@ -11,8 +11,9 @@
 //! results may differ by the documented ulp bound (and then the PE/C1 bits
 //! that depend on the rounding direction are not compared).
 //!
-//! `PROPTEST_CASES` scales the counts (default 256 per group, 1/4 of that
-//! for the slower transcendentals).
+//! `PROPTEST_CASES` sets the count per group (default 1024; a quarter of
+//! that for the transcendentals). The seed is fixed so `cargo test` is
+//! deterministic; `PROPTEST_RNG_SEED=n` explores elsewhere.
 
 #[cfg(all(target_arch = "x86_64", unix))]
 mod host {
@@ -31,7 +32,7 @@ mod host {
         let n = std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(256u32);
+            .unwrap_or(1024u32);
         (n / scale).max(16)
     }
 
@@ -371,6 +372,11 @@ mod host {
             // FSCALE with OE or UE unmasked: the host neither rebiases
             // consistently nor follows the SDM (see the FPU notes); skipped.
             prop_assume!(!(c.bytes == [0xD9, 0xFD] && c.state.cw & 0x18 != 0x18));
+            // FPREM/FPREM1 handing back a pseudo-denormal ST(0) unchanged:
+            // the host stores the same bits but tags them valid (00), which
+            // a tag computed from the contents cannot express; skipped.
+            let pseudo = c.state.st[0].biased_exp() == 0 && c.state.st[0].sig >> 63 == 1;
+            prop_assume!(!(matches!(c.bytes[..], [0xD9, 0xF8] | [0xD9, 0xF5]) && pseudo));
             compare(&c, 0)?;
         }
 
@@ -404,6 +410,9 @@ mod host {
                 _ => true,
             };
             prop_assume!(defined || x.is_nan() || x.biased_exp() == 0x7FFF);
+            // PE/UE are not compared here (see `compare`), so they must not
+            // decide whether ES is set either.
+            prop_assume!(c.state.cw & 0x30 == 0x30);
             compare(&c, 1)?;
         }
     }
