@@ -152,8 +152,10 @@ impl F80 {
         }
     }
 
-    /// The same value with the sign bit flipped.
+    /// The same value with the sign bit flipped (FCHS: a bit operation on
+    /// any encoding, NaNs included, hence not `std::ops::Neg`).
     #[inline]
+    #[allow(clippy::should_implement_trait)]
     pub fn neg(self) -> F80 {
         F80 {
             sig: self.sig,
