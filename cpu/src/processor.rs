@@ -323,6 +323,13 @@ impl Cpu {
         Ok(())
     }
 
+    /// Write CR0/CR2/CR3/CR4 as MOV CRn would (checks, TLB flushes, CPL on
+    /// leaving protected mode), for debuggers, snapshot restore and test
+    /// harnesses.
+    pub fn write_control_register(&mut self, n: usize, v: u32) -> Result<(), Fault> {
+        self.write_cr(n, v)
+    }
+
     /// Flush the TLB (keeping global entries when CR4.PGE and `keep_global`).
     pub(crate) fn flush_tlb(&mut self, cause: ringside_mmu::FlushCause, keep_global: bool) {
         let keep = keep_global && self.cr[4] & (1 << 7) != 0;

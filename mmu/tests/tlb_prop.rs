@@ -70,8 +70,16 @@ fn tlb_translate(
     }
 }
 
+/// 256 cases by default; `PROPTEST_CASES` scales the campaign up.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn tlb_equals_fresh_walk(wp in any::<bool>(), pge in any::<bool>(), ops in proptest::collection::vec(op(), 1..200)) {

@@ -156,6 +156,24 @@ pub fn load(cpu: &mut Cpu, s: SegReg, sel: u16) {
 }
 
 /// Assemble `body` (32-bit) and run it at `cpl` until it ends.
+/// Put the CPU in flat protected mode at `cpl` with `bytes` at CODE.
+pub fn enter(cpu: &mut Cpu, cpl: u8, bytes: &[u8]) {
+    write(cpu, CODE, bytes);
+    let (code_sel, data_sel) = if cpl == 3 {
+        (CODE3, DATA3)
+    } else {
+        (CODE0, DATA0)
+    };
+    load(cpu, SegReg::Cs, code_sel);
+    for s in [SegReg::Ss, SegReg::Ds, SegReg::Es, SegReg::Fs, SegReg::Gs] {
+        load(cpu, s, data_sel);
+    }
+    cpu.set_cpl(cpl);
+    cpu.wake();
+    cpu.eip = CODE;
+    cpu.regs[gpr::ESP] = if cpl == 3 { STACK3 } else { STACK0 };
+}
+
 pub fn run(
     cpu: &mut Cpu,
     cpl: u8,
