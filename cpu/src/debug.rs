@@ -84,7 +84,7 @@ impl Cpu {
             };
             let start = self.dr[i] & !(len - 1);
             let (a0, a1) = (lin as u64, lin as u64 + size as u64 - 1);
-            if a0 <= start as u64 + len as u64 - 1 && a1 >= start as u64 {
+            if a0 < start as u64 + len as u64 && a1 >= start as u64 {
                 hits |= 1 << i;
             }
         }

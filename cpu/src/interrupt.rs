@@ -323,7 +323,7 @@ impl Cpu {
         // Faults push RF set, so the IRET back re-executes the instruction
         // without re-triggering an instruction breakpoint (SDM Vol. 3B
         // §17.3.1.1); traps and interrupts push it as it is.
-        let fault_class = source == Source::Exception && !matches!(vector, 1 | 2 | 3 | 4);
+        let fault_class = source == Source::Exception && !matches!(vector, 1..=4);
         let old_flags = self.flags.get() | if fault_class { RF } else { 0 };
         let old_cs = self.segs[SegReg::Cs as usize].selector as u32;
         let old_eip = self.eip;

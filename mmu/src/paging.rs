@@ -141,7 +141,7 @@ pub fn walk(
     set_ad: bool,
 ) -> Result<Translation, PageFault> {
     let mut levels: [Option<Level>; 3] = [None; 3];
-    let ecode_base = (access.write as u32) * pf::W | (access.user as u32) * pf::U;
+    let ecode_base = if access.write { pf::W } else { 0 } | if access.user { pf::U } else { 0 };
     let not_present = |levels| PageFault {
         error: ecode_base,
         levels,
