@@ -931,15 +931,17 @@ fn env_size(e: &Entry) -> usize {
 /// The opcode of the last non-control instruction (FOP, 11 bits): low 3
 /// bits of the escape byte and the ModR/M byte, read back from its code
 /// when an image is stored (cheaper than keeping it per instruction).
-/// The bytes are read at the linear address as if it were physical: FOP is
-/// diagnostic only, and under paging it may be stale (a known limitation).
-fn last_opcode(cpu: &mut Cpu, _: &mut dyn Bus) -> u16 {
+/// The bytes are read through paging as a supervisor access; if the page
+/// went away since, FOP reads as 0 rather than faulting (it is diagnostic).
+fn last_opcode(cpu: &mut Cpu, bus: &mut dyn Bus) -> u16 {
     let mut lin = cpu.fpu.fip_linear;
     for _ in 0..15 {
-        let b = cpu.mem.peek(lin);
+        let Ok(b) = cpu.read_lin(bus, lin, 1, false) else {
+            return 0;
+        };
         if (0xD8..=0xDF).contains(&b) {
-            let modrm = cpu.mem.peek(lin.wrapping_add(1));
-            return ((b as u16 & 7) << 8) | modrm as u16;
+            let modrm = cpu.read_lin(bus, lin.wrapping_add(1), 1, false).unwrap_or(0);
+            return (((b & 7) << 8) | (modrm & 0xFF)) as u16;
         }
         lin = lin.wrapping_add(1);
     }
