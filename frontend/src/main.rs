@@ -85,6 +85,11 @@ struct GuestOptions {
     /// use); `off` runs as fast as possible.
     #[arg(long, value_name = "off|realtime", default_value = "off", value_parser = parse_pace)]
     pace: Pace,
+    /// On a triple fault, end the run (exit status 4, with the faulting
+    /// CS:EIP and the last exception) instead of resetting the guest, like
+    /// QEMU's -no-reboot.
+    #[arg(long)]
+    no_reboot: bool,
 }
 
 /// Where the RTC starts.
@@ -315,6 +320,7 @@ fn machine_config(guest: &GuestOptions, extra_post_port: Option<u16>) -> Result<
         rtc_start,
         com1: serial_from_arg(&guest.serial)?,
         pace: guest.pace,
+        no_reboot: guest.no_reboot,
         ..MachineConfig::default()
     })
 }

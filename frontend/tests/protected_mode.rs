@@ -74,3 +74,35 @@ fn protected_mode_guest_matches_qemu() {
     );
     assert_eq!(q.status.code(), Some(1));
 }
+
+/// A ROM that triple-faults at once (IDT limit 0 in protected mode... here
+/// simply: real mode with an IVT limit of 0 and an INT 3).
+fn triple_fault_rom() -> Vec<u8> {
+    let mut rom = vec![0xF4u8; 0x1_0000];
+    // F000:0000: lidt [cs:0x100] (limit 0) ; int3  → #GP → #DF → shutdown.
+    let code = [0x2E, 0x0F, 0x01, 0x1E, 0x00, 0x01, 0xCC];
+    rom[..code.len()].copy_from_slice(&code);
+    rom[0x100..0x106].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
+    rom[0xFFF0..0xFFF5].copy_from_slice(&[0xEA, 0x00, 0x00, 0x00, 0xF0]);
+    rom
+}
+
+#[test]
+fn no_reboot_ends_the_run_on_a_triple_fault() {
+    let rom = rom_file("triple.bin", &triple_fault_rom());
+    let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args(["run", "--no-reboot", "--max-instructions", "10000", "--bios"])
+        .arg(&rom)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("triple fault at F000:"), "{stderr}");
+    // Without the flag the guest resets and loops until the limit.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args(["run", "--max-instructions", "10000", "--bios"])
+        .arg(&rom)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124));
+}

@@ -98,6 +98,9 @@ pub struct MachineConfig {
     pub com1: SerialBackend,
     /// Slow the guest down to wall-clock speed.
     pub pace: Pace,
+    /// End the run on a triple fault instead of resetting the guest (QEMU's
+    /// `-no-reboot`), so the fault can be looked at.
+    pub no_reboot: bool,
 }
 
 impl Default for MachineConfig {
@@ -111,6 +114,7 @@ impl Default for MachineConfig {
             boot_order: CmosConfig::default().boot_order,
             com1: SerialBackend::Null,
             pace: Pace::Off,
+            no_reboot: false,
         }
     }
 }
@@ -161,6 +165,15 @@ pub enum RunOutcome {
         /// Its offset.
         eip: u32,
     },
+    /// A triple fault with `no_reboot` set: the processor shut down.
+    TripleFault {
+        /// The last exception the CPU tried to deliver.
+        vector: u8,
+        /// CS selector when it shut down.
+        cs: u16,
+        /// EIP when it shut down.
+        eip: u32,
+    },
 }
 
 impl RunOutcome {
@@ -173,6 +186,7 @@ impl RunOutcome {
             RunOutcome::Exit(v) => (((v << 1) | 1) & 0xFF) as i32,
             RunOutcome::MaxInstructions => 124,
             RunOutcome::HaltedForever { .. } | RunOutcome::HaltedNoInterruptSource { .. } => 3,
+            RunOutcome::TripleFault { .. } => 4,
         }
     }
 
@@ -192,6 +206,10 @@ impl RunOutcome {
                 "CPU halted at {cs:04X}:{:04X} with interrupts enabled, but no device on this board \
                  will interrupt (every IRQ masked or no timer running): nothing can wake it",
                 eip.wrapping_sub(1)
+            ),
+            RunOutcome::TripleFault { vector, cs, eip } => format!(
+                "triple fault at {cs:04X}:{eip:08X} (last exception: vector {vector}); \
+                 the guest was not reset (--no-reboot)"
             ),
         }
     }
@@ -252,6 +270,8 @@ pub struct Machine {
     pace_origin: Option<(Instant, u64)>,
     /// Virtual cycles skipped while halted.
     idle_cycles: u64,
+    /// End the run on a triple fault instead of resetting.
+    no_reboot: bool,
 }
 
 impl std::fmt::Debug for Machine {
@@ -294,6 +314,7 @@ impl Machine {
             pace: config.pace,
             pace_origin: None,
             idle_cycles: 0,
+            no_reboot: config.no_reboot,
         };
         m.apply_a20();
         Ok(m)
@@ -369,6 +390,11 @@ impl Machine {
                         }
                         _ => return RunOutcome::HaltedNoInterruptSource { cs, eip },
                     }
+                }
+                StopReason::Shutdown if self.no_reboot => {
+                    let vector = self.cpu.last_exception.map_or(0xFF, |f| f.vector);
+                    let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize].selector;
+                    return RunOutcome::TripleFault { vector, cs, eip: self.cpu.eip };
                 }
                 StopReason::Shutdown => {
                     let what = self
