@@ -7,6 +7,8 @@
 //! `ringside: error: FILE: problem`. `ringside demo` maps the demo's success
 //! to 0.
 
+mod repl;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -174,6 +176,40 @@ struct RunArgs {
     disks: DiskArgs,
     #[command(flatten)]
     guest: GuestOptions,
+    #[command(flatten)]
+    debug: DebugArgs,
+}
+
+/// The debugger: a REPL, a script of its commands, or a gdb stub.
+#[derive(Args, Debug, Default)]
+struct DebugArgs {
+    /// Start in the debugger REPL, stopped at the reset vector F000:FFF0
+    /// before the first instruction (`help` lists its commands).
+    #[arg(long)]
+    debug: bool,
+    /// Run the debugger commands in FILE (one per line, `#` comments),
+    /// printing each and its output, instead of an interactive REPL.
+    #[arg(long, value_name = "FILE")]
+    debug_script: Option<PathBuf>,
+}
+
+impl DebugArgs {
+    fn active(&self) -> bool {
+        self.debug || self.debug_script.is_some()
+    }
+}
+
+/// Debug the machine as `args` says; the exit status is the guest's when
+/// its run ended under the debugger, else 0.
+fn debug_machine(m: &mut Machine, args: &DebugArgs, max_instructions: Option<u64>) -> Result<u8> {
+    let mut dbg = ringside_machine::debugger::Debugger::new();
+    dbg.max_instructions = max_instructions;
+    let status = match &args.debug_script {
+        Some(path) => repl::run_script(m, &mut dbg, path)?,
+        None => repl::run_interactive(m, &mut dbg)?,
+    };
+    dbg.disarm(m);
+    Ok(status)
 }
 
 /// Disk images on the IDE controller.
@@ -228,6 +264,8 @@ struct DemoArgs {
     /// isa-debug-exit,iobase=0xf4,iosize=4`).
     #[arg(long, value_name = "FILE")]
     save_rom: Option<PathBuf>,
+    #[command(flatten)]
+    debug: DebugArgs,
 }
 
 #[derive(Args, Debug)]
@@ -380,6 +418,11 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
     let config = machine_config(&args.guest, args.post_port)?;
     let mut m = Machine::new(rom, config)?;
     attach_disks(&mut m, &args.disks)?;
+    if args.debug.active() {
+        let status = debug_machine(&mut m, &args.debug, args.guest.max_instructions)?;
+        m.pc.ide.flush()?;
+        return Ok(status);
+    }
     let _terminal = RawTerminal::new(&args.guest.serial);
     let outcome = m.run(RunLimits {
         max_instructions: args.guest.max_instructions,
@@ -402,6 +445,9 @@ fn cmd_demo(args: DemoArgs) -> Result<u8> {
     }
     let config = machine_config(&args.guest, None)?;
     let mut m = Machine::new(ringside_roms::DEMO.to_vec(), config)?;
+    if args.debug.active() {
+        return debug_machine(&mut m, &args.debug, args.guest.max_instructions);
+    }
     let outcome = m.run(RunLimits {
         max_instructions: args.guest.max_instructions,
     });

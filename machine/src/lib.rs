@@ -9,6 +9,8 @@
 
 #![warn(missing_docs)]
 
+pub mod debugger;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -351,74 +353,109 @@ impl Machine {
                 Some(max) => (max - self.cpu.instructions).min(SLICE_INSTRUCTIONS),
                 None => SLICE_INSTRUCTIONS,
             };
-            // Devices first: whatever fell due during the last slice (or
-            // the skipped idle time) happens before the next instruction.
-            self.pc.set_now(self.cpu.cycles);
-            if self.pc.service() {
-                self.cpu.poll_interrupts();
-            }
-            let mut deadline = self.cpu.cycles.saturating_add(SLICE_CYCLES);
-            if let Some(at) = self.pc.next_event() {
-                deadline = deadline.min(at);
-            }
-            if self.pace == Pace::Realtime {
-                deadline = deadline.min(self.pace());
-            }
-            match self.cpu.run(&mut self.pc, deadline, budget) {
-                StopReason::Budget => {}
-                StopReason::Yield => self.service_board(),
-                StopReason::Halted => {
-                    self.service_board();
-                    if self.pc.exit_request().is_some() || !self.cpu.is_halted() {
-                        continue;
-                    }
-                    let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize].selector;
-                    let eip = self.cpu.eip;
-                    if self.cpu.eflags() & IF_FLAG == 0 {
-                        return RunOutcome::HaltedForever { cs, eip };
-                    }
-                    // IF=1: only a device event can wake the CPU, so the
-                    // clock skips straight to the next one. With every IRQ
-                    // masked or nothing scheduled, nothing ever will, and
-                    // waiting would hang the host.
-                    match self.pc.next_event() {
-                        Some(at) if self.pc.can_interrupt() => {
-                            if at > self.cpu.cycles {
-                                self.idle_cycles += at - self.cpu.cycles;
-                                self.cpu.cycles = at;
-                            }
-                        }
-                        _ => return RunOutcome::HaltedNoInterruptSource { cs, eip },
-                    }
-                }
-                StopReason::Shutdown if self.no_reboot => {
-                    let vector = self.cpu.last_exception.map_or(0xFF, |f| f.vector);
-                    let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize].selector;
-                    return RunOutcome::TripleFault { vector, cs, eip: self.cpu.eip };
-                }
-                StopReason::Shutdown => {
-                    let what = self
-                        .cpu
-                        .last_exception
-                        .map(|f| f.to_string())
-                        .unwrap_or_else(|| "?".into());
-                    // A guest that faults at every boot resets forever (as
-                    // on QEMU); say so a few times, not a million.
-                    let level = if self.resets < MAX_RESET_WARNINGS {
-                        log::Level::Warn
-                    } else {
-                        log::Level::Debug
-                    };
-                    log::log!(
-                        level,
-                        "triple fault (last exception {what}) at instruction {}: resetting the machine{}",
-                        self.cpu.instructions,
-                        if self.resets + 1 == MAX_RESET_WARNINGS { " (further resets are logged at debug level)" } else { "" }
-                    );
-                    self.reset();
-                }
+            if let Some(outcome) = self.slice(budget, None, false) {
+                return outcome;
             }
         }
+    }
+
+    /// One slice of the run loop: service the devices, run the CPU for at
+    /// most `budget` instructions (one instruction with `single`, for the
+    /// debugger's stepping) up to the next device deadline, then apply what
+    /// the board asked for. `Some` when the run is over. With `ports` the
+    /// CPU's port accesses go through the debugger's port catch.
+    pub(crate) fn slice(
+        &mut self,
+        budget: u64,
+        ports: Option<&mut debugger::PortCatch>,
+        single: bool,
+    ) -> Option<RunOutcome> {
+        // Devices first: whatever fell due during the last slice (or the
+        // skipped idle time) happens before the next instruction.
+        self.pc.set_now(self.cpu.cycles);
+        if self.pc.service() {
+            self.cpu.poll_interrupts();
+        }
+        let mut deadline = self.cpu.cycles.saturating_add(SLICE_CYCLES);
+        if let Some(at) = self.pc.next_event() {
+            deadline = deadline.min(at);
+        }
+        if self.pace == Pace::Realtime {
+            deadline = deadline.min(self.pace());
+        }
+        let stop = match ports {
+            Some(catch) => {
+                let mut bus = catch.bus(&mut self.pc);
+                if single {
+                    self.cpu.step(&mut bus)
+                } else {
+                    self.cpu.run(&mut bus, deadline, budget)
+                }
+            }
+            None if single => self.cpu.step(&mut self.pc),
+            None => self.cpu.run(&mut self.pc, deadline, budget),
+        };
+        match stop {
+            // A single step leaves port and A20 requests for the board too.
+            StopReason::Budget if single => self.service_board(),
+            StopReason::Budget => {}
+            StopReason::Yield => self.service_board(),
+            StopReason::Halted => {
+                self.service_board();
+                if self.pc.exit_request().is_some() || !self.cpu.is_halted() {
+                    return None;
+                }
+                let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize].selector;
+                let eip = self.cpu.eip;
+                if self.cpu.eflags() & IF_FLAG == 0 {
+                    return Some(RunOutcome::HaltedForever { cs, eip });
+                }
+                // IF=1: only a device event can wake the CPU, so the clock
+                // skips straight to the next one. With every IRQ masked or
+                // nothing scheduled, nothing ever will, and waiting would
+                // hang the host.
+                match self.pc.next_event() {
+                    Some(at) if self.pc.can_interrupt() => {
+                        if at > self.cpu.cycles {
+                            self.idle_cycles += at - self.cpu.cycles;
+                            self.cpu.cycles = at;
+                        }
+                    }
+                    _ => return Some(RunOutcome::HaltedNoInterruptSource { cs, eip }),
+                }
+            }
+            StopReason::Shutdown if self.no_reboot => {
+                let vector = self.cpu.last_exception.map_or(0xFF, |f| f.vector);
+                let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize].selector;
+                return Some(RunOutcome::TripleFault {
+                    vector,
+                    cs,
+                    eip: self.cpu.eip,
+                });
+            }
+            StopReason::Shutdown => {
+                let what = self
+                    .cpu
+                    .last_exception
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "?".into());
+                // A guest that faults at every boot resets forever (as on
+                // QEMU); say so a few times, not a million.
+                let level = if self.resets < MAX_RESET_WARNINGS {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "triple fault (last exception {what}) at instruction {}: resetting the machine{}",
+                    self.cpu.instructions,
+                    if self.resets + 1 == MAX_RESET_WARNINGS { " (further resets are logged at debug level)" } else { "" }
+                );
+                self.reset();
+            }
+        }
+        None
     }
 
     /// Under [`Pace::Realtime`]: sleep while virtual time is ahead of the
