@@ -53,6 +53,12 @@ pub trait Bus {
     }
     /// Write to a physical address the memory map marked as MMIO.
     fn mmio_write(&mut self, _addr: u32, _size: u8, _value: u32) {}
+    /// Whether a non-maskable interrupt was requested since the last call
+    /// (an edge on the NMI line); the CPU takes it at the next instruction
+    /// boundary unless an NMI handler is still running (SDM Vol. 3A §6.7.1).
+    fn take_nmi(&mut self) -> bool {
+        false
+    }
     /// Whether a maskable interrupt is being requested (the INTR line).
     fn interrupt_pending(&mut self) -> bool {
         false

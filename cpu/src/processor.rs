@@ -70,6 +70,10 @@ pub struct Cpu {
     /// A #DB trap waits for the next instruction boundary (TSS T bit, data
     /// breakpoint).
     pub(crate) pending_debug_trap: bool,
+    /// An NMI handler is running: further NMIs wait for the next IRET.
+    pub(crate) nmi_blocked: bool,
+    /// An NMI arrived while blocked and waits for the IRET.
+    pub(crate) nmi_pending: bool,
     /// DR7 enables an instruction breakpoint.
     pub(crate) bp_exec: bool,
     /// DR7 enables a data breakpoint.
@@ -139,6 +143,8 @@ impl Cpu {
             cpl: 0,
             pending_debug_trap: false,
             bp_exec: false,
+            nmi_blocked: false,
+            nmi_pending: false,
             bp_data: false,
             host: Default::default(),
             observer: None,
@@ -462,10 +468,15 @@ impl Cpu {
 
     fn step_with(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache) -> StopReason {
         self.attention |= ATTN_IRQ;
+        let delivered = self.interrupts_delivered;
         if let Some(r) = self.boundary_work(bus, cache) {
             if r != StopReason::Yield {
                 return r;
             }
+        }
+        if self.interrupts_delivered != delivered {
+            // An interrupt was taken: stop at the handler's first instruction.
+            return StopReason::Budget;
         }
         if self.shutdown {
             return StopReason::Shutdown;
@@ -507,13 +518,31 @@ impl Cpu {
         if self.pending_debug_trap {
             self.pending_debug_trap = false;
             self.bp_exec = false;
+            self.nmi_blocked = false;
+            self.nmi_pending = false;
             self.bp_data = false;
             self.deliver_trap(bus, Vector::Debug as u8);
         }
         let yield_now = self.attention & ATTN_YIELD != 0;
         let irq = self.attention & ATTN_IRQ != 0;
         self.attention = 0;
+        let mut took_nmi = false;
         if irq {
+            // NMI first: it outranks INTR and ignores IF, but not the
+            // MOV SS shadow, and not a running NMI handler (the IRET that
+            // ends it polls again).
+            if bus.take_nmi() {
+                self.nmi_pending = true;
+            }
+            if self.nmi_pending && !self.nmi_blocked && self.inhibit_at != self.instructions {
+                self.nmi_pending = false;
+                self.nmi_blocked = true;
+                self.external_interrupt(bus, Vector::Nmi as u8);
+                took_nmi = true;
+                self.attention |= ATTN_IRQ;
+            }
+        }
+        if irq && !took_nmi {
             if self.inhibit_at == self.instructions {
                 // Interrupt shadow: look again after the next instruction.
                 self.attention |= ATTN_IRQ;

@@ -354,8 +354,12 @@ impl Cpu {
         Ok(d)
     }
 
-    /// IRET/IRETD in every mode.
+    /// IRET/IRETD in every mode. Any IRET ends NMI blocking.
     pub(crate) fn iret(&mut self, bus: &mut dyn Bus, size: u8) -> Result<(), Fault> {
+        self.nmi_blocked = false;
+        if self.nmi_pending {
+            self.poll_interrupts();
+        }
         match self.mode() {
             CpuMode::Real => self.iret_real(bus, size, true),
             CpuMode::Virtual8086 => {

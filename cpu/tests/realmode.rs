@@ -279,3 +279,51 @@ fn hlt_wakes_on_interrupt() {
     assert_eq!(cpu.regs[gpr::ECX] & 0xFFFF, 7);
     assert!(!cpu.interrupts_enabled());
 }
+
+/// A bus with one NMI edge.
+#[derive(Default)]
+struct NmiBus {
+    nmi: bool,
+}
+
+impl Bus for NmiBus {
+    fn io_read(&mut self, _port: u16, _size: u8) -> u32 {
+        0xFFFF_FFFF
+    }
+    fn io_write(&mut self, _port: u16, _size: u8, _value: u32) {}
+    fn take_nmi(&mut self) -> bool {
+        std::mem::take(&mut self.nmi)
+    }
+}
+
+#[test]
+fn nmi_ignores_if_and_is_blocked_until_iret() {
+    let code = asm(|a| {
+        a.cli()?;
+        a.nop()?;
+        a.nop()?;
+        a.hlt()?;
+        Ok(())
+    });
+    let mut cpu = machine(&code);
+    // NMI handler: count in DI, then (first time only) wait for a second NMI
+    // edge before IRET: it must not nest.
+    cpu.mem.poke(0x900, &[0x47, 0x90, 0x90, 0xCF]); // inc di; nop; nop; iret
+    set_vector(&mut cpu, 2, 0, 0x900);
+    let mut bus = NmiBus::default();
+    cpu.run(&mut bus, u64::MAX, 1); // CLI
+    bus.nmi = true;
+    cpu.step(&mut bus); // NMI taken despite IF=0 (before the NOP)
+    assert_eq!(cpu.segs[SegReg::Cs as usize].selector, 0);
+    cpu.step(&mut bus); // inc di
+    bus.nmi = true; // a second NMI while the handler runs: held
+    cpu.step(&mut bus);
+    assert_eq!(cpu.eip, 0x902, "no nesting: still in the first handler");
+    cpu.run(&mut bus, u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(
+        cpu.regs[gpr::EDI] & 0xFFFF,
+        2,
+        "the held NMI ran after the IRET"
+    );
+}
