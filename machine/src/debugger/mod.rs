@@ -518,17 +518,29 @@ impl Debugger {
 
     /// Resume the machine and run until something stops it.
     pub fn resume(&mut self, m: &mut Machine, how: Resume) -> StopCause {
+        self.resume_polled(m, how, &mut || false)
+    }
+
+    /// [`Debugger::resume`], also stopping with [`StopCause::Interrupted`]
+    /// when `poll` says so (asked between slices and steps: the gdb stub
+    /// looks for an interrupt packet there).
+    pub fn resume_polled(
+        &mut self,
+        m: &mut Machine,
+        how: Resume,
+        poll: &mut dyn FnMut() -> bool,
+    ) -> StopCause {
         self.interrupt.store(false, Ordering::Relaxed);
         // A stale hit (e.g. from an interrupted run) must not stop us now.
         m.cpu.take_host_hit();
         let cause = match how {
-            Resume::Continue => self.go(m, None),
-            Resume::Until(at) => self.go(m, Some(Target { at, min_sp: None })),
+            Resume::Continue => self.go(m, None, poll),
+            Resume::Until(at) => self.go(m, Some(Target { at, min_sp: None }), poll),
             Resume::Step(n) => {
                 let mut ports = self.arm(m, false, None);
                 let mut cause = StopCause::Stepped;
                 for _ in 0..n {
-                    if let Some(c) = self.step_one(m, &mut ports) {
+                    if let Some(c) = self.step_one(m, &mut ports, true, None, poll) {
                         cause = c;
                         break;
                     }
@@ -538,11 +550,11 @@ impl Debugger {
             Resume::Next => match view::step_over_target(m) {
                 Some(at) => {
                     let min_sp = Some(stack_pointer(m));
-                    self.go(m, Some(Target { at, min_sp }))
+                    self.go(m, Some(Target { at, min_sp }), poll)
                 }
-                None => self.resume(m, Resume::Step(1)),
+                None => self.resume_polled(m, Resume::Step(1), poll),
             },
-            Resume::Finish => self.finish(m),
+            Resume::Finish => self.finish(m, poll),
         };
         if let Some(t) = self.trace.as_mut() {
             let _ = t.out.flush();
@@ -551,20 +563,25 @@ impl Debugger {
     }
 
     /// Continue (in slices, or instruction by instruction while tracing).
-    fn go(&mut self, m: &mut Machine, target: Option<Target>) -> StopCause {
+    fn go(
+        &mut self,
+        m: &mut Machine,
+        target: Option<Target>,
+        poll: &mut dyn FnMut() -> bool,
+    ) -> StopCause {
         let mut ports = self.arm(m, true, target);
         let here = view::current_linear(m);
         m.cpu.skip_host_breakpoint_at(here);
         let port_armed = !ports.ranges.is_empty();
         loop {
-            if self.interrupt.swap(false, Ordering::Relaxed) {
+            if self.interrupt.swap(false, Ordering::Relaxed) || poll() {
                 return StopCause::Interrupted;
             }
             if let Some(v) = m.pc.exit_request() {
                 return StopCause::Guest(RunOutcome::Exit(v));
             }
             if self.trace.is_some() {
-                if let Some(c) = self.step_one(m, &mut ports) {
+                if let Some(c) = self.step_one(m, &mut ports, false, target, poll) {
                     if c != StopCause::Stepped {
                         return c;
                     }
@@ -593,7 +610,16 @@ impl Debugger {
     /// Execute one instruction (waiting out HLT for the next interrupt),
     /// tracing it; `Some` when something stopped the machine (else the
     /// caller's step is done).
-    fn step_one(&mut self, m: &mut Machine, ports: &mut PortCatch) -> Option<StopCause> {
+    /// With `step` the instruction here runs even if a breakpoint is on it
+    /// (`s`); without, breakpoints and `target` stop it as in `c`.
+    fn step_one(
+        &mut self,
+        m: &mut Machine,
+        ports: &mut PortCatch,
+        step: bool,
+        target: Option<Target>,
+        poll: &mut dyn FnMut() -> bool,
+    ) -> Option<StopCause> {
         let before = (
             m.cpu.instructions,
             m.cpu.eip,
@@ -604,10 +630,8 @@ impl Debugger {
                 return Some(StopCause::Limit);
             }
         }
-        if let Some(t) = self.trace.as_mut() {
-            let line = view::trace_line(m);
-            let _ = writeln!(t.out, "{line}");
-        }
+        // Written once the instruction has run (a breakpoint may stop it).
+        let mut line = self.trace.is_some().then(|| view::trace_line(m));
         let here = view::current_linear(m);
         let port_armed = !ports.ranges.is_empty();
         // A HLT waits for a device: each round skips to the next event.
@@ -618,10 +642,17 @@ impl Debugger {
             if let Ok(mut s) = self.shared.lock() {
                 s.stamp = m.cpu.instructions;
             }
-            m.cpu.skip_host_breakpoint_at(here);
+            if step {
+                m.cpu.skip_host_breakpoint_at(here);
+            }
             m.cpu.rearm_host_debug();
             let out = m.slice(1, port_armed.then_some(&mut *ports), true);
-            if let Some(c) = self.check_hits(m, ports, None) {
+            if m.cpu.instructions != before.0 {
+                if let (Some(l), Some(t)) = (line.take(), self.trace.as_mut()) {
+                    let _ = writeln!(t.out, "{l}");
+                }
+            }
+            if let Some(c) = self.check_hits(m, ports, target) {
                 return Some(c);
             }
             if let Some(o) = out {
@@ -635,7 +666,7 @@ impl Debugger {
             if now != before || m.cpu.is_shutdown() {
                 return None;
             }
-            if self.interrupt.swap(false, Ordering::Relaxed) {
+            if self.interrupt.swap(false, Ordering::Relaxed) || poll() {
                 return Some(StopCause::Interrupted);
             }
         }
@@ -643,20 +674,22 @@ impl Debugger {
     }
 
     /// `finish`: step until a return leaves the stack above where it was.
-    fn finish(&mut self, m: &mut Machine) -> StopCause {
+    fn finish(&mut self, m: &mut Machine, poll: &mut dyn FnMut() -> bool) -> StopCause {
         use iced_x86::Mnemonic::*;
         let mut ports = self.arm(m, true, None);
         let start_sp = stack_pointer(m);
         let start_ss = m.cpu.segs[SegReg::Ss as usize].selector;
+        let here = view::current_linear(m);
+        m.cpu.skip_host_breakpoint_at(here);
         loop {
-            if self.interrupt.swap(false, Ordering::Relaxed) {
+            if self.interrupt.swap(false, Ordering::Relaxed) || poll() {
                 return StopCause::Interrupted;
             }
             let is_ret = matches!(
                 view::current_instruction(m).map(|i| i.mnemonic()),
                 Some(Ret | Retf | Iret | Iretd)
             );
-            if let Some(c) = self.step_one(m, &mut ports) {
+            if let Some(c) = self.step_one(m, &mut ports, false, None, poll) {
                 return c;
             }
             let ss = m.cpu.segs[SegReg::Ss as usize].selector;

@@ -1,1 +1,422 @@
+//! The debugger against our own guests: PMTEST (protected mode, rings,
+//! gates, faults, tasks, V86) and DEMO (real mode). Addresses come from
+//! roms/build/pmtest.rs's fixed layout.
 
+use super::*;
+use crate::{Console, MachineConfig};
+
+const PRINT: u32 = 0xF0800;
+const MAIN: u32 = 0xF1000;
+const RING3: u32 = 0xF2000;
+const GP_HANDLER: u32 = 0xF3000;
+const SKIP_LEN: u32 = 0x704;
+
+fn pmtest() -> Machine {
+    let config = MachineConfig {
+        console: Console::Capture(Vec::new()),
+        ..MachineConfig::default()
+    };
+    Machine::new(ringside_roms::PMTEST.to_vec(), config).expect("machine")
+}
+
+fn cmd(d: &mut Debugger, m: &mut Machine, line: &str) -> String {
+    let r = d.execute(m, line);
+    assert!(!r.error, "`{line}` failed: {}", r.text);
+    r.text
+}
+
+#[test]
+fn stops_before_the_first_instruction_and_steps() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    let u = cmd(&mut d, &mut m, "u /1");
+    assert!(u.starts_with("F000:FFF0 (FFFFFFF0)"), "{u}");
+    assert_eq!(m.cpu.instructions, 0);
+    assert_eq!(d.resume(&mut m, Resume::Step(1)), StopCause::Stepped);
+    assert_eq!(m.cpu.instructions, 1);
+    // The reset vector jumps to F000:0000, the ROM's entry.
+    assert_eq!(
+        (m.cpu.segs[SegReg::Cs as usize].selector, m.cpu.eip),
+        (0xF000, 0)
+    );
+    assert_eq!(d.resume(&mut m, Resume::Step(3)), StopCause::Stepped);
+    assert_eq!(m.cpu.instructions, 4);
+}
+
+#[test]
+fn breakpoint_at_ring3_entry_shows_cpl3() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, "b F2000");
+    let out = cmd(&mut d, &mut m, "c");
+    assert!(out.starts_with("breakpoint 1 at 001B:000F2000"), "{out}");
+    assert_eq!(m.cpu.cpl(), 3);
+    let r = cmd(&mut d, &mut m, "r");
+    assert!(r.contains("protected mode, 32-bit code, CPL 3"), "{r}");
+    assert!(
+        r.contains(
+            "cs   001B  base=00000000 limit=FFFFFFFF attrs=C0FA code readable 32-bit DPL=3 P G"
+        ),
+        "{r}"
+    );
+    let gdt = cmd(&mut d, &mut m, "info gdt");
+    assert!(
+        gdt.contains("0008  base=00000000 limit=FFFFFFFF code readable 32-bit DPL=0 P G"),
+        "{gdt}"
+    );
+    assert!(
+        gdt.contains("0018  base=00000000 limit=FFFFFFFF code readable 32-bit DPL=3 P G"),
+        "{gdt}"
+    );
+    assert!(
+        gdt.contains("0028  base=00003000 limit=00002068 32-bit TSS (busy) DPL=0 P"),
+        "{gdt}"
+    );
+    assert!(
+        gdt.contains("0030  32-bit call gate -> 0008:000F3600 params=1 DPL=3 P"),
+        "{gdt}"
+    );
+    assert!(
+        gdt.contains("0038  base=00000000 limit=FFFFFFFF data writable big DPL=0 not present G"),
+        "{gdt}"
+    );
+    let idt = cmd(&mut d, &mut m, "info idt");
+    assert!(
+        idt.contains("0D  32-bit interrupt gate -> 0008:000F3000 DPL=0 P"),
+        "{idt}"
+    );
+    assert!(
+        idt.contains("80  32-bit trap gate -> 0008:000F3400 DPL=3 P"),
+        "{idt}"
+    );
+    let tss = cmd(&mut d, &mut m, "info tss");
+    assert!(tss.contains("ss0:esp0=0010:00009000"), "{tss}");
+    let u = cmd(&mut d, &mut m, "u cs:eip 2");
+    assert!(u.starts_with("001B:000F2000 (000F2000)  66B82300"), "{u}");
+    assert!(u.contains("mov ax, 23h"), "{u}");
+    // The breakpoint counted its hit; continuing from it runs on.
+    assert_eq!(d.points()[0].hits, 1);
+}
+
+#[test]
+fn vector_13_stops_at_the_first_gp_with_its_error_code() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, "catch vector d");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Event {
+            id: 1,
+            event:
+                Event::Exception {
+                    vector: 13,
+                    error: Some(0),
+                    cs: 0x1B,
+                    cpl: 3,
+                    ..
+                },
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // Stopped after delivery: at the handler's first instruction, ring 0.
+    assert_eq!(m.cpu.eip, GP_HANDLER);
+    assert_eq!(m.cpu.cpl(), 0);
+    // The next #GP is the IN from port 60h, error 0 again; the fourth is
+    // MOV DS,10h with the selector as its error code.
+    for _ in 0..2 {
+        assert!(matches!(
+            d.resume(&mut m, Resume::Continue),
+            StopCause::Event { .. }
+        ));
+    }
+    let text = cmd(&mut d, &mut m, "c");
+    assert!(
+        text.contains("exception #GP (vector 0D) error code 0010 at 001B:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn write_watchpoint_on_a_ram_byte() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, "watch w 704");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Watchpoint {
+            id: 1,
+            linear: SKIP_LEN,
+            physical: SKIP_LEN,
+            size: 1,
+            write: true,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // The real-mode REP MOVSB that copies the system tables to RAM passes
+    // over it first (the stop comes after the whole instruction).
+    assert_eq!(m.cpu.mode(), ringside_cpu::CpuMode::Real);
+    assert!(matches!(
+        d.resume(&mut m, Resume::Continue),
+        StopCause::Watchpoint {
+            id: 1,
+            write: true,
+            ..
+        }
+    ));
+    // Then ring 3's `mov byte [704h], 1`.
+    assert_eq!(m.cpu.mem.read_u8(SKIP_LEN), Some(1));
+    assert_eq!(m.cpu.cpl(), 3);
+    // A read watchpoint does not fire on writes: the GP handler's MOVZX is
+    // the first read.
+    cmd(&mut d, &mut m, "del 1");
+    cmd(&mut d, &mut m, "watch r p 704");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Watchpoint {
+            id: 2,
+            write: false,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.cpu.cpl(), 0);
+}
+
+#[test]
+fn mode_ring_task_and_port_catchpoints() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, "catch port e9");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Port {
+            port: 0xE9,
+            write: true,
+            value: 0x52, // 'R' of the title
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    cmd(&mut d, &mut m, "del all");
+    cmd(&mut d, &mut m, "catch mode");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Event {
+            event:
+                Event::ModeChange {
+                    from,
+                    to,
+                    paging: false,
+                },
+            ..
+        } => {
+            assert_eq!(
+                (from, to),
+                (
+                    ringside_cpu::CpuMode::Real,
+                    ringside_cpu::CpuMode::Protected
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Right after MOV CR0: the far jump to 32-bit code is next.
+    let next = view::next_instruction(&mut m);
+    assert!(next.contains("jmp dword 8:000F1000h"), "{next}");
+    cmd(&mut d, &mut m, "del all");
+    cmd(&mut d, &mut m, "catch ring 3");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Event {
+            event: Event::RingChange { from: 0, to: 3, .. },
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.cpu.eip, RING3);
+    cmd(&mut d, &mut m, "del all");
+    cmd(&mut d, &mut m, "catch task");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Event {
+            event:
+                Event::TaskSwitch {
+                    from: 0x28,
+                    to: 0x40,
+                },
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn conditional_temporary_and_physical_breakpoints() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    // PRINT is called for many strings; stop only for "ring 3: SGDT ...".
+    cmd(
+        &mut d,
+        &mut m,
+        "b F0800 if byte[esi+5] == 33 && byte[esi+8] == 53",
+    );
+    let out = cmd(&mut d, &mut m, "c");
+    assert!(out.starts_with("breakpoint 1 at "), "{out}");
+    assert_eq!(view::current_linear(&m), PRINT);
+    let s = cmd(&mut d, &mut m, "x /6b esi");
+    assert!(s.ends_with(": 72 69 6E 67 20 33\n"), "{s}");
+    assert_eq!(d.points()[0].hits, 1, "false conditions do not count");
+    // An error in a condition stops with the reason.
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, &format!("pb {MAIN:x}"));
+    cmd(&mut d, &mut m, "tb F0800");
+    assert_eq!(
+        d.resume(&mut m, Resume::Continue),
+        StopCause::Breakpoint { id: 1 }
+    );
+    assert_eq!(m.cpu.eip, MAIN);
+    assert_eq!(
+        d.resume(&mut m, Resume::Continue),
+        StopCause::Breakpoint { id: 2 }
+    );
+    assert_eq!(d.points().len(), 1, "the temporary breakpoint is gone");
+    // finish: back in MAIN after the CALL to PRINT.
+    assert_eq!(d.resume(&mut m, Resume::Finish), StopCause::Returned);
+    assert!(
+        m.cpu.eip > MAIN && m.cpu.eip < MAIN + 0x100,
+        "{:X}",
+        m.cpu.eip
+    );
+    // A condition that cannot be evaluated stops and says why.
+    cmd(&mut d, &mut m, "b F0800 if dword[ffffffff] == 0 / 0");
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::ConditionError { id: 3, error } => {
+            assert!(error.contains("division"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn next_steps_over_calls_and_until_runs_to_an_address() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, &format!("until {MAIN:x}"));
+    assert_eq!(m.cpu.eip, MAIN);
+    // MAIN: six segment loads, MOV ESP, MOV ESI, then CALL PRINT.
+    assert_eq!(d.resume(&mut m, Resume::Step(8)), StopCause::Stepped);
+    let ins = view::current_instruction(&mut m).expect("decodes");
+    assert_eq!(ins.mnemonic(), iced_x86::Mnemonic::Call);
+    let after = m.cpu.eip + ins.len() as u32;
+    let before = m.cpu.instructions;
+    assert_eq!(d.resume(&mut m, Resume::Next), StopCause::Reached);
+    assert_eq!(m.cpu.eip, after);
+    assert!(m.cpu.instructions > before + 10, "the whole PRINT ran");
+    // The console got the string.
+    let out = String::from_utf8_lossy(m.pc.debug.captured().unwrap_or_default()).into_owned();
+    assert!(out.ends_with("ring 0: protected mode on, CS="), "{out:?}");
+}
+
+#[test]
+fn trace_writes_each_instruction_and_log_records_events() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    let path = std::env::temp_dir().join(format!("ringside-trace-{}.txt", std::process::id()));
+    cmd(&mut d, &mut m, &format!("trace on {}", path.display()));
+    cmd(&mut d, &mut m, "log on");
+    cmd(&mut d, &mut m, &format!("until {RING3:x}"));
+    cmd(&mut d, &mut m, "trace off");
+    let trace = std::fs::read_to_string(&path).expect("trace file");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(trace.lines().count() as u64, m.cpu.instructions);
+    assert!(
+        trace
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("F000:0000FFF0 EA000000F0"),
+        "{trace}"
+    );
+    assert!(trace.contains(" iret"), "{trace}");
+    let log = cmd(&mut d, &mut m, "log 5");
+    assert!(log.contains("mode change Real -> Protected"), "{log}");
+    assert!(
+        log.contains("ring change CPL 0 -> 3 (IRET)") || log.contains("ring change CPL 0 -> 3"),
+        "{log}"
+    );
+}
+
+#[test]
+fn guest_end_limit_and_bad_commands() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    d.max_instructions = Some(50);
+    assert_eq!(d.resume(&mut m, Resume::Continue), StopCause::Limit);
+    assert_eq!(m.cpu.instructions, 50);
+    d.max_instructions = None;
+    match d.resume(&mut m, Resume::Continue) {
+        StopCause::Guest(RunOutcome::Exit(0)) => {}
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "frobnicate",
+        "b",
+        "b zz:1",
+        "s x",
+        "x /4q 0",
+        "watch z 10",
+        "catch ring 5",
+        "info nothing",
+        "bd 99",
+        "b 10 if (",
+        "page",
+        "trace on /nonexistent-dir/t.txt",
+    ] {
+        let r = d.execute(&mut m, bad);
+        assert!(r.error, "`{bad}` was accepted: {}", r.text);
+        assert_eq!(r.text.lines().count(), 1, "`{bad}`: {}", r.text);
+    }
+}
+
+#[test]
+fn page_walk_and_screenshot_and_help() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    let p = cmd(&mut d, &mut m, "page 12345");
+    assert_eq!(p, "paging is off: linear 00012345 is physical 00012345\n");
+    // Build a page directory by hand: 4 KiB page 0x00400000 -> 0x00123000.
+    m.cpu.mem.poke(0x10000 + 4, &(0x11000u32 | 7).to_le_bytes());
+    m.cpu.mem.poke(0x11000, &(0x123000u32 | 3).to_le_bytes());
+    m.cpu.cr[3] = 0x10000;
+    m.cpu.cr[0] |= 0x8000_0001;
+    let p = cmd(&mut d, &mut m, "page 400010");
+    assert!(
+        p.contains("PDE   at 00010004 = 0000000000011007 [P RW US]"),
+        "{p}"
+    );
+    assert!(
+        p.contains("PTE   at 00011000 = 0000000000123003 [P RW]"),
+        "{p}"
+    );
+    assert!(
+        p.contains("-> physical 00123010 (4 KiB page, supervisor, writable)"),
+        "{p}"
+    );
+    let p = cmd(&mut d, &mut m, "page 800000");
+    assert!(p.contains("not mapped"), "{p}");
+    let h = cmd(&mut d, &mut m, "help");
+    for (name, _, _) in commands::COMMANDS {
+        assert!(h.contains(name), "{name}");
+    }
+    let path = std::env::temp_dir().join(format!("ringside-shot-{}.png", std::process::id()));
+    let s = cmd(&mut d, &mut m, &format!("screenshot {}", path.display()));
+    assert!(s.starts_with("wrote "), "{s}");
+    let png = std::fs::read(&path).expect("png");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(&png[1..4], b"PNG");
+}
+
+#[test]
+fn unarmed_debugger_runs_the_guest_like_machine_run() {
+    let mut a = pmtest();
+    let plain = a.run(crate::RunLimits::default());
+    let mut b = pmtest();
+    let mut d = Debugger::new();
+    assert_eq!(d.resume(&mut b, Resume::Continue), StopCause::Guest(plain));
+    assert_eq!(a.cpu.instructions, b.cpu.instructions);
+    assert_eq!(a.pc.debug.captured(), b.pc.debug.captured());
+}
