@@ -36,6 +36,12 @@ const IRQ_COM1: u8 = 4;
 const IRQ_RTC: u8 = 8;
 const IRQ_MOUSE: u8 = 12;
 
+/// The BIOS service port: a byte written here asks the machine to run
+/// that firmware service (a hypercall). The board only records the request;
+/// the machine honours it only for code inside our BIOS ROM (see
+/// `ringside_bios`), so for a guest the port is inert.
+pub const HYPERCALL_PORT: u16 = 0xE0;
+
 /// System Control Port A (PS/2 "fast A20" port).
 pub const SYSTEM_CONTROL_A: u16 = 0x92;
 const SCA_RESET: u8 = 1 << 0;
@@ -103,6 +109,8 @@ pub struct Pc {
     /// The A20 gate as the board drives it.
     a20: bool,
     reset_requested: bool,
+    /// A byte written to [`HYPERCALL_PORT`] and not yet taken.
+    hypercall: Option<u8>,
     /// Accesses to ports no device claims (for the run summary / debugging).
     unclaimed_accesses: u64,
 }
@@ -130,6 +138,7 @@ impl Pc {
             // Bochs do the same; the firmware closes it if it wants wrap).
             a20: true,
             reset_requested: false,
+            hypercall: None,
             unclaimed_accesses: 0,
         };
         // The interrupt lines start at the chips' output levels.
@@ -151,6 +160,7 @@ impl Pc {
         self.system_control_a &= !SCA_RESET;
         self.a20 = true;
         self.reset_requested = false;
+        self.hypercall = None;
         self.pic.reset();
         self.pit.reset();
         self.cmos.reset();
@@ -287,6 +297,12 @@ impl Pc {
     /// Whether the guest asked for a system reset since the last call.
     pub fn take_reset_request(&mut self) -> bool {
         std::mem::take(&mut self.reset_requested)
+    }
+
+    /// The service number last written to [`HYPERCALL_PORT`], if any, for
+    /// the machine to check and run (the CPU yields after the `OUT`).
+    pub fn take_hypercall(&mut self) -> Option<u8> {
+        self.hypercall.take()
     }
 
     /// The value the guest wrote to the exit device, if it did.
@@ -488,6 +504,10 @@ impl Bus for Pc {
             return;
         }
         if self.debug.io_write(port, size, value) {
+            return;
+        }
+        if port == HYPERCALL_PORT && size == 1 {
+            self.hypercall = Some(value as u8);
             return;
         }
         if self.write_wide(port, size, value) {

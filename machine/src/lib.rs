@@ -21,6 +21,8 @@ pub use ringside_devices::{disk, ide, vga};
 pub use ringside_devices::{
     BootDevice, Clock, CmosConfig, Console, DateTime, Pc, PcConfig, SerialBackend, DEFAULT_CPU_HZ,
 };
+/// Our own BIOS: its ROM, symbols and hypercall services.
+pub use ringside_bios as bios;
 use ringside_mmu::{MemError, PhysMem};
 use thiserror::Error;
 
@@ -274,6 +276,10 @@ pub struct Machine {
     idle_cycles: u64,
     /// End the run on a triple fault instead of resetting.
     no_reboot: bool,
+    /// The host side of our BIOS, when the ROM is ours: it services the
+    /// ROM's hypercalls (port 0xE0). `None` with any other firmware, whose
+    /// writes to that port are then ignored.
+    pub bios: Option<ringside_bios::Bios>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -288,6 +294,7 @@ impl std::fmt::Debug for Machine {
 impl Machine {
     /// A machine with `rom` as its system ROM (64, 128 or 256 KiB).
     pub fn new(rom: Vec<u8>, config: MachineConfig) -> Result<Machine, MachineError> {
+        let bios = ringside_bios::is_ours(&rom).then(ringside_bios::Bios::new);
         let mut mem = PhysMem::pc(config.memory_mib, rom)?;
         // The VGA's memory window goes to the board (devices::vga).
         mem.add_mmio(
@@ -317,9 +324,15 @@ impl Machine {
             pace_origin: None,
             idle_cycles: 0,
             no_reboot: config.no_reboot,
+            bios,
         };
         m.apply_a20();
         Ok(m)
+    }
+
+    /// A machine with our own BIOS ([`ringside_bios::rom`]) as its ROM.
+    pub fn with_our_bios(config: MachineConfig) -> Result<Machine, MachineError> {
+        Machine::new(ringside_bios::rom(), config)
     }
 
     /// A machine whose system ROM is read from `path`.
@@ -476,12 +489,30 @@ impl Machine {
 
     /// Apply what the board asked for since the last slice.
     fn service_board(&mut self) {
+        if let Some(service) = self.pc.take_hypercall() {
+            self.hypercall(service);
+        }
         if self.pc.take_reset_request() {
             log::info!("guest requested a reset (port 0x92 or 8042): resetting the machine");
             self.reset();
             return;
         }
         self.apply_a20();
+    }
+
+    /// A byte was written to the BIOS service port: run that service if
+    /// our BIOS's own code asked (the CPU stopped right after the `OUT`).
+    fn hypercall(&mut self, service: u8) {
+        match self.bios.as_mut() {
+            Some(bios) => {
+                if bios.hypercall(service, &mut self.cpu, &mut self.pc)
+                    == ringside_bios::HypercallOutcome::Refused
+                {
+                    log::debug!("write to the BIOS service port refused (not from the BIOS ROM)");
+                }
+            }
+            None => log::trace!("write to port 0xE0 ignored: the ROM is not our BIOS"),
+        }
     }
 
     fn apply_a20(&mut self) {
@@ -495,6 +526,9 @@ impl Machine {
     /// contents (a warm reset, as the reset line does on a PC).
     pub fn reset(&mut self) {
         self.resets += 1;
+        if let Some(bios) = self.bios.as_mut() {
+            *bios = ringside_bios::Bios::new();
+        }
         self.pc.reset();
         self.apply_a20();
         self.cpu.reset();
