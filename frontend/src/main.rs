@@ -7,6 +7,7 @@
 //! `ringside: error: FILE: problem`. `ringside demo` maps the demo's success
 //! to 0.
 
+mod gdb;
 mod repl;
 
 use std::path::{Path, PathBuf};
@@ -166,9 +167,14 @@ fn parse_rtc(s: &str) -> Result<RtcStart, String> {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// The ROM image: 64, 128 or 256 KiB, mapped at the top of the first MiB
-    /// and below 4 GiB.
+    /// and below 4 GiB. Without it, our own BIOS (built into ringside)
+    /// runs: POST, then boot from the disks in `--boot` order.
     #[arg(long, value_name = "FILE")]
-    bios: PathBuf,
+    bios: Option<PathBuf>,
+    /// Boot order for our BIOS: up to three of `disk`, `cdrom`, `floppy`,
+    /// comma-separated (default `disk,cdrom,floppy`).
+    #[arg(long, value_name = "ORDER", value_parser = parse_boot_order)]
+    boot: Option<BootOrder>,
     /// A POST-code port besides 0x80 (hex, e.g. 84 or 0x190).
     #[arg(long, value_name = "HEX", value_parser = parse_port)]
     post_port: Option<u16>,
@@ -191,11 +197,16 @@ struct DebugArgs {
     /// printing each and its output, instead of an interactive REPL.
     #[arg(long, value_name = "FILE")]
     debug_script: Option<PathBuf>,
+    /// Serve gdb's remote protocol on 127.0.0.1:PORT (`target remote
+    /// :PORT`); the machine holds before its first instruction until gdb
+    /// continues it.
+    #[arg(long, value_name = "PORT")]
+    gdb: Option<u16>,
 }
 
 impl DebugArgs {
     fn active(&self) -> bool {
-        self.debug || self.debug_script.is_some()
+        self.debug || self.debug_script.is_some() || self.gdb.is_some()
     }
 }
 
@@ -204,17 +215,52 @@ impl DebugArgs {
 fn debug_machine(m: &mut Machine, args: &DebugArgs, max_instructions: Option<u64>) -> Result<u8> {
     let mut dbg = ringside_machine::debugger::Debugger::new();
     dbg.max_instructions = max_instructions;
-    let status = match &args.debug_script {
-        Some(path) => repl::run_script(m, &mut dbg, path)?,
-        None => repl::run_interactive(m, &mut dbg)?,
+    let status = match (&args.debug_script, args.gdb) {
+        (_, Some(port)) => gdb::serve(m, &mut dbg, port, max_instructions)?,
+        (Some(path), None) => repl::run_script(m, &mut dbg, path)?,
+        (None, None) => repl::run_interactive(m, &mut dbg)?,
     };
     dbg.disarm(m);
     Ok(status)
 }
 
+/// A boot order (first choice first).
+#[derive(Clone, Debug)]
+struct BootOrder(Vec<ringside_machine::BootDevice>);
+
+/// `disk,cdrom,floppy` (any up to three of them, `hd`/`cd` accepted).
+fn parse_boot_order(s: &str) -> Result<BootOrder, String> {
+    use ringside_machine::BootDevice;
+    let mut order = Vec::new();
+    for part in s.split(',') {
+        let d = match part.trim() {
+            "disk" | "hd" | "c" => BootDevice::HardDisk,
+            "cdrom" | "cd" | "d" => BootDevice::Cdrom,
+            "floppy" | "fd" | "a" => BootDevice::Floppy,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a boot device (disk, cdrom or floppy)"
+                ))
+            }
+        };
+        if !order.contains(&d) {
+            order.push(d);
+        }
+    }
+    if order.len() > 3 {
+        return Err("at most three boot devices".into());
+    }
+    Ok(BootOrder(order))
+}
+
 /// Disk images on the IDE controller.
 #[derive(Args, Debug, Default)]
 struct DiskArgs {
+    /// Raw hard-disk image, repeatable: the first goes to the primary
+    /// master, the next to the primary slave, a third to the secondary
+    /// slave (the CD-ROM is the secondary master). Same as `--hda`/`--hdb`.
+    #[arg(long, value_name = "FILE")]
+    disk: Vec<PathBuf>,
     /// Raw hard-disk image on the primary master (IDE 0:0). Its size must
     /// be a multiple of 512 bytes; guest writes go to the file.
     #[arg(long, value_name = "FILE")]
@@ -242,13 +288,34 @@ fn attach_disks(m: &mut Machine, d: &DiskArgs) -> Result<()> {
     } else {
         DiskMode::ReadWrite
     };
-    for (path, channel, slot, kind, mode) in [
-        (&d.hda, 0, 0, DeviceKind::Disk, mode),
-        (&d.hdb, 0, 1, DeviceKind::Disk, mode),
-        (&d.cdrom, 1, 0, DeviceKind::CdRom, DiskMode::CdRom),
-    ] {
+    // `--disk` images fill the hard-disk positions `--hda`/`--hdb` leave free.
+    let mut free = [(0, 0), (0, 1), (1, 1)].into_iter().filter(|&(c, sl)| {
+        !matches!(
+            (c, sl, &d.hda, &d.hdb),
+            (0, 0, Some(_), _) | (0, 1, _, Some(_))
+        )
+    });
+    let mut extra = Vec::new();
+    for path in &d.disk {
+        let Some((channel, slot)) = free.next() else {
+            bail!(
+                "{}: too many hard disks (three at most besides the CD-ROM)",
+                path.display()
+            );
+        };
+        extra.push((Some(path.clone()), channel, slot));
+    }
+    let fixed = [
+        (d.hda.clone(), 0, 0, DeviceKind::Disk, mode),
+        (d.hdb.clone(), 0, 1, DeviceKind::Disk, mode),
+        (d.cdrom.clone(), 1, 0, DeviceKind::CdRom, DiskMode::CdRom),
+    ];
+    let extra = extra
+        .into_iter()
+        .map(|(p, c, sl)| (p, c, sl, DeviceKind::Disk, mode));
+    for (path, channel, slot, kind, mode) in fixed.into_iter().chain(extra) {
         if let Some(path) = path {
-            let disk = Disk::open(path, mode)?;
+            let disk = Disk::open(&path, mode)?;
             m.pc.ide.attach(channel, slot, kind, disk);
         }
     }
@@ -414,8 +481,14 @@ fn print_summary(m: &Machine, what_happened: &str) {
 }
 
 fn cmd_run(args: RunArgs) -> Result<u8> {
-    let rom = ringside_machine::load_rom(&args.bios)?;
-    let config = machine_config(&args.guest, args.post_port)?;
+    let rom = match &args.bios {
+        Some(path) => ringside_machine::load_rom(path)?,
+        None => ringside_machine::bios::rom(),
+    };
+    let mut config = machine_config(&args.guest, args.post_port)?;
+    if let Some(order) = &args.boot {
+        config.boot_order = order.0.clone();
+    }
     let mut m = Machine::new(rom, config)?;
     attach_disks(&mut m, &args.disks)?;
     if args.debug.active() {

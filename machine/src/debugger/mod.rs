@@ -26,11 +26,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ringside_cpu::{Bus, Event, HostExec, HostHit, HostWatch, Observer, SegReg};
+use ringside_cpu::{Bus, Event, HostHit, Observer};
 use ringside_devices::Pc;
 
 use crate::{Machine, RunOutcome, SLICE_INSTRUCTIONS};
 pub use expr::{Expr, ExprError};
+/// The CPU types a debugger frontend needs (frontends reach the CPU only
+/// through `machine`).
+pub use ringside_cpu::{gpr, HostExec, HostWatch, SegReg};
 
 /// What a catchpoint waits for (events from the CPU, or port accesses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
