@@ -726,3 +726,196 @@ fn set_dr7(cpu: &mut Cpu, v: u32) {
     cpu.run(&mut bus, u64::MAX, 10);
     assert_eq!(cpu.dr[7] & 0xFF, v & 0xFF);
 }
+
+#[test]
+fn segment_loads_set_the_accessed_bit() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    let acc = |cpu: &Cpu| cpu.mem.peek(GDT + (READ_ONLY as u32 & !7) + 5);
+    assert_eq!(acc(&cpu) & 1, 0);
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(ax, READ_ONLY as u32)?;
+            a.mov(es, ax)
+        }),
+        End::Done
+    );
+    assert_eq!(
+        acc(&cpu) & 1,
+        1,
+        "the load wrote the accessed bit back to the GDT"
+    );
+}
+
+#[test]
+fn lmsw_cannot_clear_pe() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    assert_end!(
+        run(&mut cpu, 0, &mut bus, |a| {
+            a.xor(eax, eax)?;
+            a.lmsw(ax)?;
+            a.smsw(ebx)
+        }),
+        End::Done
+    );
+    assert_eq!(cpu.regs[gpr::EBX] & 1, 1, "PE stays set");
+    assert_end!(run(&mut cpu, 3, &mut bus, |a| a.lmsw(ax)), gp(0));
+}
+
+/// A ring-0 task at TSS2 (0x5000) that runs HLT at `eip`; `t_bit` sets
+/// the debug trap bit.
+fn make_task2(cpu: &mut Cpu, eip: u32, t_bit: bool) {
+    let t2 = 0x5000;
+    write(cpu, t2, &[0; 0x68]);
+    write(cpu, t2 + 0x20, &eip.to_le_bytes());
+    write(cpu, t2 + 0x24, &2u32.to_le_bytes());
+    write(cpu, t2 + 0x38, &0xA000u32.to_le_bytes());
+    for (i, s) in [DATA0, CODE0, DATA0, DATA0, DATA0, DATA0]
+        .iter()
+        .enumerate()
+    {
+        write(cpu, t2 + 0x48 + 4 * i as u32, &(*s as u32).to_le_bytes());
+    }
+    write(cpu, t2 + 0x64, &(t_bit as u16).to_le_bytes());
+    write(cpu, eip, &[0xF4]);
+    set_gdt(cpu, TSS2_SEL, seg(t2, 0x67, 0x89, 0));
+    // The current task's TSS must be marked busy (as LTR does).
+    set_gdt(cpu, TSS_SEL, seg(TSS, 0x68 + 0x2000, 0x8B, 0));
+}
+
+fn tss_type(cpu: &Cpu, sel: u16) -> u8 {
+    cpu.mem.peek(GDT + (sel as u32 & !7) + 5) & 0xF
+}
+
+#[test]
+fn jmp_to_a_tss_frees_the_old_task_and_busies_the_new_one() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    make_task2(&mut cpu, HANDLERS + 0xF00, false);
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.db(&[0xEA, 0, 0, 0, 0]).unwrap();
+    a.dw(&[TSS2_SEL]).unwrap();
+    enter(&mut cpu, 0, &a.assemble(CODE as u64).unwrap());
+    cpu.run(&mut bus, u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(cpu.eip, HANDLERS + 0xF01);
+    assert_eq!(
+        tss_type(&cpu, TSS_SEL),
+        0x9,
+        "old task available again (JMP)"
+    );
+    assert_eq!(tss_type(&cpu, TSS2_SEL), 0xB, "new task busy");
+    assert_eq!(cpu.eflags() & (1 << 14), 0, "JMP does not set NT");
+    assert_eq!(
+        u16::from_le_bytes([cpu.mem.peek(0x5000), cpu.mem.peek(0x5001)]),
+        0,
+        "no back link"
+    );
+}
+
+#[test]
+fn tss_debug_trap_bit_raises_db_after_the_switch() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    make_task2(&mut cpu, HANDLERS + 0xF00, true);
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.db(&[0x9A, 0, 0, 0, 0]).unwrap();
+    a.dw(&[TSS2_SEL]).unwrap();
+    enter(&mut cpu, 0, &a.assemble(CODE as u64).unwrap());
+    cpu.run(&mut bus, u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(
+        cpu.eip,
+        HANDLERS + 16 + 1,
+        "#DB taken before task 2's first instruction"
+    );
+    assert_ne!(cpu.dr[6] & (1 << 15), 0, "DR6.BT");
+    // The #DB frame holds task 2's first EIP.
+    let top = cpu.regs[gpr::ESP];
+    let saved = u32::from_le_bytes(std::array::from_fn(|i| cpu.mem.peek(top + i as u32)));
+    assert_eq!(saved, HANDLERS + 0xF00);
+}
+
+#[test]
+fn sixteen_bit_tss_switch() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    // A 16-bit TSS (type 1) for task 2: IP, FLAGS, registers, ES CS SS DS.
+    let t2 = 0x5000;
+    write(&mut cpu, t2, &[0; 0x2C]);
+    write(&mut cpu, t2 + 0x0E, &0x0F00u16.to_le_bytes()); // IP in CODE16 (base 0x20000)
+    write(&mut cpu, t2 + 0x10, &2u16.to_le_bytes());
+    write(&mut cpu, t2 + 0x12 + 2 * 3, &0xBEEFu16.to_le_bytes()); // BX
+    write(&mut cpu, t2 + 0x12 + 2 * 4, &0x0800u16.to_le_bytes()); // SP
+    for (i, s) in [
+        DATA0_16BIT_STACK,
+        CODE16,
+        DATA0_16BIT_STACK,
+        DATA0_16BIT_STACK,
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(&mut cpu, t2 + 0x22 + 2 * i as u32, &s.to_le_bytes());
+    }
+    write(&mut cpu, 0x20F00, &[0xF4]);
+    set_gdt(&mut cpu, TSS2_SEL, seg(t2, 0x2B, 0x81, 0));
+    set_gdt(&mut cpu, TSS_SEL, seg(TSS, 0x68 + 0x2000, 0x8B, 0));
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.db(&[0x9A, 0, 0, 0, 0]).unwrap();
+    a.dw(&[TSS2_SEL]).unwrap();
+    enter(&mut cpu, 0, &a.assemble(CODE as u64).unwrap());
+    cpu.run(&mut bus, u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(cpu.segs[SegReg::Cs as usize].selector, CODE16);
+    assert_eq!(cpu.eip, 0x0F01);
+    assert_eq!(cpu.regs[gpr::EBX] & 0xFFFF, 0xBEEF);
+    assert_eq!(tss_type(&cpu, TSS2_SEL), 0x3, "16-bit TSS now busy");
+}
+
+#[test]
+fn v86_pushf_popf_cli_need_iopl3() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    let v86_run = |cpu: &mut Cpu, bus: &mut TestBus, iopl: u32, code: &[u8]| -> End {
+        // Ring 0 at CODE+0x800 IRETDs into V86 code at 1000:0000 (= CODE).
+        let mut a = CodeAssembler::new(32).unwrap();
+        for v in [
+            0u32,
+            0,
+            0,
+            0,
+            0x2000,
+            0x0800,
+            0x0002_0002 | (iopl << 12),
+            0x1000,
+            0,
+        ] {
+            a.push(v).unwrap();
+        }
+        a.iretd().unwrap();
+        let stub = a.assemble((CODE + 0x800) as u64).unwrap();
+        enter(cpu, 0, code);
+        write(cpu, CODE + 0x800, &stub);
+        cpu.eip = CODE + 0x800;
+        cpu.run(bus, u64::MAX, 100);
+        assert!(cpu.is_halted());
+        End::Fault(((cpu.eip - 1 - HANDLERS) / 16) as u8, None, 0, 0)
+    };
+    // PUSHF at IOPL 0 → #GP (vector 13 handler halts).
+    assert_eq!(
+        v86_run(&mut cpu, &mut bus, 0, &[0x9C]),
+        End::Fault(13, None, 0, 0)
+    );
+    // At IOPL 3, PUSHF, POPF and CLI run; then INT 80h (DPL 3, ring 0).
+    assert_eq!(
+        v86_run(&mut cpu, &mut bus, 3, &[0x9C, 0x9D, 0xFA, 0xCD, 0x80]),
+        End::Fault(DONE, None, 0, 0)
+    );
+    // CLI at IOPL 0 → #GP.
+    assert_eq!(
+        v86_run(&mut cpu, &mut bus, 0, &[0xFA]),
+        End::Fault(13, None, 0, 0)
+    );
+}
