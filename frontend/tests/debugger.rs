@@ -1,0 +1,183 @@
+//! The debugger through the `ringside` binary: `--debug-script` over our
+//! own guests, and a real gdb (Debian's, in batch mode) against `--gdb`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringside-dbg-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn file(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir().join(name);
+    std::fs::write(&p, bytes).expect("write");
+    p
+}
+
+fn ringside() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringside"))
+}
+
+#[test]
+fn script_over_pmtest() {
+    let rom = file("pm.bin", ringside_roms::PMTEST);
+    let script = file(
+        "pm.txt",
+        b"# break where ring 3 starts\nb F2000\nc\nr\ninfo gdt\nu /2\ncatch vector d\nc\nbl\nq\n",
+    );
+    let out = ringside()
+        .args(["run", "--debugcon", "null", "--bios"])
+        .arg(&rom)
+        .arg("--debug-script")
+        .arg(&script)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "F000:FFF0 (FFFFFFF0)  EA000000F0           jmp 0F000h:0",
+        "(ringside) b F2000",
+        "breakpoint 1 at 001B:000F2000",
+        "mode: protected mode, 32-bit code, CPL 3",
+        "0018  base=00000000 limit=FFFFFFFF code readable 32-bit DPL=3 P G",
+        "001B:000F2000 (000F2000)  66B82300             mov ax, 23h",
+        "catchpoint 2: exception #GP (vector 0D) error code 0000 at 001B:",
+        "  2 on  catch  vector 0D  (hits 1)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn script_over_the_demo_runs_to_its_end() {
+    let script = file("demo.txt", b"s 2\nc\n");
+    let out = ringside()
+        .args(["demo", "--debugcon", "null", "--debug-script"])
+        .arg(&script)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stepped to F000:"), "{text}");
+    assert!(
+        text.contains("the guest's run ended: guest wrote 0x0 to the exit port"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_script_command_is_one_error_line() {
+    let script = file("bad.txt", b"r\nfrobnicate 1\nr\n");
+    let out = ringside()
+        .args(["demo", "--debugcon", "null", "--debug-script"])
+        .arg(&script)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.txt:2: frobnicate: unknown command"),
+        "{err}"
+    );
+    let missing = ringside()
+        .args(["demo", "--debug-script", "/nonexistent/script.txt"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/script.txt: cannot read")
+    );
+}
+
+/// Debian's gdb in batch mode against `--gdb`, bounded in time.
+#[test]
+fn gdb_batch_session_in_real_and_protected_mode() {
+    if Command::new("gdb").arg("--version").output().is_err() {
+        eprintln!("gdb is not installed: skipping the gdb stub test (apt-get install gdb)");
+        return;
+    }
+    let rom = file("pm-gdb.bin", ringside_roms::PMTEST);
+    // A free port: bind, note it, let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut server = ringside()
+        .args(["run", "--debugcon", "null", "--bios"])
+        .arg(&rom)
+        .args(["--gdb", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Listening once we can no longer bind the port ourselves.
+    let start = Instant::now();
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stub did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new("timeout")
+        .args(["60", "gdb", "-batch", "-nx"])
+        .args(["-ex", "set architecture i386"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args(["-ex", "info registers eip cs"])
+        .args(["-ex", "x/2i $pc"])
+        .args(["-ex", "stepi"])
+        .args(["-ex", "info registers eip"])
+        .args(["-ex", "break *0xf2000"])
+        .args(["-ex", "continue"])
+        .args(["-ex", "info registers cs eip"])
+        .args(["-ex", "monitor info gdt"])
+        .args(["-ex", "watch *(char*)0x710"])
+        .args(["-ex", "continue"])
+        .args(["-ex", "detach"])
+        .output()
+        .expect("gdb");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(Some(s)) = server.try_wait() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for want in [
+        // Real mode: the PC is CS.base + IP, the reset vector.
+        "eip            0xfffffff0",
+        "cs             0xf000",
+        "=> 0xfffffff0:",
+        // After the far jump: F000:0000 is linear F0000.
+        "eip            0xf0000",
+        "Breakpoint 1, 0x000f2000",
+        "cs             0x1b",
+        "0030  32-bit call gate -> 0008:000F3600 params=1 DPL=3 P",
+        "Hardware watchpoint 2: *(char*)0x710",
+        "New value",
+    ] {
+        assert!(
+            text.contains(want),
+            "missing {want:?} in gdb's output:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("Remote 'g' packet reply is too long"),
+        "{text}"
+    );
+    // Detached: the guest ran on to its exit (0 → status 1).
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{text}");
+}
