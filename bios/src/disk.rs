@@ -86,14 +86,20 @@ pub(crate) fn identify(c: &mut Call, ch: usize, slot: usize) -> Option<(Drive, S
     quietly(c, ch, |c| {
         let base = BASE[ch];
         c.outb(base + 6, 0xA0 | (slot as u8) << 4);
-        let s = c.inb(base + 7);
-        if s == 0xFF || s == 0 {
-            return None;
+        if c.inb(base + 7) == 0xFF {
+            return None; // nothing on the cable
         }
         wait_not_busy(c, ch)?;
-        c.outb(base + 7, 0xEC);
-        let s = wait_not_busy(c, ch)?;
-        let atapi = s & ST_ERR != 0 && c.inb(base + 4) == 0x14 && c.inb(base + 5) == 0xEB;
+        // An ATAPI device posts its signature and status 0 after reset;
+        // a disk answers IDENTIFY DEVICE, an ATAPI device aborts it with
+        // the signature. An absent slave never raises DRQ.
+        let signature = |c: &mut Call| c.inb(base + 4) == 0x14 && c.inb(base + 5) == 0xEB;
+        let mut atapi = signature(c);
+        if !atapi {
+            c.outb(base + 7, 0xEC);
+            let s = wait_not_busy(c, ch)?;
+            atapi = s & ST_ERR != 0 && signature(c);
+        }
         if atapi {
             c.outb(base + 7, 0xA1);
         }

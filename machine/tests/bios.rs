@@ -207,3 +207,406 @@ fn disk_without_signature_is_refused() {
     assert!(con.contains("no boot signature"), "{con}");
     assert!(con.contains("No bootable device"), "{con}");
 }
+
+/// Sector `lba` of the test disks: a pattern that names its sector.
+fn sector(lba: usize) -> Vec<u8> {
+    (0..512).map(|i| (lba * 7 + i * 13) as u8).collect()
+}
+
+fn pattern_disk(sectors: usize, mbr: &[u8]) -> Vec<u8> {
+    let mut img: Vec<u8> = (0..sectors).flat_map(sector).collect();
+    img[..1024.min(mbr.len())].copy_from_slice(&mbr[..1024.min(mbr.len())]);
+    img
+}
+
+/// Store the caller's FLAGS at `at` (after an INT).
+fn store_flags(a: &mut CodeAssembler, at: u32) -> R<()> {
+    a.pushf()?;
+    a.pop(word_ptr(at))?;
+    Ok(())
+}
+
+fn peek16(m: &Machine, at: u32) -> u16 {
+    m.cpu.mem.peek(at) as u16 | (m.cpu.mem.peek(at + 1) as u16) << 8
+}
+
+fn peek32(m: &Machine, at: u32) -> u32 {
+    peek16(m, at) as u32 | (peek16(m, at + 2) as u32) << 16
+}
+
+fn peek_bytes(m: &Machine, at: u32, n: usize) -> Vec<u8> {
+    (0..n as u32).map(|i| m.cpu.mem.peek(at + i)).collect()
+}
+
+#[test]
+fn int13_chs_and_edd_reads_writes_and_parameters() -> R<()> {
+    const SECTORS: usize = 8192; // 4 MiB: BIOS geometry 8/16/63
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    // AH=08h: parameters.
+    a.mov(ah, 0x08)?;
+    a.mov(dl, 0x80)?;
+    a.int(0x13)?;
+    store_flags(a, 0x600)?;
+    a.mov(word_ptr(0x602), cx)?;
+    a.mov(word_ptr(0x604), dx)?;
+    // AH=02h: 2 sectors from C/H/S 1/2/5 to 0000:8000.
+    a.mov(ax, 0x0202u32)?;
+    a.mov(cx, 0x0105u32)?;
+    a.mov(dx, 0x0280u32)?;
+    a.mov(bx, 0x8000u32)?;
+    a.int(0x13)?;
+    store_flags(a, 0x606)?;
+    a.mov(word_ptr(0x608), ax)?;
+    // AH=41h: EDD installation check.
+    a.mov(ah, 0x41)?;
+    a.mov(bx, 0x55AAu32)?;
+    a.mov(dl, 0x80)?;
+    a.int(0x13)?;
+    store_flags(a, 0x60A)?;
+    a.mov(word_ptr(0x60C), bx)?;
+    a.mov(word_ptr(0x60E), cx)?;
+    a.mov(byte_ptr(0x610), ah)?;
+    // AH=42h: 3 sectors from LBA 5000 to 0000:9000 (DAP at 0700).
+    a.mov(word_ptr(0x700), 0x0010)?;
+    a.mov(word_ptr(0x702), 3)?;
+    a.mov(word_ptr(0x704), 0x9000)?;
+    a.mov(word_ptr(0x706), 0)?;
+    a.mov(dword_ptr(0x708), 5000)?;
+    a.mov(dword_ptr(0x70C), 0)?;
+    a.mov(si, 0x700u32)?;
+    a.mov(ah, 0x42)?;
+    a.mov(dl, 0x80)?;
+    a.int(0x13)?;
+    store_flags(a, 0x612)?;
+    a.mov(word_ptr(0x614), ax)?;
+    // AH=43h: write the 2 sectors at 8000 to LBA 7000, then read them
+    // back with AH=42h to 0000:B000.
+    a.mov(word_ptr(0x702), 2)?;
+    a.mov(word_ptr(0x704), 0x8000)?;
+    a.mov(dword_ptr(0x708), 7000)?;
+    a.mov(ax, 0x4300u32)?;
+    a.int(0x13)?;
+    store_flags(a, 0x616)?;
+    a.mov(word_ptr(0x704), 0xB000)?;
+    a.mov(ah, 0x42)?;
+    a.int(0x13)?;
+    store_flags(a, 0x618)?;
+    // AH=48h: drive parameters into 0780.
+    a.mov(word_ptr(0x780), 0x1E)?;
+    a.mov(si, 0x780u32)?;
+    a.mov(ah, 0x48)?;
+    a.int(0x13)?;
+    store_flags(a, 0x61A)?;
+    // A read past the end fails with CF=1, AH=04h.
+    a.mov(dword_ptr(0x708), SECTORS as u32)?;
+    a.mov(word_ptr(0x702), 1)?;
+    a.mov(si, 0x700u32)?;
+    a.mov(ah, 0x42)?;
+    a.int(0x13)?;
+    store_flags(a, 0x61C)?;
+    a.mov(word_ptr(0x61E), ax)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(SECTORS, &b.finish(1)?));
+    let mut m = machine(16);
+    attach(&mut m, &img);
+    let out = run(&mut m, 50_000_000);
+    assert_eq!(out, RunOutcome::Exit(0), "{}", console(&m));
+    const CF: u16 = 1;
+    // Geometry: 8 cylinders (max index 7), 16 heads (max 15), 63 sectors.
+    assert_eq!(peek16(&m, 0x600) & CF, 0);
+    assert_eq!(peek16(&m, 0x602), 0x0700 | 63);
+    assert_eq!(peek16(&m, 0x604), 0x0F01, "DH = max head, DL = one disk");
+    // CHS read: LBA (1*16+2)*63+4 = 1138.
+    assert_eq!(peek16(&m, 0x606) & CF, 0);
+    assert_eq!(peek16(&m, 0x608), 0x0002, "AH=0, AL=2 sectors");
+    assert_eq!(peek_bytes(&m, 0x8000, 512), sector(1138));
+    assert_eq!(peek_bytes(&m, 0x8200, 512), sector(1139));
+    // EDD check.
+    assert_eq!(peek16(&m, 0x60A) & CF, 0);
+    assert_eq!(peek16(&m, 0x60C), 0xAA55);
+    assert_eq!(peek16(&m, 0x60E) & 1, 1, "extended disk access supported");
+    assert_eq!(m.cpu.mem.peek(0x610), 0x30, "EDD 3.0");
+    // EDD read.
+    assert_eq!(peek16(&m, 0x612) & CF, 0);
+    for i in 0..3 {
+        assert_eq!(
+            peek_bytes(&m, 0x9000 + 512 * i, 512),
+            sector(5000 + i as usize)
+        );
+    }
+    // Write and read back.
+    assert_eq!(peek16(&m, 0x616) & CF, 0);
+    assert_eq!(peek16(&m, 0x618) & CF, 0);
+    assert_eq!(peek_bytes(&m, 0xB000, 1024), peek_bytes(&m, 0x8000, 1024));
+    // Parameters.
+    assert_eq!(peek16(&m, 0x61A) & CF, 0);
+    assert_eq!(peek32(&m, 0x780 + 16), SECTORS as u32);
+    assert_eq!(peek16(&m, 0x780 + 24), 512);
+    assert_eq!(peek32(&m, 0x780 + 8), 16, "heads");
+    // Past the end.
+    assert_eq!(peek16(&m, 0x61C) & CF, 1);
+    assert_eq!(peek16(&m, 0x61E) >> 8, 0x04);
+    Ok(())
+}
+
+#[test]
+fn e820_e801_and_88_describe_the_configured_ram() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    // Collect E820 entries at 1000h, 20 bytes each; count at 600h.
+    let mut next = a.create_label();
+    let mut done = a.create_label();
+    a.xor(ebx, ebx)?;
+    a.mov(di, 0x1000u32)?;
+    a.mov(word_ptr(0x600), 0)?;
+    a.set_label(&mut next)?;
+    a.mov(eax, 0xE820u32)?;
+    a.mov(edx, 0x534D_4150u32)?;
+    a.mov(ecx, 24u32)?;
+    a.int(0x15)?;
+    a.jc(done)?;
+    a.cmp(eax, 0x534D_4150u32)?;
+    a.jne(done)?;
+    a.inc(word_ptr(0x600))?;
+    a.add(di, 20)?;
+    a.test(ebx, ebx)?;
+    a.jnz(next)?;
+    a.set_label(&mut done)?;
+    a.mov(ax, 0xE801u32)?;
+    a.int(0x15)?;
+    a.mov(word_ptr(0x602), ax)?;
+    a.mov(word_ptr(0x604), bx)?;
+    a.mov(ah, 0x88)?;
+    a.int(0x15)?;
+    a.mov(word_ptr(0x606), ax)?;
+    a.int(0x12)?;
+    a.mov(word_ptr(0x608), ax)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(64);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 50_000_000), RunOutcome::Exit(0));
+    let n = peek16(&m, 0x600) as u32;
+    let entries: Vec<(u64, u64, u32)> = (0..n)
+        .map(|i| {
+            let e = 0x1000 + 20 * i;
+            (
+                peek32(&m, e) as u64 | (peek32(&m, e + 4) as u64) << 32,
+                peek32(&m, e + 8) as u64 | (peek32(&m, e + 12) as u64) << 32,
+                peek32(&m, e + 16),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (0, 0x9FC00, 1),
+            (0x9FC00, 0x400, 2),
+            (0xF0000, 0x10000, 2),
+            (0x100000, 63 << 20, 1),
+            (0xFFFF0000, 0x10000, 2),
+        ]
+    );
+    assert_eq!(peek16(&m, 0x602), 15 * 1024, "E801: KiB 1-16 MiB");
+    assert_eq!(
+        peek16(&m, 0x604),
+        ((48u32 << 20) / 65536) as u16,
+        "E801: 64 KiB blocks above 16 MiB"
+    );
+    assert_eq!(peek16(&m, 0x606), 63 * 1024, "AH=88h");
+    assert_eq!(peek16(&m, 0x608), 639, "INT 12h");
+    Ok(())
+}
+
+#[test]
+fn int1a_ticks_advance_with_the_pit_and_int15_86_waits() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    a.xor(ah, ah)?;
+    a.int(0x1A)?;
+    a.mov(word_ptr(0x600), dx)?;
+    a.mov(word_ptr(0x602), cx)?;
+    // Wait 500 ms (0007A120h µs).
+    a.mov(ah, 0x86)?;
+    a.mov(cx, 0x0007u32)?;
+    a.mov(dx, 0xA120u32)?;
+    a.int(0x15)?;
+    store_flags(a, 0x604)?;
+    a.xor(ah, ah)?;
+    a.int(0x1A)?;
+    a.mov(word_ptr(0x606), dx)?;
+    a.mov(word_ptr(0x608), cx)?;
+    // RTC time.
+    a.mov(ah, 0x02)?;
+    a.int(0x1A)?;
+    store_flags(a, 0x60A)?;
+    a.mov(word_ptr(0x60C), cx)?;
+    a.mov(ah, 0x04)?;
+    a.int(0x1A)?;
+    a.mov(word_ptr(0x60E), cx)?;
+    a.mov(word_ptr(0x610), dx)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(16);
+    attach(&mut m, &img);
+    assert_eq!(
+        run(&mut m, 50_000_000),
+        RunOutcome::Exit(0),
+        "{}",
+        console(&m)
+    );
+    let before = peek32(&m, 0x600);
+    let after = peek32(&m, 0x606);
+    assert_eq!(peek16(&m, 0x604) & 1, 0, "INT 15h AH=86h succeeded");
+    // 500 ms at 18.2 Hz is 9.1 ticks; the wait ends on the first tick
+    // after its deadline.
+    assert!(
+        (9..=11).contains(&(after - before)),
+        "ticks {before} -> {after}"
+    );
+    // The RTC starts at 2000-01-01 00:00:00 (BCD).
+    assert_eq!(peek16(&m, 0x60A) & 1, 0);
+    assert_eq!(peek16(&m, 0x60C), 0x0000, "hours 00, minutes 00");
+    assert_eq!(peek16(&m, 0x60E), 0x2000, "century 20, year 00");
+    assert_eq!(peek16(&m, 0x610), 0x0101, "January 1st");
+    Ok(())
+}
+
+#[test]
+fn int16_reads_typed_keys_including_extended_ones() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    a.mov(byte_ptr(0x5FF), 0)?;
+    a.mov(di, 0x600u32)?;
+    a.mov(cx, 4u32)?;
+    let mut lp = a.create_label();
+    a.set_label(&mut lp)?;
+    a.mov(byte_ptr(0x5FF), 1)?; // waiting
+    a.mov(ah, 0x10)?;
+    a.int(0x16)?;
+    a.stosw()?;
+    a.loop_(lp)?;
+    // Nothing left: AH=01h reports ZF=1.
+    a.mov(ah, 0x01)?;
+    a.int(0x16)?;
+    store_flags(a, 0x610)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(16);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 5_000_000), RunOutcome::MaxInstructions);
+    assert_eq!(m.cpu.mem.peek(0x5FF), 1, "the boot program waits for a key");
+    m.pc.type_text("hI");
+    m.pc.key_event(0xE048, true); // cursor up
+    m.pc.key_event(0xE048, false);
+    m.pc.key_event(0x1C, true); // Enter
+    m.pc.key_event(0x1C, false);
+    assert_eq!(
+        run(&mut m, 100_000_000),
+        RunOutcome::Exit(0),
+        "{}",
+        console(&m)
+    );
+    assert_eq!(peek16(&m, 0x600), 0x2368, "h");
+    assert_eq!(peek16(&m, 0x602), 0x1749, "Shift+I");
+    assert_eq!(peek16(&m, 0x604), 0x48E0, "cursor up (extended)");
+    assert_eq!(peek16(&m, 0x606), 0x1C0D, "Enter");
+    assert_eq!(peek16(&m, 0x610) & 0x40, 0x40, "ZF: buffer empty");
+    Ok(())
+}
+
+/// A minimal El Torito no-emulation ISO: PVD at 16, boot record at 17,
+/// terminator at 18, catalog at 19, the boot image (one 2048-byte block,
+/// 4 virtual sectors) at 20, a data block at 21.
+fn iso(boot_image: &[u8]) -> Vec<u8> {
+    let mut img = vec![0u8; 24 * 2048];
+    let blk = |n: usize| n * 2048;
+    img[blk(16)] = 1;
+    img[blk(16) + 1..blk(16) + 6].copy_from_slice(b"CD001");
+    img[blk(16) + 6] = 1;
+    img[blk(17) + 1..blk(17) + 6].copy_from_slice(b"CD001");
+    img[blk(17) + 6] = 1;
+    img[blk(17) + 7..blk(17) + 30].copy_from_slice(b"EL TORITO SPECIFICATION");
+    img[blk(17) + 0x47..blk(17) + 0x4B].copy_from_slice(&19u32.to_le_bytes());
+    img[blk(18)] = 255;
+    img[blk(18) + 1..blk(18) + 6].copy_from_slice(b"CD001");
+    img[blk(18) + 6] = 1;
+    let cat = blk(19);
+    img[cat] = 1; // validation entry, platform x86
+    img[cat + 30] = 0x55;
+    img[cat + 31] = 0xAA;
+    let sum = img[cat..cat + 32].chunks(2).fold(0u16, |s, w| {
+        s.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
+    img[cat + 28..cat + 30].copy_from_slice(&0u16.wrapping_sub(sum).to_le_bytes());
+    img[cat + 32] = 0x88; // bootable, no emulation
+    img[cat + 32 + 6..cat + 32 + 8].copy_from_slice(&4u16.to_le_bytes());
+    img[cat + 32 + 8..cat + 32 + 12].copy_from_slice(&20u32.to_le_bytes());
+    img[blk(20)..blk(20) + boot_image.len()].copy_from_slice(boot_image);
+    for (i, b) in img[blk(21)..blk(22)].iter_mut().enumerate() {
+        *b = (i * 3 + 1) as u8;
+    }
+    img
+}
+
+#[test]
+fn cdrom_boots_through_el_torito_and_reads_with_edd() -> R<()> {
+    let mut b = Boot::new()?;
+    b.say("Hello from the CD\r\n")?;
+    let a = &mut b.a;
+    a.mov(byte_ptr(0x600), dl)?;
+    // Read block 21 to 0000:9000 through the boot drive.
+    a.mov(word_ptr(0x700), 0x0010)?;
+    a.mov(word_ptr(0x702), 1)?;
+    a.mov(word_ptr(0x704), 0x9000)?;
+    a.mov(word_ptr(0x706), 0)?;
+    a.mov(dword_ptr(0x708), 21)?;
+    a.mov(dword_ptr(0x70C), 0)?;
+    a.mov(si, 0x700u32)?;
+    a.mov(ah, 0x42)?;
+    a.int(0x13)?;
+    store_flags(a, 0x602)?;
+    b.exit(0)?;
+    let boot = b.finish(4)?;
+    let cd = TempImage::new(&iso(&boot[..2048]));
+    let mut m = Machine::with_our_bios(MachineConfig {
+        memory_mib: 16,
+        console: Console::Capture(Vec::new()),
+        boot_order: vec![ringside_machine::BootDevice::Cdrom],
+        ..MachineConfig::default()
+    })?;
+    m.pc.ide
+        .attach(1, 0, DeviceKind::CdRom, Disk::open(&cd.0, DiskMode::CdRom)?);
+    let out = run(&mut m, 50_000_000);
+    let con = console(&m);
+    assert_eq!(out, RunOutcome::Exit(0), "{con}");
+    assert!(con.contains("CD-ROM \"RINGSIDE CD-ROM\""), "{con}");
+    assert!(con.contains("Booting from CD-ROM (drive E0h)"), "{con}");
+    assert!(con.ends_with("Hello from the CD\r\n"), "{con}");
+    assert_eq!(m.cpu.mem.peek(0x600), 0xE0, "DL = the CD's drive number");
+    assert_eq!(peek16(&m, 0x602) & 1, 0);
+    let want: Vec<u8> = (0..2048).map(|i| (i * 3 + 1) as u8).collect();
+    assert_eq!(peek_bytes(&m, 0x9000, 2048), want);
+    Ok(())
+}
+
+#[test]
+fn guest_writes_to_the_service_port_are_refused() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    // A boot program that tries to call the disk service itself.
+    a.mov(al, 0x13)?;
+    a.out(0xE0, al)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(16);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 50_000_000), RunOutcome::Exit(0));
+    let bios = m.bios.as_ref().unwrap();
+    assert_eq!(bios.refused, 1);
+    let last = bios.last.unwrap();
+    assert_eq!(last.outcome, bios::HypercallOutcome::Refused);
+    assert_eq!((last.cs, last.service), (0, 0x13));
+    Ok(())
+}
