@@ -162,6 +162,42 @@ fn observer_sees_rings_modes_traps_and_tasks() {
     assert!(has(
         &|e| matches!(e, Event::ControlRegisterWrite { cr: 0, old: _, new } if new & 1 == 1)
     ));
+    // The paging part: paging switched on, two page faults, TLB traffic.
+    assert!(has(&|e| matches!(
+        e,
+        Event::ModeChange { paging: true, .. }
+    )));
+    assert!(has(&|e| matches!(
+        e,
+        Event::Exception {
+            vector: 14,
+            error: Some(0),
+            cpl: 0,
+            ..
+        }
+    )));
+    assert!(has(&|e| matches!(
+        e,
+        Event::Exception {
+            vector: 14,
+            error: Some(3),
+            cpl: 0,
+            ..
+        }
+    )));
+    assert!(has(&|e| matches!(
+        e,
+        Event::TlbFill {
+            linear: 0x30_0000,
+            phys: 0x30_0000
+        }
+    )));
+    assert!(has(&|e| matches!(
+        e,
+        Event::TlbFlush {
+            cause: ringside_mmu::FlushCause::Invlpg
+        }
+    )));
     // MOV with a segment register at CPL 3 (ring 3 loads DS and reads CS)
     // is sensitive; MOV between general registers, which ring 3 does all
     // the time, must not be reported: only segment-register forms count.

@@ -34,6 +34,8 @@ const PHASE2: u32 = 0xF3800;
 const TASK2: u32 = 0xF3C00;
 const PHASE3: u32 = 0xF3E00;
 const V86_CODE: u32 = 0xF4000;
+const PAGING: u32 = 0xF5000;
+const PF_HANDLER: u32 = 0xF5800;
 const RAM_IMAGE: u32 = 0xF8000;
 const STRINGS: u32 = 0xFE000;
 
@@ -46,6 +48,12 @@ const TSS2: u32 = 0x6000;
 const SKIP_LEN: u32 = 0x704;
 const V86_DONE: u32 = 0x705;
 const SCRATCH: u32 = 0x710;
+/// What the #PF handler does: 0 map the page and retry, 1 make it
+/// writable and retry.
+const PF_MODE: u32 = 0x706;
+const PAGE_DIR: u32 = 0xB000;
+const PAGE_TABLE: u32 = 0xC000;
+const DEMAND_PAGE: u32 = 0x30_0000;
 
 const SEL_CODE0: u16 = 0x08;
 const SEL_DATA0: u16 = 0x10;
@@ -140,6 +148,7 @@ fn ram_image() -> Vec<u8> {
     let idt = [
         (0x0Du32, gate(SEL_CODE0, GP_HANDLER, 0xE, 0, 0)),
         (0x0B, gate(SEL_CODE0, NP_HANDLER, 0xE, 0, 0)),
+        (0x0E, gate(SEL_CODE0, PF_HANDLER, 0xE, 0, 0)),
         (0x80, gate(SEL_CODE0, INT80_HANDLER, 0xF, 3, 0)),
         (0x81, gate(SEL_CODE0, INT80_HANDLER, 0xF, 0, 0)),
         (0x82, gate(SEL_CODE0, INT82_HANDLER, 0xF, 3, 0)),
@@ -512,6 +521,7 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
     say("ring 0: CALL FAR 40h (a TSS)\n");
     say("  task 2: back link=00000028 NT=00000001\n");
     say("ring 0: back in task 1, TR=00000028\n");
+    say("@PAGING@");
     say("ring 0: IRETD to virtual-8086 mode\n");
     say("v86: hello from F000:4000, INT 21h next\n");
     say("#GP error=00000000 saved CS=0000F000\n");
@@ -537,6 +547,7 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
             a.str(ax)?;
             a.call(PRINT_HEX)?;
             print(a, s_nl)?;
+            a.call(PAGING as u64)?;
             print(a, s_v86)?;
             for v in [
                 0u32,
@@ -589,6 +600,118 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
             Ok(())
         })?,
     );
+    // Paging: identity-map the first 4 MiB with 4 KiB pages, turn paging
+    // on, then demand-page a missing page and fix a write-protect fault.
+    let s_pg_on = st.add("ring 0: paging on (CR3=0000B000, 4 KiB pages, identity map)\n");
+    let s_pg_read = st.add("ring 0: read of unmapped 00300000\n");
+    let s_pf = st.add("#PF error=");
+    let s_cr2 = st.add(" CR2=");
+    let s_fix_map = st.add(": map it, retry\n");
+    let s_fix_rw = st.add(": make it writable, retry\n");
+    let s_pg_val = st.add("ring 0: read after the fix gave ");
+    let s_pte = st.add("ring 0: PTE after read=");
+    let s_pte_w = st.add(" after write=");
+    let s_wp = st.add("ring 0: CR0.WP=1, write to a read-only page\n");
+    let s_pg_done = st.add("ring 0: write went through, paging stays on for V86\n");
+    let paging_expected = "ring 0: paging on (CR3=0000B000, 4 KiB pages, identity map)\n\
+        ring 0: read of unmapped 00300000\n\
+        #PF error=00000000 CR2=00300000: map it, retry\n\
+        ring 0: read after the fix gave 00000000\n\
+        ring 0: PTE after read=00300027 after write=00300067\n\
+        ring 0: CR0.WP=1, write to a read-only page\n\
+        #PF error=00000003 CR2=00300004: make it writable, retry\n\
+        ring 0: write went through, paging stays on for V86\n";
+    put(
+        &mut rom,
+        PAGING,
+        &code32(PAGING, |a| {
+            a.mov(edi, PAGE_TABLE)?;
+            a.mov(eax, 7u32)?;
+            a.mov(ecx, 1024u32)?;
+            let mut fill = a.create_label();
+            a.set_label(&mut fill)?;
+            a.mov(dword_ptr(edi), eax)?;
+            a.add(edi, 4)?;
+            a.add(eax, 0x1000)?;
+            a.dec(ecx)?;
+            a.jnz(fill)?;
+            a.mov(dword_ptr(PAGE_DIR), PAGE_TABLE | 7)?;
+            // The demand page starts out not present.
+            a.mov(dword_ptr(PAGE_TABLE + (DEMAND_PAGE >> 12) * 4), 0u32)?;
+            a.mov(eax, PAGE_DIR)?;
+            a.mov(cr3, eax)?;
+            a.mov(eax, cr0)?;
+            a.or(eax, 0x8000_0000u32)?;
+            a.mov(cr0, eax)?;
+            print(a, s_pg_on)?;
+            print(a, s_pg_read)?;
+            a.mov(byte_ptr(PF_MODE), 0)?;
+            a.mov(ebx, dword_ptr(DEMAND_PAGE))?;
+            print(a, s_pg_val)?;
+            a.mov(eax, ebx)?;
+            a.call(PRINT_HEX)?;
+            print(a, s_nl)?;
+            print(a, s_pte)?;
+            a.mov(eax, dword_ptr(PAGE_TABLE + (DEMAND_PAGE >> 12) * 4))?;
+            a.call(PRINT_HEX)?;
+            a.mov(dword_ptr(DEMAND_PAGE), ebx)?;
+            print(a, s_pte_w)?;
+            a.mov(eax, dword_ptr(PAGE_TABLE + (DEMAND_PAGE >> 12) * 4))?;
+            a.call(PRINT_HEX)?;
+            print(a, s_nl)?;
+            // Read-only now (and the TLB told), then CR0.WP makes ring 0
+            // honour it.
+            a.and(dword_ptr(PAGE_TABLE + (DEMAND_PAGE >> 12) * 4), !2u32)?;
+            a.invlpg(ptr(DEMAND_PAGE))?;
+            a.mov(eax, cr0)?;
+            a.or(eax, 1u32 << 16)?;
+            a.mov(cr0, eax)?;
+            print(a, s_wp)?;
+            a.mov(byte_ptr(PF_MODE), 1)?;
+            a.mov(dword_ptr(DEMAND_PAGE + 4), ebx)?;
+            print(a, s_pg_done)?;
+            a.ret()?;
+            Ok(())
+        })?,
+    );
+    put(
+        &mut rom,
+        PF_HANDLER,
+        &code32(PF_HANDLER, |a| {
+            a.push(eax)?;
+            a.push(ebx)?;
+            print(a, s_pf)?;
+            a.mov(eax, dword_ptr(esp + 8))?;
+            a.call(PRINT_HEX)?;
+            print(a, s_cr2)?;
+            a.mov(eax, cr2)?;
+            a.call(PRINT_HEX)?;
+            // The PTE of the faulting page.
+            a.mov(ebx, eax)?;
+            a.shr(ebx, 12)?;
+            a.shl(ebx, 2)?;
+            a.add(ebx, PAGE_TABLE)?;
+            let mut writable = a.create_label();
+            let mut done = a.create_label();
+            a.cmp(byte_ptr(PF_MODE), 1)?;
+            a.je(writable)?;
+            print(a, s_fix_map)?;
+            a.and(eax, 0xFFFF_F000u32)?;
+            a.or(eax, 7)?;
+            a.mov(dword_ptr(ebx), eax)?;
+            a.jmp(done)?;
+            a.set_label(&mut writable)?;
+            print(a, s_fix_rw)?;
+            a.or(dword_ptr(ebx), 2)?;
+            a.set_label(&mut done)?;
+            // No INVLPG needed: the faulting translation was never cached.
+            a.pop(ebx)?;
+            a.pop(eax)?;
+            a.add(esp, 4)?;
+            a.iretd()?;
+            Ok(())
+        })?,
+    );
     // Virtual-8086 code at F000:4000.
     let v86_print = |a: &mut CodeAssembler, s: u32| -> R<()> {
         a.mov(si, off16(s))?;
@@ -628,5 +751,6 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
     put(&mut rom, STRINGS, &st.bytes);
     // Reset vector: jmp far F000:0000.
     put(&mut rom, 0xFFFF0, &[0xEA, 0x00, 0x00, 0x00, 0xF0]);
+    let expect = expect.replace("@PAGING@", paging_expected);
     Ok((rom, expect))
 }
