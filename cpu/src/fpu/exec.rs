@@ -940,7 +940,9 @@ fn last_opcode(cpu: &mut Cpu, bus: &mut dyn Bus) -> u16 {
             return 0;
         };
         if (0xD8..=0xDF).contains(&b) {
-            let modrm = cpu.read_lin(bus, lin.wrapping_add(1), 1, false).unwrap_or(0);
+            let modrm = cpu
+                .read_lin(bus, lin.wrapping_add(1), 1, false)
+                .unwrap_or(0);
             return (((b & 7) << 8) | (modrm & 0xFF)) as u16;
         }
         lin = lin.wrapping_add(1);
