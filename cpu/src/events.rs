@@ -11,7 +11,7 @@
 
 use iced_x86::Mnemonic;
 
-use crate::processor::CpuMode;
+use crate::processor::{Cpu, CpuMode};
 
 /// One event, with the facts that decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +116,12 @@ pub enum Event {
 pub trait Observer {
     /// One event, in the order the CPU produced them.
     fn event(&mut self, e: &Event);
+    /// The same, with the processor lent read-only for context (cycles,
+    /// CS:EIP, the instruction via [`Cpu::observed_instruction`], the
+    /// descriptor tables in memory). By default calls [`Observer::event`].
+    fn event_on(&mut self, e: &Event, _cpu: &Cpu) {
+        self.event(e)
+    }
     /// Whether the CPU should stop at the next instruction boundary (a
     /// debugger's catchpoint matched); asked after each event.
     fn wants_stop(&self) -> bool {

@@ -11,6 +11,7 @@
 
 mod debug;
 pub mod decode;
+pub mod classify;
 pub mod events;
 mod exec;
 pub mod flags;

@@ -84,6 +84,9 @@ pub struct Cpu {
     pub(crate) observer: Option<Box<dyn Observer + Send>>,
     /// The instruction being executed, while an observer listens.
     pub(crate) observed_mnemonic: Option<iced_x86::Mnemonic>,
+    /// The instruction being executed and the CS:EIP it started at, while
+    /// an observer listens (see [`Cpu::observed_instruction`]).
+    pub(crate) observed_at: Option<(u16, u32, iced_x86::Instruction)>,
     /// Guest physical memory.
     pub mem: PhysMem,
     /// The software TLB (combined instruction/data).
@@ -149,6 +152,7 @@ impl Cpu {
             host: Default::default(),
             observer: None,
             observed_mnemonic: None,
+            observed_at: None,
             mem,
             tlb: ringside_mmu::Tlb::default(),
             paging: false,
@@ -629,12 +633,23 @@ impl Cpu {
     /// Send an event to the observer, if one is attached.
     #[inline]
     pub(crate) fn emit(&mut self, e: impl FnOnce() -> Event) {
-        if let Some(o) = self.observer.as_mut() {
-            o.event(&e());
-            if o.wants_stop() {
+        // The observer is lent the whole (read-only) CPU with the event, so
+        // it is taken out of `self` for the call.
+        if let Some(mut o) = self.observer.take() {
+            o.event_on(&e(), self);
+            let stop = o.wants_stop();
+            self.observer = Some(o);
+            if stop {
                 self.host_stop(crate::debug::HostHit::Event);
             }
         }
+    }
+
+    /// While an observer is called: the instruction being executed, with
+    /// the CS selector and EIP it started at (`None` between instructions,
+    /// e.g. for a hardware interrupt).
+    pub fn observed_instruction(&self) -> Option<(u16, u32, &iced_x86::Instruction)> {
+        self.observed_at.as_ref().map(|(cs, eip, i)| (*cs, *eip, i))
     }
 
     /// The execute path while an observer listens: the same work as
@@ -650,6 +665,7 @@ impl Cpu {
         let crs = self.cr;
         let faults_before = self.exceptions_raised;
         self.observed_mnemonic = Some(m);
+        self.observed_at = Some((self.segs[SegReg::Cs as usize].selector, self.eip, e.ins));
         self.execute_entry_inner(bus, e);
         self.observed_mnemonic = None;
         let faulted = self.exceptions_raised != faults_before;
@@ -700,6 +716,7 @@ impl Cpu {
                 exec::transfer_cause(m)
             },
         );
+        self.observed_at = None;
     }
 
     /// Ring, mode and task changes since the given state.

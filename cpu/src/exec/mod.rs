@@ -171,6 +171,7 @@ pub(crate) fn is_privileged_or_iopl(m: Mnemonic) -> bool {
             | Invlpg
             | Rdmsr
             | Wrmsr
+            | Sysexit
             | Rdpmc
             | Rdtsc
             | Cli
