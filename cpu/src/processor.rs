@@ -86,7 +86,7 @@ pub struct Cpu {
     pub(crate) observed_mnemonic: Option<iced_x86::Mnemonic>,
     /// The instruction being executed and the CS:EIP it started at, while
     /// an observer listens (see [`Cpu::observed_instruction`]).
-    pub(crate) observed_at: Option<(u16, u32, iced_x86::Instruction)>,
+    pub(crate) observed_at: Option<(u16, u32, u32, iced_x86::Instruction)>,
     /// Guest physical memory.
     pub mem: PhysMem,
     /// The software TLB (combined instruction/data).
@@ -209,6 +209,25 @@ impl Cpu {
         self.attention = ATTN_IRQ | ATTN_FLUSH;
         self.last_exception = None;
         self.fpu.reset();
+        self.ldtr = Segment {
+            selector: 0,
+            base: 0,
+            limit: 0xFFFF,
+            attrs: 0x82,
+        };
+        self.tr = Segment {
+            selector: 0,
+            base: 0,
+            limit: 0xFFFF,
+            attrs: 0x8B,
+        };
+        self.sysenter = [0; 3];
+        self.cpl = 0;
+        self.pending_debug_trap = false;
+        self.nmi_blocked = false;
+        self.nmi_pending = false;
+        // DR7 is clear again; the host debugger's own points stay armed.
+        self.update_breakpoints();
     }
 
     /// Current operating mode.
@@ -521,10 +540,6 @@ impl Cpu {
         }
         if self.pending_debug_trap {
             self.pending_debug_trap = false;
-            self.bp_exec = false;
-            self.nmi_blocked = false;
-            self.nmi_pending = false;
-            self.bp_data = false;
             self.deliver_trap(bus, Vector::Debug as u8);
         }
         let yield_now = self.attention & ATTN_YIELD != 0;
@@ -649,7 +664,15 @@ impl Cpu {
     /// the CS selector and EIP it started at (`None` between instructions,
     /// e.g. for a hardware interrupt).
     pub fn observed_instruction(&self) -> Option<(u16, u32, &iced_x86::Instruction)> {
-        self.observed_at.as_ref().map(|(cs, eip, i)| (*cs, *eip, i))
+        self.observed_at
+            .as_ref()
+            .map(|(cs, eip, _, i)| (*cs, *eip, i))
+    }
+
+    /// While an observer is called: the linear address of the instruction
+    /// being executed (CS base + EIP when it started).
+    pub fn observed_linear(&self) -> Option<u32> {
+        self.observed_at.as_ref().map(|o| o.2)
     }
 
     /// The execute path while an observer listens: the same work as
@@ -665,7 +688,8 @@ impl Cpu {
         let crs = self.cr;
         let faults_before = self.exceptions_raised;
         self.observed_mnemonic = Some(m);
-        self.observed_at = Some((self.segs[SegReg::Cs as usize].selector, self.eip, e.ins));
+        let cs = &self.segs[SegReg::Cs as usize];
+        self.observed_at = Some((cs.selector, self.eip, cs.base.wrapping_add(self.eip), e.ins));
         self.execute_entry_inner(bus, e);
         self.observed_mnemonic = None;
         let faulted = self.exceptions_raised != faults_before;

@@ -699,6 +699,9 @@ fn hardware_breakpoints() {
         other => panic!("expected a #DB trap, got {other:?}"),
     }
     assert_eq!(cpu.dr[6] & 0xF, 2);
+    // The breakpoint stays armed after it fired.
+    let again = run(&mut cpu, 0, &mut bus, |a| a.mov(dword_ptr(0x500), eax));
+    assert!(matches!(again, End::Fault(1, None, _, _)), "{again:?}");
     // Disabled in DR7: nothing.
     set_dr7(&mut cpu, 0x400);
     assert_end!(

@@ -327,3 +327,25 @@ fn nmi_ignores_if_and_is_blocked_until_iret() {
         "the held NMI ran after the IRET"
     );
 }
+
+#[test]
+fn reset_returns_to_the_power_on_state() {
+    let code = asm(|a| {
+        a.hlt()?;
+        Ok(())
+    });
+    let mut cpu = machine(&code);
+    cpu.cr[0] |= 1;
+    cpu.set_cpl(3);
+    cpu.sysenter = [8, 1, 2];
+    cpu.tr.selector = 0x28;
+    cpu.reset();
+    assert_eq!(cpu.cpl(), 0);
+    assert_eq!(cpu.sysenter, [0; 3]);
+    assert_eq!(cpu.tr.selector, 0);
+    assert_eq!(cpu.cr[0] & 1, 0);
+    assert_eq!(
+        (cpu.segs[SegReg::Cs as usize].selector, cpu.eip),
+        (0xF000, 0xFFF0)
+    );
+}

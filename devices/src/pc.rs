@@ -113,6 +113,9 @@ pub struct Pc {
     hypercall: Option<u8>,
     /// Accesses to ports no device claims (for the run summary / debugging).
     unclaimed_accesses: u64,
+    /// The x87's FERR# line as last seen, and whether IRQ13 is latched.
+    ferr: bool,
+    irq13: bool,
 }
 
 impl Pc {
@@ -140,6 +143,8 @@ impl Pc {
             reset_requested: false,
             hypercall: None,
             unclaimed_accesses: 0,
+            ferr: false,
+            irq13: false,
         };
         // The interrupt lines start at the chips' output levels.
         pc.update_pit(0);
@@ -383,9 +388,26 @@ impl Pc {
                 self.update_uarts(now);
             }
             SYSTEM_CONTROL_A => self.write_system_control_a(v),
+            // Any write to 0xF0 clears the IRQ13 latch (and asserts IGNNE#
+            // on an AT); 0xF1 resets the coprocessor interface the same way.
+            0xF0 | 0xF1 => {
+                self.irq13 = false;
+                self.pic.set_irq(13, false);
+            }
             _ => return false,
         }
         true
+    }
+
+    /// The x87's FERR# output: a rising edge latches IRQ13 (the AT's
+    /// legacy floating-point error reporting, used when CR0.NE=0) until the
+    /// handler writes port 0xF0.
+    pub fn set_ferr(&mut self, level: bool) {
+        if level && !self.ferr {
+            self.irq13 = true;
+            self.pic.set_irq(13, true);
+        }
+        self.ferr = level;
     }
 
     /// The IDE channels' INTRQ lines to the PIC (level, edge-triggered

@@ -408,6 +408,8 @@ impl Machine {
             None if single => self.cpu.step(&mut self.pc),
             None => self.cpu.run(&mut self.pc, deadline, budget),
         };
+        // FERR# from the x87 (CR0.NE=0 error reporting) is IRQ13 on a PC.
+        self.pc.set_ferr(self.cpu.fpu.ferr());
         match stop {
             // A single step leaves port and A20 requests for the board too.
             StopReason::Budget if single => self.service_board(),
