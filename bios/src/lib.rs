@@ -193,11 +193,15 @@ impl Bios {
         let mut c = Call::new(cpu, pc, stub);
         record.function = if stub { c.ah() } else { 0 };
         record.outcome = HypercallOutcome::Serviced;
-        log::trace!(
-            "hypercall {service:#04x} AH={:02X} from {:04X}:{ip:04X}",
-            record.function,
-            cs.selector
-        );
+        // The trap log's view of the paravirtual call (RUST_LOG=ringside_bios=debug).
+        if log::log_enabled!(log::Level::Debug) {
+            let routine = symbolize(linear).map_or("?", |(name, _)| name);
+            log::debug!(
+                "hypercall: service {service:02X}h AH={:02X}h from {:04X}:{ip:04X} ({routine})",
+                record.function,
+                cs.selector
+            );
+        }
         let again = match service {
             layout::svc::KEYBOARD_IRQ => {
                 keyboard::irq(&mut c);
