@@ -241,13 +241,14 @@ pub(crate) fn cd_read(
     })
 }
 
-/// Issue an ATA command for `count` sectors (1..=256) at `lba`.
+/// Issue an ATA command for `count` sectors (1..=256) at `lba`. The
+/// 28-bit count register takes 256 as 0; the 48-bit one as 0100h.
 fn ata_command(c: &mut Call, d: &Drive, lba: u64, count: u16, cmd28: u8, cmd48: u8) -> Option<()> {
     let ch = d.channel as usize;
     let base = BASE[ch];
     let slot = d.slot << 4;
     wait_not_busy(c, ch)?;
-    if d.lba48 && (lba + count as u64 > 0x0FFF_FFFF || count > 256) {
+    if d.lba48 && lba + count as u64 > 0x0FFF_FFFF {
         c.outb(base + 6, 0x40 | slot);
         c.outb(base + 2, (count >> 8) as u8);
         c.outb(base + 3, (lba >> 24) as u8);
@@ -301,7 +302,7 @@ pub(crate) fn ata_transfer(
                 Op::Write => (0x30, 0x34),
                 Op::Verify => (0x40, 0x42),
             };
-            if ata_command(c, d, at, n % 256, cmd.0, cmd.1).is_none() {
+            if ata_command(c, d, at, n, cmd.0, cmd.1).is_none() {
                 return (done, E_TIMEOUT);
             }
             if op == Op::Verify {

@@ -109,9 +109,14 @@ pub(crate) fn set_mode(c: &mut Call, requested: u8) {
     update_cursor(c, 0);
 }
 
+/// The cursor of `page` as the BDA holds it, kept on the screen (the BDA
+/// is guest memory: anything may be there).
 fn cursor(c: &mut Call, page: u8) -> (u8, u8) {
     let v = c.rd16(BDA_CURSOR + 2 * (page as u32 & 7));
-    (v as u8, (v >> 8) as u8)
+    let info = current(c);
+    let col = (v as u8).min((info.cols - 1) as u8);
+    let row = ((v >> 8) as u8).min(info.rows - 1);
+    (col, row)
 }
 
 fn set_cursor(c: &mut Call, page: u8, col: u8, row: u8) {

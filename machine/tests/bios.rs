@@ -610,3 +610,65 @@ fn guest_writes_to_the_service_port_are_refused() -> R<()> {
     assert_eq!((last.cs, last.service), (0, 0x13));
     Ok(())
 }
+
+#[test]
+fn services_survive_garbage_in_the_bda_and_their_arguments() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    // Cursor far off the screen, keyboard buffer pointers crossed.
+    a.mov(word_ptr(0x450), 0xFFFF)?;
+    a.mov(word_ptr(0x480), 0x3E)?;
+    a.mov(word_ptr(0x482), 0x1E)?;
+    a.mov(word_ptr(0x41A), 0xFF)?;
+    a.mov(ax, 0x0E41u32)?;
+    a.int(0x10)?;
+    a.mov(ah, 0x01)?;
+    a.int(0x16)?;
+    a.mov(ah, 0x05)?;
+    a.mov(cx, 0x1234u32)?;
+    a.int(0x16)?;
+    // Scroll with corners swapped and beyond the screen.
+    a.mov(ax, 0x06FFu32)?;
+    a.mov(cx, 0xFFFFu32)?;
+    a.mov(dx, 0x0000u32)?;
+    a.int(0x10)?;
+    // EDD read of 65535 sectors at a huge LBA into the ROM area.
+    a.mov(word_ptr(0x700), 0x0018)?;
+    a.mov(word_ptr(0x702), 0xFFFF)?;
+    a.mov(word_ptr(0x704), 0xFFFF)?;
+    a.mov(word_ptr(0x706), 0xFFFF)?;
+    a.mov(dword_ptr(0x708), 0xFFFF_FFFFu32)?;
+    a.mov(dword_ptr(0x70C), 0xFFFF_FFFFu32)?;
+    a.mov(dword_ptr(0x710), 0xFFFF_0000u32)?;
+    a.mov(si, 0x700u32)?;
+    a.mov(ax, 0x4200u32)?;
+    a.mov(dl, 0x80)?;
+    a.int(0x13)?;
+    // CHS with sector 0 and every head; user font with count past 256.
+    a.mov(ax, 0x02FFu32)?;
+    a.mov(cx, 0xFFC0u32)?;
+    a.mov(dx, 0xFF80u32)?;
+    a.int(0x13)?;
+    a.mov(ax, 0x1110u32)?;
+    a.mov(bx, 0xFF00u32)?;
+    a.mov(cx, 0xFFFFu32)?;
+    a.mov(dx, 0x00FFu32)?;
+    a.int(0x10)?;
+    // Unknown functions everywhere.
+    for int in [0x10, 0x13, 0x14, 0x15, 0x16, 0x17, 0x1A] {
+        a.mov(ax, 0xFFFFu32)?;
+        a.mov(dx, 0xFFFFu32)?;
+        a.int(int)?;
+    }
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(16);
+    attach(&mut m, &img);
+    assert_eq!(
+        run(&mut m, 50_000_000),
+        RunOutcome::Exit(0),
+        "{}",
+        console(&m)
+    );
+    Ok(())
+}
