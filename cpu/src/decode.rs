@@ -40,6 +40,14 @@ pub struct Entry {
     /// Whether the entry may be kept in the cache (not crossing a page or
     /// the segment end, not fetched from MMIO).
     pub cacheable: bool,
+    /// Operand 0 as a general-register slot ([`crate::exec::operand::gpr_slot`]),
+    /// or 0xFF: lets hot handlers skip iced's operand-kind dispatch.
+    pub r0: u8,
+    /// Operand 1 as a general-register slot, or 0xFF.
+    pub r1: u8,
+    /// Operand 1's immediate, sign-extended as encoded and truncated to the
+    /// operand size (0 when operand 1 is not an immediate).
+    pub imm: u32,
 }
 
 const PAGE_SLOTS: usize = 4096;

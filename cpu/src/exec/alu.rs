@@ -96,6 +96,52 @@ fn alu_reg<const OP: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<
     Ok(())
 }
 
+/// Register, register at a size fixed at decode time: no operand-kind
+/// dispatch, no register-name decoding (the hottest form in real code).
+fn alu_rr<const OP: u8, const SIZE: u8>(
+    cpu: &mut Cpu,
+    _: &mut dyn Bus,
+    e: &Entry,
+) -> Result<(), Fault> {
+    let a = cpu.gpr::<SIZE>(e.r0);
+    let b = cpu.gpr::<SIZE>(e.r1);
+    let r = cpu.alu(op_from(OP), SIZE, a, b);
+    if OP != 7 && OP != 8 {
+        cpu.set_gpr::<SIZE>(e.r0, r);
+    }
+    Ok(())
+}
+
+/// Register, immediate (the immediate pre-extended in the entry).
+fn alu_ri<const OP: u8, const SIZE: u8>(
+    cpu: &mut Cpu,
+    _: &mut dyn Bus,
+    e: &Entry,
+) -> Result<(), Fault> {
+    let a = cpu.gpr::<SIZE>(e.r0);
+    let r = cpu.alu(op_from(OP), SIZE, a, e.imm);
+    if OP != 7 && OP != 8 {
+        cpu.set_gpr::<SIZE>(e.r0, r);
+    }
+    Ok(())
+}
+
+fn inc_r<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let a = cpu.gpr::<SIZE>(e.r0);
+    let r = a.wrapping_add(1);
+    cpu.set_gpr::<SIZE>(e.r0, r);
+    cpu.flags.set_lazy(LazyOp::Inc, SIZE, r, a, 1, 0);
+    Ok(())
+}
+
+fn dec_r<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let a = cpu.gpr::<SIZE>(e.r0);
+    let r = a.wrapping_sub(1);
+    cpu.set_gpr::<SIZE>(e.r0, r);
+    cpu.flags.set_lazy(LazyOp::Dec, SIZE, r, a, 1, 0);
+    Ok(())
+}
+
 const fn op_from(n: u8) -> AluOp {
     match n {
         0 => AluOp::Add,
@@ -146,9 +192,33 @@ fn not(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
 pub(crate) fn select(e: &Entry) -> Option<Handler> {
     let ins = &e.ins;
     let reg_form = ins.op0_kind() == OpKind::Register && ins.op1_kind() != OpKind::Memory;
+    let imm1 = ins.op_count() > 1
+        && matches!(
+            ins.op1_kind(),
+            OpKind::Immediate8
+                | OpKind::Immediate16
+                | OpKind::Immediate32
+                | OpKind::Immediate8to16
+                | OpKind::Immediate8to32
+        );
+    let rr = e.r0 != 0xFF && e.r1 != 0xFF;
+    let ri = e.r0 != 0xFF && imm1;
+    macro_rules! sized {
+        ($f:ident, $($op:literal)?) => {
+            match e.size {
+                1 => $f::<$($op,)? 1> as Handler,
+                2 => $f::<$($op,)? 2> as Handler,
+                _ => $f::<$($op,)? 4> as Handler,
+            }
+        };
+    }
     macro_rules! pick {
         ($n:literal) => {
-            if reg_form {
+            if rr {
+                sized!(alu_rr, $n)
+            } else if ri {
+                sized!(alu_ri, $n)
+            } else if reg_form {
                 alu_reg::<$n> as Handler
             } else {
                 alu_generic::<$n> as Handler
@@ -165,6 +235,8 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Mnemonic::Xor => pick!(6),
         Mnemonic::Cmp => pick!(7),
         Mnemonic::Test => pick!(8),
+        Mnemonic::Inc if e.r0 != 0xFF => sized!(inc_r,),
+        Mnemonic::Dec if e.r0 != 0xFF => sized!(dec_r,),
         Mnemonic::Inc => inc,
         Mnemonic::Dec => dec,
         Mnemonic::Neg => neg,

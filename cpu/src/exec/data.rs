@@ -16,15 +16,14 @@ fn is_sreg(r: Register) -> bool {
     (Register::ES as u32..=Register::GS as u32).contains(&(r as u32))
 }
 
-fn mov_rr(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let v = cpu.get_reg(e.ins.op1_register());
-    cpu.set_reg(e.ins.op0_register(), v);
+fn mov_rr<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let v = cpu.gpr::<SIZE>(e.r1);
+    cpu.set_gpr::<SIZE>(e.r0, v);
     Ok(())
 }
 
-fn mov_r_imm(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let v = e.ins.immediate(1) as u32;
-    cpu.set_reg(e.ins.op0_register(), v);
+fn mov_r_imm<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    cpu.set_gpr::<SIZE>(e.r0, e.imm);
     Ok(())
 }
 
@@ -290,18 +289,26 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
                 let r0 = ins.op0_register() as u32;
                 let r1 = ins.op1_register() as u32;
                 let gp = |r: u32| (Register::AL as u32..=Register::EDI as u32).contains(&r);
-                if gp(r0) && gp(r1) {
-                    mov_rr
+                if gp(r0) && gp(r1) && e.r0 != 0xFF && e.r1 != 0xFF {
+                    match e.size {
+                        1 => mov_rr::<1>,
+                        2 => mov_rr::<2>,
+                        _ => mov_rr::<4>,
+                    }
                 } else {
                     return None; // CRn / DRn / TRn: system.rs
                 }
-            } else if k0 == OpKind::Register
+            } else if e.r0 != 0xFF
                 && matches!(
                     k1,
                     OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate32
                 )
             {
-                mov_r_imm
+                match e.size {
+                    1 => mov_r_imm::<1>,
+                    2 => mov_r_imm::<2>,
+                    _ => mov_r_imm::<4>,
+                }
             } else {
                 mov_generic
             }

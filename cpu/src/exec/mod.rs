@@ -89,6 +89,14 @@ fn cycle_cost(ins: &Instruction) -> u8 {
     base + mem as u8
 }
 
+fn reg_slot(ins: &Instruction, n: u32) -> u8 {
+    if n < ins.op_count() && ins.op_kind(n) == OpKind::Register {
+        operand::gpr_slot(ins.op_register(n)).unwrap_or(0xFF)
+    } else {
+        0xFF
+    }
+}
+
 /// Build the cache entry for a freshly decoded instruction.
 pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
     let mut size = operand::op_size(&ins, 0).unwrap_or(if code32 { 4 } else { 2 });
@@ -109,7 +117,25 @@ pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
         cacheable: false,
         off: 0,
         next: 0,
+        r0: reg_slot(&ins, 0),
+        r1: reg_slot(&ins, 1),
+        imm: 0,
     };
+    if ins.op_count() > 1 {
+        let mask = match size {
+            1 => 0xFF,
+            2 => 0xFFFF,
+            _ => u32::MAX,
+        };
+        e.imm = match ins.op1_kind() {
+            OpKind::Immediate8 => ins.immediate8() as u32,
+            OpKind::Immediate16 => ins.immediate16() as u32,
+            OpKind::Immediate32 => ins.immediate32(),
+            OpKind::Immediate8to16 => ins.immediate8to16() as u16 as u32,
+            OpKind::Immediate8to32 => ins.immediate8to32() as u32,
+            _ => 0,
+        } & mask;
+    }
     e.handler = select(&e);
     e
 }

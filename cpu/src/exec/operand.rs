@@ -155,3 +155,50 @@ pub(crate) fn op_size(ins: &iced_x86::Instruction, n: u32) -> Option<u8> {
         }
     })
 }
+
+/// A general register as a slot: bits 0–2 the register number, bit 3 set for
+/// AH/CH/DH/BH. `None` for anything else (segment, control registers…).
+pub(crate) fn gpr_slot(r: Register) -> Option<u8> {
+    let n = r as u32;
+    let rel = |base: Register| n.wrapping_sub(base as u32);
+    if rel(Register::EAX) < 8 {
+        Some(rel(Register::EAX) as u8)
+    } else if rel(Register::AX) < 8 {
+        Some(rel(Register::AX) as u8)
+    } else if rel(Register::AL) < 4 {
+        Some(rel(Register::AL) as u8)
+    } else if rel(Register::AH) < 4 {
+        Some(rel(Register::AH) as u8 | 8)
+    } else {
+        None
+    }
+}
+
+impl Cpu {
+    /// Read a general register by slot at a size known at compile time.
+    #[inline(always)]
+    pub(crate) fn gpr<const SIZE: u8>(&self, slot: u8) -> u32 {
+        match SIZE {
+            4 => self.regs[(slot & 7) as usize],
+            2 => self.regs[(slot & 7) as usize] & 0xFFFF,
+            _ => (self.regs[(slot & 3) as usize] >> ((slot & 8) as u32)) & 0xFF,
+        }
+    }
+
+    /// Write a general register by slot; 8/16-bit writes keep the other bits.
+    #[inline(always)]
+    pub(crate) fn set_gpr<const SIZE: u8>(&mut self, slot: u8, v: u32) {
+        match SIZE {
+            4 => self.regs[(slot & 7) as usize] = v,
+            2 => {
+                let x = &mut self.regs[(slot & 7) as usize];
+                *x = (*x & 0xFFFF_0000) | (v & 0xFFFF);
+            }
+            _ => {
+                let shift = (slot & 8) as u32;
+                let x = &mut self.regs[(slot & 3) as usize];
+                *x = (*x & !(0xFF << shift)) | ((v & 0xFF) << shift);
+            }
+        }
+    }
+}
