@@ -7,8 +7,15 @@
 //! `ringside: error: FILE: problem`. `ringside demo` maps the demo's success
 //! to 0.
 
+mod config;
 mod gdb;
+#[cfg(feature = "window")]
+mod keymap;
 mod repl;
+mod screenshot;
+mod session;
+#[cfg(feature = "window")]
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -93,6 +100,8 @@ struct GuestOptions {
     /// QEMU's -no-reboot.
     #[arg(long)]
     no_reboot: bool,
+    #[command(flatten)]
+    frontend: session::FrontendArgs,
 }
 
 /// Where the RTC starts.
@@ -331,6 +340,14 @@ struct DemoArgs {
     /// isa-debug-exit,iobase=0xf4,iosize=4`).
     #[arg(long, value_name = "FILE")]
     save_rom: Option<PathBuf>,
+    /// Boot order written to CMOS (as for `run`).
+    #[arg(long, value_name = "ORDER", value_parser = parse_boot_order)]
+    boot: Option<BootOrder>,
+    /// A POST-code port besides 0x80 (hex).
+    #[arg(long, value_name = "HEX", value_parser = parse_port)]
+    post_port: Option<u16>,
+    #[command(flatten)]
+    disks: DiskArgs,
     #[command(flatten)]
     debug: DebugArgs,
 }
@@ -389,7 +406,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
         .init();
-    let cli = Cli::parse();
+    let cli = config::parse_cli();
     let result = match cli.command {
         Command::Run(args) => cmd_run(args),
         Command::Demo(args) => cmd_demo(args),
@@ -480,7 +497,10 @@ fn print_summary(m: &Machine, what_happened: &str) {
     }
 }
 
-fn cmd_run(args: RunArgs) -> Result<u8> {
+fn cmd_run(mut args: RunArgs) -> Result<u8> {
+    if config::prepare_run(&mut args)? {
+        return Ok(0);
+    }
     let rom = match &args.bios {
         Some(path) => ringside_machine::load_rom(path)?,
         None => ringside_machine::bios::rom(),
@@ -497,16 +517,22 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
         return Ok(status);
     }
     let _terminal = RawTerminal::new(&args.guest.serial);
-    let outcome = m.run(RunLimits {
-        max_instructions: args.guest.max_instructions,
-    });
+    let g = &args.guest;
+    let Some(outcome) = session::run(&mut m, &g.frontend, g.max_instructions)?.outcome() else {
+        print_summary(&m, "quit from the window");
+        m.pc.ide.flush()?;
+        return Ok(0);
+    };
     print_summary(&m, &outcome.describe());
     // Make the guest's disk writes durable before we go.
     m.pc.ide.flush()?;
     Ok(outcome.exit_status() as u8)
 }
 
-fn cmd_demo(args: DemoArgs) -> Result<u8> {
+fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
+    if config::prepare_demo(&mut args)? {
+        return Ok(0);
+    }
     if let Some(path) = &args.save_rom {
         write_file(path, ringside_roms::DEMO)?;
         eprintln!(
@@ -516,14 +542,23 @@ fn cmd_demo(args: DemoArgs) -> Result<u8> {
         );
         return Ok(0);
     }
-    let config = machine_config(&args.guest, None)?;
+    let mut config = machine_config(&args.guest, args.post_port)?;
+    if let Some(order) = &args.boot {
+        config.boot_order = order.0.clone();
+    }
     let mut m = Machine::new(ringside_roms::DEMO.to_vec(), config)?;
+    attach_disks(&mut m, &args.disks)?;
     if args.debug.active() {
         return debug_machine(&mut m, &args.debug, args.guest.max_instructions);
     }
-    let outcome = m.run(RunLimits {
-        max_instructions: args.guest.max_instructions,
-    });
+    let _terminal = RawTerminal::new(&args.guest.serial);
+    let g = &args.guest;
+    let Some(outcome) = session::run(&mut m, &g.frontend, g.max_instructions)?.outcome() else {
+        print_summary(&m, "quit from the window");
+        m.pc.ide.flush()?;
+        return Ok(0);
+    };
+    m.pc.ide.flush()?;
     let s = m.stats();
     let status = match outcome {
         RunOutcome::Exit(0) => {

@@ -10,6 +10,9 @@
 #![warn(missing_docs)]
 
 pub mod debugger;
+mod session;
+
+pub use session::Status;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,0 +1,303 @@
+//! The window (minifb): the guest's screen, its keyboard, and the host keys.
+//!
+//! The window lives on the main thread (minifb needs that); the machine runs
+//! on a worker thread ([`crate::session::drive`]) and sends frames over a
+//! bounded channel that it never waits on. Keys go the other way as PS/2
+//! set-1 make and break codes ([`crate::keymap`]).
+//!
+//! Host keys (Ctrl+Alt held, either side):
+//! - Ctrl+Alt+P: pause / resume the machine
+//! - Ctrl+Alt+G: release / grab the keyboard (released: keys stay with the host)
+//! - Ctrl+Alt+S: screenshot of the window's frame to `ringside-NNNN.png`
+//! - Ctrl+Alt+Q: quit (disk images are flushed, as on any exit)
+//!
+//! The frame is shown at the VGA's resolution, with 320-pixel-wide modes
+//! doubled horizontally and 200-line modes doubled vertically (as the VGA
+//! double-scans them), so every mode keeps a 4:3 picture; `--scale`
+//! multiplies the window's size.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use minifb::{Key, KeyRepeat, ScaleMode, WindowOptions};
+use ringside_machine::vga::Frame;
+use ringside_machine::{Machine, RunLimits};
+
+use crate::keymap;
+use crate::screenshot;
+use crate::session::{describe_mode, drive, Command, Ended, FrontendArgs, Report};
+
+/// The initial window size at scale 1 (the 80x25 text mode with 9-dot
+/// characters).
+const BASE_SIZE: (usize, usize) = (720, 400);
+
+/// An open window.
+pub struct Window {
+    win: minifb::Window,
+}
+
+impl Window {
+    /// Open the window; fails without a display.
+    pub fn open(scale: u32) -> Result<Window, minifb::Error> {
+        let s = scale.max(1) as usize;
+        let mut win = minifb::Window::new(
+            "Ringside",
+            BASE_SIZE.0 * s,
+            BASE_SIZE.1 * s,
+            WindowOptions {
+                resize: true,
+                scale_mode: ScaleMode::AspectRatioStretch,
+                ..WindowOptions::default()
+            },
+        )?;
+        // We pace ourselves on the frames that arrive.
+        win.set_target_fps(0);
+        log::info!("window opened, {}x{}", BASE_SIZE.0 * s, BASE_SIZE.1 * s);
+        Ok(Window { win })
+    }
+}
+
+/// Run the machine on a worker thread and the window here until the run
+/// ends or the person quits.
+pub fn run(
+    window: Window,
+    m: &mut Machine,
+    opts: &FrontendArgs,
+    limits: RunLimits,
+) -> Result<Ended> {
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded(4);
+    let machine = &mut *m;
+    let (ended, last) = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("machine".into())
+            .spawn_scoped(s, move || {
+                // The sender goes with the worker: the window sees the
+                // channel close when the run is over.
+                let tx: Sender<Report> = rep_tx;
+                drive(machine, opts, limits, &cmd_rx, Some(&tx), false)
+            })
+            .map_err(|e| anyhow!("cannot start the machine thread: {e}"))?;
+        let mut ui = Ui::new(window, cmd_tx);
+        ui.run(&rep_rx);
+        // The window closed first: stop the machine.
+        let _ = ui.commands.send(Command::Quit);
+        let ended = worker
+            .join()
+            .map_err(|_| anyhow!("the machine thread panicked"))??;
+        Ok::<_, anyhow::Error>((ended, ui.last))
+    })?;
+    if let Some(path) = &opts.screenshot {
+        // What the window showed last: the final frame of the run.
+        let frame = last.unwrap_or_else(|| m.pc.vga.render());
+        screenshot::write_png(path, &frame)?;
+        log::info!("screenshot written to {}", path.display());
+    }
+    Ok(ended)
+}
+
+struct Ui {
+    window: Window,
+    commands: Sender<Command>,
+    /// The frame on screen, as the machine sent it.
+    last: Option<Frame>,
+    /// It as window pixels (0RGB), scaled for the aspect ratio.
+    pixels: Vec<u32>,
+    size: (usize, usize),
+    paused: bool,
+    grabbed: bool,
+    /// Guest keys down (make sent, break not yet).
+    down: HashSet<u16>,
+    /// Keys that made a host combination (their release is ours too).
+    host_keys: HashSet<Key>,
+    status: String,
+    title: String,
+    shots: u64,
+}
+
+impl Ui {
+    fn new(window: Window, commands: Sender<Command>) -> Ui {
+        Ui {
+            window,
+            commands,
+            last: None,
+            pixels: Vec::new(),
+            size: (0, 0),
+            paused: false,
+            grabbed: true,
+            down: HashSet::new(),
+            host_keys: HashSet::new(),
+            status: String::new(),
+            title: String::new(),
+            shots: 0,
+        }
+    }
+
+    fn run(&mut self, reports: &Receiver<Report>) {
+        loop {
+            if !self.window.win.is_open() {
+                log::info!("window closed: quitting");
+                return;
+            }
+            let mut ended = false;
+            let mut fresh = None;
+            match reports.recv_timeout(Duration::from_millis(10)) {
+                Ok(r) => self.take(r, &mut fresh),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => ended = true,
+            }
+            // Only the newest frame is worth drawing.
+            while let Ok(r) = reports.try_recv() {
+                self.take(r, &mut fresh);
+            }
+            if let Some(f) = fresh {
+                self.show(f);
+            }
+            if self.keys() {
+                return;
+            }
+            self.update_title();
+            let result = if self.pixels.is_empty() {
+                self.window.win.update();
+                Ok(())
+            } else {
+                self.window
+                    .win
+                    .update_with_buffer(&self.pixels, self.size.0, self.size.1)
+            };
+            if let Err(e) = result {
+                log::warn!("window: {e}");
+            }
+            if ended {
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, r: Report, fresh: &mut Option<Frame>) {
+        match r {
+            Report::Frame(f) => *fresh = Some(f),
+            Report::Status(s, mips) => {
+                self.status = format!("{}, {mips:.1} MIPS", describe_mode(&s));
+            }
+        }
+    }
+
+    fn show(&mut self, f: Frame) {
+        let (w, h) = (f.width as usize, f.height as usize);
+        let dx = if w <= 400 { 2 } else { 1 };
+        let dy = if h <= 300 { 2 } else { 1 };
+        self.size = (w * dx, h * dy);
+        self.pixels.clear();
+        self.pixels.reserve(self.size.0 * self.size.1);
+        for row in f.rgba.chunks_exact(w * 4).take(h) {
+            let start = self.pixels.len();
+            for px in row.chunks_exact(4) {
+                let c = (px[0] as u32) << 16 | (px[1] as u32) << 8 | px[2] as u32;
+                for _ in 0..dx {
+                    self.pixels.push(c);
+                }
+            }
+            for _ in 1..dy {
+                self.pixels.extend_from_within(start..start + w * dx);
+            }
+        }
+        self.last = Some(f);
+    }
+
+    /// Keys since the last update: host combinations, else the guest's.
+    /// True when the person asked to quit.
+    fn keys(&mut self) -> bool {
+        let win = &self.window.win;
+        let ctrl = win.is_key_down(Key::LeftCtrl) || win.is_key_down(Key::RightCtrl);
+        let alt = win.is_key_down(Key::LeftAlt) || win.is_key_down(Key::RightAlt);
+        let pressed = win.get_keys_pressed(KeyRepeat::No);
+        let released = win.get_keys_released();
+        for k in pressed {
+            if ctrl && alt && matches!(k, Key::P | Key::G | Key::S | Key::Q) {
+                self.host_keys.insert(k);
+                match k {
+                    Key::P => {
+                        self.paused = !self.paused;
+                        let _ = self.commands.send(Command::Pause(self.paused));
+                    }
+                    Key::G => {
+                        self.grabbed = !self.grabbed;
+                        if !self.grabbed {
+                            self.release_all();
+                        }
+                        log::info!(
+                            "keyboard {}",
+                            if self.grabbed { "grabbed" } else { "released" }
+                        );
+                    }
+                    Key::S => self.screenshot(),
+                    _ => {
+                        log::info!("quit key (Ctrl+Alt+Q)");
+                        return true;
+                    }
+                }
+                continue;
+            }
+            if !self.grabbed {
+                continue;
+            }
+            if let Some(code) = keymap::set1(k) {
+                self.down.insert(code);
+                let _ = self.commands.send(Command::Key(code, true));
+            }
+        }
+        for k in released {
+            if self.host_keys.remove(&k) {
+                continue;
+            }
+            if let Some(code) = keymap::set1(k) {
+                if self.down.remove(&code) {
+                    let _ = self.commands.send(Command::Key(code, false));
+                }
+            }
+        }
+        false
+    }
+
+    /// Break codes for every key the guest thinks is down.
+    fn release_all(&mut self) {
+        for code in self.down.drain() {
+            let _ = self.commands.send(Command::Key(code, false));
+        }
+    }
+
+    fn screenshot(&mut self) {
+        let Some(f) = &self.last else {
+            log::warn!("screenshot: nothing on screen yet");
+            return;
+        };
+        self.shots += 1;
+        let path = screenshot::numbered(&PathBuf::from("ringside.png"), self.shots);
+        match screenshot::write_png(&path, f) {
+            Ok(()) => log::warn!("screenshot written to {}", path.display()),
+            Err(e) => log::error!("{e}"),
+        }
+    }
+
+    fn update_title(&mut self) {
+        let mut t = String::from("Ringside");
+        if !self.status.is_empty() {
+            t.push_str(" — ");
+            t.push_str(&self.status);
+        }
+        if self.paused {
+            t.push_str(" — paused (Ctrl+Alt+P)");
+        }
+        if !self.grabbed {
+            t.push_str(" — keyboard released (Ctrl+Alt+G)");
+        }
+        if t != self.title {
+            self.window.win.set_title(&t);
+            self.title = t;
+        }
+    }
+}
