@@ -253,6 +253,13 @@ pub fn classify_instruction(ins: &Instruction) -> Option<Class> {
     })
 }
 
+/// Whether this form of a privileged mnemonic is the privileged one (MOV
+/// only to or from a control or debug register): the CPU reports a #GP
+/// as a privileged trap only then.
+pub(crate) fn is_privileged_form(ins: &Instruction) -> bool {
+    ins.mnemonic() != M::Mov || classify_instruction(ins) == Some(Privileged)
+}
+
 /// Whether a CALL/JMP is a far transfer.
 fn is_far(ins: &Instruction) -> bool {
     matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)

@@ -199,13 +199,23 @@ impl Cpu {
             if fault.vector == Vector::GeneralProtection as u8
                 && (cpl > 0 || mode == crate::processor::CpuMode::Virtual8086)
             {
-                if let Some(m) = mnemonic.filter(|m| crate::exec::is_privileged_or_iopl(*m)) {
+                let privileged_form = self
+                    .observed_at
+                    .as_ref()
+                    .is_none_or(|o| crate::classify::is_privileged_form(&o.3));
+                if let Some(m) = mnemonic
+                    .filter(|m| crate::exec::is_privileged_or_iopl(*m) && privileged_form)
+                {
                     self.emit(|| Event::PrivilegedTrap { mnemonic: m, cpl });
                 }
             }
         }
         self.deliver_fault_inner(bus, fault);
-        self.emit_state_changes(cpl, mode, paging, tr, "exception");
+        // A fault inside an observed instruction is reported with the
+        // instruction's own state changes, once, when it ends.
+        if self.observed_at.is_none() {
+            self.emit_state_changes(cpl, mode, paging, tr, "exception");
+        }
     }
 
     fn deliver_fault_inner(&mut self, bus: &mut dyn Bus, fault: Fault) {

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod debugger;
+pub mod traplog;
 mod session;
 
 pub use session::Status;
