@@ -217,6 +217,7 @@ impl Ui {
         let pressed = win.get_keys_pressed(KeyRepeat::No);
         let released = win.get_keys_released();
         for k in pressed {
+            log::debug!("host key {k:?} down (Ctrl {ctrl}, Alt {alt})");
             if ctrl && alt && matches!(k, Key::P | Key::G | Key::S | Key::Q) {
                 self.host_keys.insert(k);
                 match k {

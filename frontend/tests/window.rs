@@ -1,0 +1,331 @@
+//! The window under Xvfb: a guest boots in a real X11 window, its screen
+//! goes through the frame channel to the window, the window's last frame is
+//! saved with `--screenshot`, and that PNG must equal the VGA render of the
+//! same guest run in-process. A key typed into the window (xdotool) must
+//! reach the guest through the keymap, the 8042 and our BIOS's INT 16h.
+//!
+//! Skipped (saying so) without Xvfb, unless `RINGSIDE_REQUIRE_XVFB` is set
+//! (`.ci/run` sets it when it installed Xvfb): then a missing Xvfb fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringside_machine::disk::{Disk, DiskMode};
+use ringside_machine::ide::DeviceKind;
+use ringside_machine::vga::Frame;
+use ringside_machine::{Machine, MachineConfig, RunLimits, RunOutcome};
+
+const MESSAGE: &[u8] = b"Ringside in a window: crisp text, right colours";
+
+/// A boot sector: text mode 3 through INT 10h, the cursor hidden, MESSAGE
+/// at the top left with a different attribute per character, then (when
+/// `wait_key`) INT 16h for a key whose ASCII it writes below, and an exit
+/// through port 0xF4 with 0x21 (or the key's scan code).
+fn boot_sector(wait_key: bool) -> Vec<u8> {
+    let mut c: Vec<u8> = vec![
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0xB8, 0x03, 0x00, // mov ax, 3
+        0xCD, 0x10, // int 10h: set mode 3
+        0xB4, 0x01, // mov ah, 1
+        0xB9, 0x00, 0x20, // mov cx, 2000h
+        0xCD, 0x10, // int 10h: cursor off
+        0xB8, 0x00, 0xB8, // mov ax, B800h
+        0x8E, 0xC0, // mov es, ax
+        0x31, 0xFF, // xor di, di
+        0xBE, 0x00, 0x00, // mov si, MESSAGE (patched)
+        0xFC, // cld
+        0xB4, 0x1E, // mov ah, 1Eh
+        0xAC, // next: lodsb
+        0x84, 0xC0, // test al, al
+        0x74, 0x05, // jz done
+        0xAB, // stosw
+        0xFE, 0xC4, // inc ah
+        0xEB, 0xF6, // jmp next
+    ];
+    if wait_key {
+        c.extend_from_slice(&[
+            0x31, 0xC0, // xor ax, ax
+            0xCD, 0x16, // int 16h: wait for a key (AH scan, AL ASCII)
+            0xBF, 0xA0, 0x00, // mov di, 160 (row 1)
+            0x50, // push ax
+            0xB4, 0x4F, // mov ah, 4Fh (white on red)
+            0xAB, // stosw
+            0x58, // pop ax
+            0x88, 0xE0, // mov al, ah
+        ]);
+    } else {
+        c.extend_from_slice(&[0xB0, 0x21]); // mov al, 21h
+    }
+    c.extend_from_slice(&[0xE6, 0xF4, 0xF4, 0xEB, 0xFD]); // out F4h, al; hlt; jmp $-1
+    let msg_at = 0x7C00 + c.len() as u16;
+    c[24..26].copy_from_slice(&msg_at.to_le_bytes());
+    c.extend_from_slice(MESSAGE);
+    c.push(0);
+    let mut img = vec![0u8; 64 * 512];
+    img[..c.len()].copy_from_slice(&c);
+    img[510] = 0x55;
+    img[511] = 0xAA;
+    img
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringside-window-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// An Xvfb server on a free display, killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn xvfb(n: u32) -> Option<Xvfb> {
+    let have = Command::new("Xvfb")
+        .arg("-help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !have {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
+            "RINGSIDE_REQUIRE_XVFB is set but Xvfb is not runnable"
+        );
+        eprintln!("window test skipped: Xvfb is not installed (apt-get install xvfb)");
+        return None;
+    }
+    // A display number of our own: the test's pid spread over a range.
+    let num = 200 + (std::process::id() % 500) * 2 + n;
+    let display = format!(":{num}");
+    let child = Command::new("Xvfb")
+        .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start Xvfb");
+    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{num}"));
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Xvfb did not start on {display}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Xvfb { child, display })
+}
+
+fn read_png(path: &Path) -> Frame {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let dec = png::Decoder::new(std::io::BufReader::new(file));
+    let mut reader = dec.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Rgba, png::BitDepth::Eight)
+    );
+    buf.truncate(info.buffer_size());
+    Frame {
+        width: info.width,
+        height: info.height,
+        rgba: buf,
+    }
+}
+
+/// The same guest in-process: its screen at the end and how it ended.
+fn expected(img: &Path) -> (Frame, RunOutcome) {
+    let mut m = Machine::with_our_bios(MachineConfig::default()).unwrap();
+    m.pc.ide.attach(
+        0,
+        0,
+        DeviceKind::Disk,
+        Disk::open(img, DiskMode::Snapshot).unwrap(),
+    );
+    let out = m.run(RunLimits {
+        max_instructions: Some(200_000_000),
+    });
+    (m.pc.vga.render(), out)
+}
+
+/// Start `ringside run` in the window; returns the child once the window
+/// is open, with its stderr collected by a thread.
+fn start(x: &Xvfb, dir: &Path) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .env("DISPLAY", &x.display)
+        .env("RUST_LOG", "ringside=info")
+        .current_dir(dir)
+        .args([
+            "run",
+            "--disk",
+            "boot.img",
+            "--snapshot",
+            "--debugcon",
+            "null",
+            "--screenshot",
+            "shot.png",
+            "--max-instructions",
+            "2000000000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("window opened") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(30));
+    (child, reader)
+}
+
+fn wait(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ringside did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn guest_screen_in_a_window_matches_the_vga_render() {
+    let Some(x) = xvfb(0) else { return };
+    let dir = scratch("screen");
+    let img = dir.join("boot.img");
+    std::fs::write(&img, boot_sector(false)).unwrap();
+    let (mut child, reader) = start(&x, &dir);
+    let code = wait(&mut child, Duration::from_secs(60));
+    let log = reader.join().unwrap();
+    assert!(log.contains("window opened"), "no window:\n{log}");
+    assert_eq!(code, Some(0x43), "{log}");
+    let (want, out) = expected(&img);
+    assert_eq!(out, RunOutcome::Exit(0x21));
+    let got = read_png(&dir.join("shot.png"));
+    assert_eq!((got.width, got.height), (720, 400));
+    assert!(
+        got == want,
+        "the window's frame differs from the VGA render"
+    );
+    // The message is there in its colours: the first cell is yellow on
+    // blue (attribute 1Eh), so its background is blue.
+    assert_eq!(got.pixel(0, 0), [0x00, 0x00, 0xAA, 0xFF]);
+    let yellow = (0..16)
+        .flat_map(|y| (0..9).map(move |x| (x, y)))
+        .filter(|&(x, y)| got.pixel(x, y) == [0xFF, 0xFF, 0x55, 0xFF])
+        .count();
+    assert!(yellow > 10, "{yellow} yellow pixels in the R");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_key_typed_into_the_window_reaches_the_guest() {
+    let Some(x) = xvfb(1) else { return };
+    let have_xdotool = Command::new("xdotool")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !have_xdotool {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
+            "RINGSIDE_REQUIRE_XVFB is set but xdotool is not runnable"
+        );
+        eprintln!("window key test skipped: xdotool is not installed");
+        return;
+    }
+    let dir = scratch("key");
+    let img = dir.join("boot.img");
+    std::fs::write(&img, boot_sector(true)).unwrap();
+    let (mut child, reader) = start(&x, &dir);
+    // With no window manager, the keyboard goes to the window under the
+    // pointer: put the pointer on our window, then press B.
+    let start = Instant::now();
+    let code = loop {
+        let found = Command::new("xdotool")
+            .env("DISPLAY", &x.display)
+            .args(["search", "--name", "^Ringside"])
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&found.stdout);
+        if let Some(id) = id.split_whitespace().next() {
+            let _ = Command::new("xdotool")
+                .env("DISPLAY", &x.display)
+                .args(["mousemove", "--window", id, "50", "50", "key", "b"])
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the guest never got the key:\n{}", reader.join().unwrap());
+        }
+    };
+    let log = reader.join().unwrap();
+    // Scan code 30h ('b'): exit status (30h << 1) | 1.
+    assert_eq!(code, Some(0x61), "{log}");
+    // The guest wrote the key's character in white on red at row 1.
+    let got = read_png(&dir.join("shot.png"));
+    assert_eq!(got.pixel(0, 16), [0xAA, 0x00, 0x00, 0xFF]);
+    let white = (16..32)
+        .flat_map(|y| (0..9).map(move |x| (x, y)))
+        .filter(|&(x, y)| got.pixel(x, y) == [0xFF, 0xFF, 0xFF, 0xFF])
+        .count();
+    assert!(white > 10, "{white} white pixels in the b");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_demo_runs_in_a_window() {
+    let Some(x) = xvfb(2) else { return };
+    let dir = scratch("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .env("DISPLAY", &x.display)
+        .env("RUST_LOG", "ringside=info")
+        .current_dir(&dir)
+        .args(["demo", "--debugcon", "null", "--screenshot", "demo.png"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("window opened"), "no window:\n{log}");
+    assert_eq!(o.status.code(), Some(0), "{log}");
+    let mut m = Machine::new(ringside_roms::DEMO.to_vec(), MachineConfig::default()).unwrap();
+    assert_eq!(m.run(RunLimits::default()), RunOutcome::Exit(0));
+    let got = read_png(&dir.join("demo.png"));
+    assert!(
+        got == m.pc.vga.render(),
+        "the window's frame differs from the VGA render"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
