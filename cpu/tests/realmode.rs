@@ -349,3 +349,41 @@ fn reset_returns_to_the_power_on_state() {
         (0xF000, 0xFFF0)
     );
 }
+
+#[test]
+fn cached_relative_branches_follow_the_alias_they_run_at() {
+    // The same physical bytes run as 1000:0100 and then as 1010:0000 (one
+    // paragraph apart, so EIP differs by 0x100): a relative CALL/JMP must
+    // land relative to the EIP it runs at, not the one it was decoded at.
+    let code = asm(|a| {
+        let mut f = a.create_label();
+        let mut end = a.create_label();
+        a.call(f)?;
+        a.jmp(end)?;
+        a.set_label(&mut f)?;
+        a.inc(bx)?;
+        a.ret()?;
+        a.set_label(&mut end)?;
+        a.hlt()?;
+        Ok(())
+    });
+    let mut cpu = machine(&code);
+    cpu.run(&mut TestBus::default(), u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(cpu.regs[gpr::EBX] & 0xFFFF, 1);
+    cpu.wake();
+    cpu.load_seg_real(SegReg::Cs, CODE_SEG + 0x10);
+    cpu.eip = 0;
+    cpu.run(&mut TestBus::default(), u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(
+        cpu.regs[gpr::EBX] & 0xFFFF,
+        2,
+        "the cached CALL/JMP/RET ran correctly at the alias"
+    );
+    assert!(
+        cpu.eip < 0x100,
+        "stayed in the aliased segment's offsets: {:#x}",
+        cpu.eip
+    );
+}

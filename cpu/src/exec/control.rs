@@ -21,22 +21,30 @@ impl Cpu {
     }
 }
 
-fn target_of(e: &Entry) -> u32 {
-    match e.ins.op0_kind() {
-        OpKind::NearBranch16 => e.ins.near_branch16() as u32,
-        _ => e.ins.near_branch32(),
+/// A relative branch's target from the *current* EIP (already advanced past
+/// the instruction) and the displacement kept in the entry. Entries are
+/// shared by every linear alias of their physical bytes (07C0:0000 and
+/// 0000:7C00; a kernel's identity and high mappings), so the absolute
+/// target iced computed for the EIP seen at decode time must not be used.
+#[inline(always)]
+fn target_of(cpu: &Cpu, e: &Entry) -> u32 {
+    let t = cpu.eip.wrapping_add(e.imm);
+    if e.ins.op0_kind() == OpKind::NearBranch16 {
+        t & 0xFFFF
+    } else {
+        t
     }
 }
 
 fn jmp_rel(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    cpu.near_jump(target_of(e))
+    cpu.near_jump(target_of(cpu, e))
 }
 
 /// Jcc, one monomorphised handler per condition so the condition switch is
 /// resolved when the instruction is decoded, not each time it runs.
 fn jcc<const CC: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     if cpu.flags.condition(CC) {
-        cpu.near_jump(target_of(e))
+        cpu.near_jump(target_of(cpu, e))
     } else {
         Ok(())
     }
@@ -96,7 +104,7 @@ fn loop_(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             _ => true,
         };
     if take {
-        cpu.near_jump(target_of(e))?;
+        cpu.near_jump(target_of(cpu, e))?;
     }
     Ok(())
 }
@@ -108,7 +116,7 @@ fn jcxz(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
         cpu.regs[gpr::ECX] & 0xFFFF
     };
     if c == 0 {
-        cpu.near_jump(target_of(e))?;
+        cpu.near_jump(target_of(cpu, e))?;
     }
     Ok(())
 }
@@ -167,7 +175,7 @@ fn jmp_far(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
 fn call_near(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let size = e.size;
     let target = match e.ins.op0_kind() {
-        OpKind::NearBranch16 | OpKind::NearBranch32 => target_of(e),
+        OpKind::NearBranch16 | OpKind::NearBranch32 => target_of(cpu, e),
         _ => cpu.read_op(bus, e, 0, size)?,
     };
     if target > cpu.segs[SegReg::Cs as usize].limit {

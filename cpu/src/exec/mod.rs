@@ -136,6 +136,11 @@ pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
             _ => 0,
         } & mask;
     }
+    if matches!(ins.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32) {
+        // Relative branches keep their displacement, not iced's absolute
+        // target: see `control::target_of`.
+        e.imm = (ins.near_branch_target() as u32).wrapping_sub(ins.next_ip() as u32);
+    }
     e.handler = select(&e);
     e
 }
