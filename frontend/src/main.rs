@@ -8,9 +8,11 @@
 //! to 0.
 
 mod config;
+mod explain;
 mod gdb;
 #[cfg(feature = "window")]
 mod keymap;
+mod lesson;
 mod repl;
 mod screenshot;
 mod session;
@@ -62,6 +64,11 @@ enum Command {
     /// Run a conformance suite.
     #[command(subcommand)]
     Conformance(ConformanceCommand),
+    /// Explain an instruction in Popek and Goldberg's terms (privileged,
+    /// sensitive, innocuous), or print the whole table with --table.
+    Explain(explain::ExplainArgs),
+    /// Run a built-in lesson (`ringside lesson list` names them).
+    Lesson(lesson::LessonArgs),
 }
 
 /// Options every guest run shares.
@@ -193,6 +200,8 @@ struct RunArgs {
     guest: GuestOptions,
     #[command(flatten)]
     debug: DebugArgs,
+    #[command(flatten)]
+    trap: lesson::TrapLogArgs,
 }
 
 /// The debugger: a REPL, a script of its commands, or a gdb stub.
@@ -350,6 +359,8 @@ struct DemoArgs {
     disks: DiskArgs,
     #[command(flatten)]
     debug: DebugArgs,
+    #[command(flatten)]
+    trap: lesson::TrapLogArgs,
 }
 
 #[derive(Args, Debug)]
@@ -412,6 +423,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd_demo(args),
         Command::Bench(args) => cmd_bench(args),
         Command::Conformance(ConformanceCommand::Singlestep(args)) => cmd_singlestep(args),
+        Command::Explain(args) => explain::cmd_explain(args),
+        Command::Lesson(args) => lesson::cmd_lesson(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -518,7 +531,10 @@ fn cmd_run(mut args: RunArgs) -> Result<u8> {
     }
     let _terminal = RawTerminal::new(&args.guest.serial);
     let g = &args.guest;
-    let Some(outcome) = session::run(&mut m, &g.frontend, g.max_instructions)?.outcome() else {
+    let traps = args.trap.attach(&mut m)?;
+    let ended = session::run(&mut m, &g.frontend, g.max_instructions)?;
+    traps.finish(&mut m);
+    let Some(outcome) = ended.outcome() else {
         print_summary(&m, "quit from the window");
         m.pc.ide.flush()?;
         return Ok(0);
@@ -553,7 +569,10 @@ fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
     }
     let _terminal = RawTerminal::new(&args.guest.serial);
     let g = &args.guest;
-    let Some(outcome) = session::run(&mut m, &g.frontend, g.max_instructions)?.outcome() else {
+    let traps = args.trap.attach(&mut m)?;
+    let ended = session::run(&mut m, &g.frontend, g.max_instructions)?;
+    traps.finish(&mut m);
+    let Some(outcome) = ended.outcome() else {
         print_summary(&m, "quit from the window");
         m.pc.ide.flush()?;
         return Ok(0);

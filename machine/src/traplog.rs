@@ -13,7 +13,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use iced_x86::{Formatter, Instruction, Mnemonic, NasmFormatter, OpKind, Register};
-use ringside_cpu::classify::{self, Class};
+/// The instruction classification, for frontends (`ringside explain`).
+pub use ringside_cpu::classify;
+use ringside_cpu::classify::Class;
 use ringside_cpu::{Cpu, CpuMode, Event, Observer, SegReg};
 use ringside_mmu::FlushCause;
 
@@ -423,6 +425,9 @@ fn trap_rule(cpu: &Cpu, m: Mnemonic, cpl: u8) -> String {
                 _ => format!("{name}: CPL {cpl} > IOPL {io}"),
             }
         }
+        _ if m == Mnemonic::Rdtsc => {
+            format!("RDTSC with CR4.TSD = 1 is privileged: CPL {cpl} is not 0")
+        }
         _ if m == Mnemonic::Int => {
             let v = ins.as_ref().map_or(0, |i| i.immediate8());
             format!(
@@ -745,7 +750,13 @@ pub fn describe(e: &Event, cpu: &Cpu, ctx: &mut Context) -> Line {
                 ),
                 (c, _) => c.to_string(),
             };
-            let stack = if to < from && cause != "SYSENTER" {
+            let stack = if cause == "SYSENTER" {
+                format!(
+                    "; stack from MSR 0x175: {:04X}:{:08X}",
+                    (cpu.sysenter[0] as u16).wrapping_add(8),
+                    cpu.sysenter[1]
+                )
+            } else if to < from {
                 match tss_stack(cpu, to) {
                     Some(s) => format!("; stack from the TSS: {s}"),
                     None => String::new(),
@@ -774,10 +785,14 @@ pub fn describe(e: &Event, cpu: &Cpu, ctx: &mut Context) -> Line {
             fields.push(("from", from.to_string()));
             fields.push(("to", to.to_string()));
             let ins = observed.map(|o| upper(o.2.mnemonic()));
-            format!(
+            if ins.as_deref() == Some("LTR") {
+                return_text_ltr(to)
+            } else {
+                format!(
                 "task switch: TR 0x{from:04X} → 0x{to:04X} (state saved in the old TSS, loaded from the new){}",
                 ins.map(|i| format!(" by {i}")).unwrap_or_default()
             )
+            }
         }
         Event::PrivilegedTrap { mnemonic, cpl: c } => {
             cpl = c;
@@ -835,6 +850,10 @@ pub fn describe(e: &Event, cpu: &Cpu, ctx: &mut Context) -> Line {
         text,
         fields,
     }
+}
+
+fn return_text_ltr(to: u16) -> String {
+    format!("task register loaded: TR = 0x{to:04X} (LTR; no task switch)")
 }
 
 /// Whether a #GP raised by `m` is the trap a VMM relies on.

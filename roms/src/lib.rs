@@ -164,3 +164,16 @@ mod tests {
         assert!(workload("nope").is_none());
     }
 }
+
+/// The built-in lessons (`ringside lesson`): guests that demonstrate rings,
+/// privileged instructions and the Robin & Irvine holes step by step,
+/// printing on port 0xE9 and pausing with a ring-0 HLT (IF = 0) between
+/// steps. Built by `build/lessons.rs`.
+pub mod lessons {
+    include!(concat!(env!("OUT_DIR"), "/lessons.rs"));
+
+    /// The lesson called `name`.
+    pub fn find(name: &str) -> Option<&'static Lesson> {
+        LESSONS.iter().find(|l| l.name == name)
+    }
+}
