@@ -387,3 +387,22 @@ fn cached_relative_branches_follow_the_alias_they_run_at() {
         cpu.eip
     );
 }
+
+#[test]
+fn rep_bsf_is_bsf_and_hint_nops_are_nops_on_a_p6() {
+    // 66 B9 10 00 00 00   mov ecx, 0x10
+    // 66 F3 0F BC C1      tzcnt eax, ecx  (REP BSF on a P6: eax = 4)
+    // F3 0F 1E FB         endbr32 (a hint NOP)
+    // 0F 18 06 00 00      prefetchnta [0] (a hint NOP)
+    // F4                  hlt
+    let code = [
+        0x66, 0xB9, 0x10, 0, 0, 0, 0x66, 0xF3, 0x0F, 0xBC, 0xC1, 0xF3, 0x0F, 0x1E, 0xFB, 0x0F,
+        0x18, 0x06, 0, 0, 0xF4,
+    ];
+    let mut cpu = machine(&code);
+    cpu.regs[gpr::EAX] = 0xDEAD;
+    cpu.run(&mut TestBus::default(), u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(cpu.last_exception, None);
+    assert_eq!(cpu.regs[gpr::EAX], 4);
+}

@@ -64,7 +64,7 @@ fn bsf_bsr(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
         cpu.flags.set(f | flags::ZF);
         return Ok(());
     }
-    let idx = if e.ins.mnemonic() == Mnemonic::Bsf {
+    let idx = if matches!(e.ins.mnemonic(), Mnemonic::Bsf | Mnemonic::Tzcnt) {
         v.trailing_zeros()
     } else {
         31 - v.leading_zeros()
@@ -78,6 +78,10 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
     Some(match e.ins.mnemonic() {
         Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => bt,
         Mnemonic::Bsf | Mnemonic::Bsr => bsf_bsr,
+        // F3 0F BC/BD are TZCNT/LZCNT on BMI1/ABM parts; a P6 ignores the
+        // REP prefix and runs BSF/BSR (software such as Linux's __ffs relies
+        // on exactly that).
+        Mnemonic::Tzcnt | Mnemonic::Lzcnt => bsf_bsr,
         _ => return None,
     })
 }

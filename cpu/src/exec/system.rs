@@ -319,6 +319,10 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Clc | Stc | Cmc | Cld | Std | Cli | Sti => flag_op,
         Hlt => hlt,
         Nop | Pause => nop,
+        // 0F 18–0F 1F are hint NOPs on a P6: prefetch hints and CET's
+        // ENDBR32/ENDBR64 (F3 0F 1E FB/FA) do nothing there.
+        Prefetchnta | Prefetcht0 | Prefetcht1 | Prefetcht2 | Endbr32 | Endbr64 | Cldemote
+        | Reservednop => nop,
         Salc => salc,
         Cpuid => cpuid,
         Rdtsc => rdtsc,
