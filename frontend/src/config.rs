@@ -53,7 +53,17 @@ pub const CLI_KEYS: &[(&str, &str)] = &[
 
 /// Options that choose what to do with a spec, not what the machine is.
 #[cfg(test)]
-pub const NOT_MACHINE_OPTIONS: &[&str] = &["config", "print_config", "help"];
+pub const NOT_MACHINE_OPTIONS: &[&str] = &[
+    "config",
+    "print_config",
+    "help",
+    // What to observe of a run (the trap log, statistics), not the machine.
+    "trap_log",
+    "trap_log_format",
+    "trap_log_events",
+    "trap_log_cpl",
+    "stats",
+];
 
 /// The file, section by section; every key optional.
 #[derive(Debug, Default, Deserialize)]

@@ -856,6 +856,66 @@ fn return_text_ltr(to: u16) -> String {
     format!("task register loaded: TR = 0x{to:04X} (LTR; no task switch)")
 }
 
+/// A one-line description of an event without the processor's context
+/// (for events stored and shown later, e.g. the debugger's `log`); live
+/// observers should use [`describe`], which adds gates, stacks, rules and
+/// what the guest observed.
+pub fn summary(e: &Event) -> String {
+    match *e {
+        Event::Exception {
+            vector,
+            error,
+            cs,
+            eip,
+            cpl,
+            mnemonic,
+        } => {
+            let err = error.map_or(String::new(), |c| format!("({c:#X})"));
+            let by = mnemonic.map_or(String::new(), |m| format!(" by {}", upper(m)));
+            let detail = match (vector, error) {
+                (13 | 10 | 11 | 12, Some(c)) if c != 0 => format!(": {}", selector_error(c)),
+                _ => String::new(),
+            };
+            format!(
+                "{}{err} {} at {cs:04X}:{eip:08X}, CPL {cpl}{by}{detail}",
+                short_vector(vector),
+                vector_name(vector).split_once(' ').map_or("", |p| p.1)
+            )
+        }
+        Event::Interrupt { vector, cpl } => {
+            format!("hardware interrupt, vector 0x{vector:02X}, at CPL {cpl}")
+        }
+        Event::SoftwareInterrupt { vector, cpl } => {
+            format!("software interrupt 0x{vector:02X} at CPL {cpl}")
+        }
+        Event::RingChange { from, to, cause } => format!("ring {from} → ring {to} via {cause}"),
+        Event::ModeChange { from, to, paging } => {
+            if from == to {
+                format!("paging {}", if paging { "on" } else { "off" })
+            } else {
+                format!("{} → {}", mode_words(from), mode_words(to))
+            }
+        }
+        Event::TaskSwitch { from, to } => format!("TR 0x{from:04X} → 0x{to:04X}"),
+        Event::PrivilegedTrap { mnemonic, cpl } => format!(
+            "{} trapped (#GP) at CPL {cpl} — a trap-and-emulate VMM sees this",
+            upper(mnemonic)
+        ),
+        Event::SensitiveUntrapped { mnemonic, cpl, why } => format!(
+            "{} at CPL {cpl} did not trap: {why} — a VMM would never see this",
+            upper(mnemonic)
+        ),
+        Event::ControlRegisterWrite { cr, old, new } => format!(
+            "CR{cr} 0x{old:08X} → 0x{new:08X}{}",
+            changed_bits(cr, old, new)
+        ),
+        Event::TlbFlush { cause } => format!("TLB flush: {cause:?}"),
+        Event::TlbFill { linear, phys } => {
+            format!("TLB fill: linear 0x{linear:08X} → physical 0x{phys:08X}")
+        }
+    }
+}
+
 /// Whether a #GP raised by `m` is the trap a VMM relies on.
 fn trapped_kind(cpu: &Cpu, m: Mnemonic) -> bool {
     match classify::classify(m).map(|c| c.class) {
@@ -1272,6 +1332,30 @@ mod tests {
         assert_eq!(stats.sensitive_untrapped.get("SGDT"), Some(&1));
         let report = stats.report(&m.cpu);
         assert!(report.contains("page faults: 2"), "{report}");
+    }
+
+    #[test]
+    fn summaries_without_a_cpu() {
+        let e = Event::PrivilegedTrap {
+            mnemonic: Mnemonic::Cli,
+            cpl: 3,
+        };
+        assert_eq!(
+            summary(&e),
+            "CLI trapped (#GP) at CPL 3 — a trap-and-emulate VMM sees this"
+        );
+        let e = Event::Exception {
+            vector: 13,
+            error: Some(0x40A),
+            cs: 0x1B,
+            eip: 0x1000,
+            cpl: 3,
+            mnemonic: Some(Mnemonic::Int),
+        };
+        assert_eq!(
+            summary(&e),
+            "#GP(0x40A) general protection at 001B:00001000, CPL 3 by INT: IDT entry 0x81"
+        );
     }
 
     #[test]
