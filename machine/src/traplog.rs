@@ -873,7 +873,7 @@ pub fn summary(e: &Event) -> String {
             let err = error.map_or(String::new(), |c| format!("({c:#X})"));
             let by = mnemonic.map_or(String::new(), |m| format!(" by {}", upper(m)));
             let detail = match (vector, error) {
-                (13 | 10 | 11 | 12, Some(c)) if c != 0 => format!(": {}", selector_error(c)),
+                (10..=13, Some(c)) if c != 0 => format!(": {}", selector_error(c)),
                 _ => String::new(),
             };
             format!(
