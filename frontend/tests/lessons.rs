@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const LESSONS: &[&str] = &["rings", "privileged", "holes"];
+const LESSONS: &[&str] = &["rings", "privileged", "holes", "paging"];
 
 fn expected_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lessons")
@@ -30,8 +30,7 @@ fn check(name: &str, what: &str, got: &str) {
         std::fs::write(&path, got).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if want != got {
         let first = want
             .lines()
@@ -102,13 +101,18 @@ fn holes_statistics_count_every_untrapped_sensitive_instruction() {
             })
             .unwrap_or(0)
     };
-    for m in ["SGDT", "SIDT", "SLDT", "STR", "SMSW", "LAR", "LSL", "VERR", "VERW"] {
+    for m in [
+        "SGDT", "SIDT", "SLDT", "STR", "SMSW", "LAR", "LSL", "VERR", "VERW",
+    ] {
         assert_eq!(count(m), 1, "{m} in:\n{stderr}");
     }
     // POPFD once, plus the PUSHFDs that show its effect.
     assert_eq!(count("POPFD"), 1, "{stderr}");
     assert!(count("PUSHFD") >= 3, "{stderr}");
-    assert!(stderr.contains("privileged instructions trapped: none"), "{stderr}");
+    assert!(
+        stderr.contains("privileged instructions trapped: none"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -129,5 +133,19 @@ fn trap_log_on_a_run_goes_to_stderr_in_jsonl() {
     let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with('{')).collect();
     // Seventeen privileged instructions, IN 60h, INT 81h, RDTSC with TSD.
     assert_eq!(lines.len(), 20, "{stderr}");
-    assert!(lines.iter().all(|l| l.contains("\"kind\":\"trap\"") && l.contains("\"cpl\":3")));
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("\"kind\":\"trap\"") && l.contains("\"cpl\":3")));
+}
+
+#[test]
+fn paging_statistics_count_faults_and_tlb_flushes() {
+    let (status, _, stderr) = run(&["lesson", "paging", "--no-pause", "--stats"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.contains("page faults: 4"), "{stderr}");
+    assert!(stderr.contains("1 by INVLPG"), "{stderr}");
+    assert!(
+        stderr.contains("mode changes: 2, task switches: 0"),
+        "{stderr}"
+    );
 }

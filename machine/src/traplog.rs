@@ -1078,6 +1078,11 @@ impl Stats {
                 self.attribute(ring_key(self.mode, self.cpl), cpu.instructions);
                 self.mode = to;
             }
+            // LTR changes TR without switching tasks.
+            Event::TaskSwitch { .. }
+                if cpu
+                    .observed_instruction()
+                    .is_some_and(|o| o.2.mnemonic() == Mnemonic::Ltr) => {}
             Event::TaskSwitch { .. } => self.task_switches += 1,
             Event::PrivilegedTrap { mnemonic, .. } => {
                 *self.privileged_traps.entry(upper(mnemonic)).or_default() += 1

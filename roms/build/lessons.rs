@@ -33,6 +33,7 @@ const INT80_HANDLER: u32 = 0xF0B00;
 const GATE_TARGET: u32 = 0xF0C00;
 const SYSENTER_TARGET: u32 = 0xF0D00;
 const UD_HANDLER: u32 = 0xF0E00;
+const PF_HANDLER: u32 = 0xF0E80;
 const MAIN: u32 = 0xF0F00;
 const KSTEP: u32 = 0xF1000;
 const R3STEP: u32 = 0xF4000;
@@ -169,6 +170,7 @@ fn ram_image() -> Vec<u8> {
     for (v, d) in [
         (0x06u32, gate(SEL_CODE0, UD_HANDLER, 0xE, 0)),
         (0x0D, gate(SEL_CODE0, GP_HANDLER, 0xE, 0)),
+        (0x0E, gate(SEL_CODE0, PF_HANDLER, 0xE, 0)),
         (0x80, gate(SEL_CODE0, INT80_HANDLER, 0xE, 3)),
         (0x81, gate(SEL_CODE0, INT80_HANDLER, 0xE, 0)),
     ] {
@@ -297,6 +299,18 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
         &code32(GP_HANDLER, |a| {
             a.mov(eax, dword_ptr(esp))?;
             print_value(a, s.gp, s.gp_tail)?;
+            back_to_kernel(a)
+        })?,
+    );
+    put(
+        &mut rom,
+        PF_HANDLER,
+        &code32(PF_HANDLER, |a| {
+            a.mov(eax, dword_ptr(esp))?;
+            print_value(a, s.pf, s.pf_cr2)?;
+            a.mov(eax, cr2)?;
+            a.call(PRINT_HEX as u64)?;
+            print(a, s.nl)?;
             back_to_kernel(a)
         })?,
     );
@@ -460,6 +474,8 @@ struct Common {
     eflags_now: u32,
     nl: u32,
     end: u32,
+    pf: u32,
+    pf_cr2: u32,
 }
 
 fn common(st: &mut Strings) -> Common {
@@ -472,6 +488,8 @@ fn common(st: &mut Strings) -> Common {
         eflags_now: st.add("  EFLAGS now "),
         nl: st.add("\n"),
         end: st.add("End of the lesson.\n"),
+        pf: st.add("  -> #PF, error code "),
+        pf_cr2: st.add(", CR2 (the faulting address) = "),
     }
 }
 
@@ -913,6 +931,150 @@ fn holes(st: &mut Strings) -> Lesson {
     }
 }
 
+const PD: u32 = 0x20000;
+const PT: u32 = 0x21000;
+
+fn pte(page: u32) -> u32 {
+    PT + 4 * page
+}
+
+fn paging(st: &mut Strings) -> Lesson {
+    let say = |st: &mut Strings, t: &str| Step::Say(st.add(t));
+    let intro = st.add(
+        "Lesson: paging\n\
+         Paging maps linear addresses to physical ones through tables in memory, page by page (4 KiB),\n\
+         with a present bit, a writable bit and a user bit per page. The CPU caches translations in the\n\
+         TLB, and the kernel must tell it when a table changes.\n",
+    );
+    let nl = st.add("\n");
+    let value = move |st: &mut Strings, label: &str| -> u32 { st.add(label) };
+    let s_pte_read = value(st, "  PTE of 300000h after a read (A = bit 5): ");
+    let s_pte_write = value(st, "  PTE of 300000h after a write (D = bit 6): ");
+    let s_first = value(st, "  read [304000h] = ");
+    let s_stale = value(
+        st,
+        "  PTE now points to 305000h; without INVLPG, read [304000h] = ",
+    );
+    let s_fresh = value(st, "  after INVLPG [304000h], read [304000h] = ");
+    let s_wp0 = value(
+        st,
+        "  ring 0 wrote the read-only page 301000h with CR0.WP = 0: no fault\n",
+    );
+    let s_r3 = value(st, "ring 3: read [303000h], a supervisor-only page\n");
+    let s_r3w = value(st, "ring 3: write [301000h], a read-only user page\n");
+    let steps = vec![
+        say(st, "Ring 0 builds a page directory at 20000h and one page table at 21000h mapping the first\n\
+                 4 MiB to themselves (present, writable, user), except:\n\
+                 300000h not present, 301000h read-only, 303000h supervisor-only.\n"),
+        Step::Ring0(Box::new(|a| {
+            a.mov(edi, PT)?;
+            a.mov(eax, 7u32)?;
+            a.mov(ecx, 1024u32)?;
+            let mut l = a.create_label();
+            a.set_label(&mut l)?;
+            a.mov(dword_ptr(edi), eax)?;
+            a.add(eax, 0x1000)?;
+            a.add(edi, 4)?;
+            a.loop_(l)?;
+            a.mov(dword_ptr(PD), PT | 7)?;
+            a.mov(dword_ptr(pte(0x300)), 0u32)?;
+            a.mov(dword_ptr(pte(0x301)), 0x30_1000u32 | 5)?;
+            a.mov(dword_ptr(pte(0x303)), 0x30_3000u32 | 3)?;
+            a.mov(dword_ptr(0x30_4000u32), 0xAAAA_AAAAu32)?;
+            a.mov(dword_ptr(0x30_5000u32), 0xBBBB_BBBBu32)?;
+            Ok(())
+        })),
+        say(st, "Next: CR3 = 20000h (the page directory), then CR0.PG = 1.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(|a| {
+            a.mov(eax, PD)?;
+            a.mov(cr3, eax)?;
+            a.mov(eax, cr0)?;
+            a.or(eax, 0x8000_0000u32 as i32)?;
+            a.mov(cr0, eax)?;
+            Ok(())
+        })),
+        say(st, "Paging is on, and we are still running: the code's pages map to themselves.\n\
+                 Next: read 300000h, which is not present.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(|a| {
+            a.mov(eax, dword_ptr(0x30_0000u32))?;
+            Ok(())
+        })),
+        say(st, "A page fault: error code bit 0 = 0 means 'not present'. A kernel would now load the page\n\
+                 (demand paging). We map it, read it, then write it, and watch the PTE's A and D bits.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(move |a| {
+            a.mov(dword_ptr(pte(0x300)), 0x30_0000u32 | 3)?;
+            a.mov(eax, dword_ptr(0x30_0000u32))?;
+            a.mov(eax, dword_ptr(pte(0x300)))?;
+            print_value(a, s_pte_read, nl)?;
+            a.mov(dword_ptr(0x30_0000u32), 1u32)?;
+            a.mov(eax, dword_ptr(pte(0x300)))?;
+            print_value(a, s_pte_write, nl)
+        })),
+        say(st, "Next: the TLB. Read 304000h, point its PTE at 305000h, read again, then INVLPG.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(move |a| {
+            a.mov(eax, dword_ptr(0x30_4000u32))?;
+            print_value(a, s_first, nl)?;
+            a.mov(dword_ptr(pte(0x304)), 0x30_5000u32 | 7)?;
+            a.mov(eax, dword_ptr(0x30_4000u32))?;
+            print_value(a, s_stale, nl)?;
+            a.invlpg(ptr(0x30_4000u32))?;
+            a.mov(eax, dword_ptr(0x30_4000u32))?;
+            print_value(a, s_fresh, nl)
+        })),
+        say(st, "The stale value came from the TLB: changing a page table is not enough, the kernel must\n\
+                 invalidate the translation (INVLPG one page, or reload CR3 for all non-global ones).\n\
+                 Next: protection. Ring 0 writes a read-only page, first with CR0.WP = 0, then with WP = 1.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(move |a| {
+            a.mov(dword_ptr(0x30_1000u32), 1u32)?;
+            print(a, s_wp0)?;
+            a.mov(eax, cr0)?;
+            a.or(eax, 0x1_0000)?;
+            a.mov(cr0, eax)?;
+            a.mov(dword_ptr(0x30_1000u32), 2u32)?;
+            Ok(())
+        })),
+        say(st, "With WP = 1 even ring 0 may not write read-only pages (error code 3: present, write).\n\
+                 Next: ring 3 touches a supervisor page, then writes a read-only one.\n"),
+        Step::Pause,
+        Step::Ring3(
+            0,
+            Box::new(move |a| {
+                print(a, s_r3)?;
+                a.mov(eax, dword_ptr(0x30_3000u32))?;
+                Ok(())
+            }),
+        ),
+        Step::Ring3(
+            0,
+            Box::new(move |a| {
+                print(a, s_r3w)?;
+                a.mov(dword_ptr(0x30_1000u32), 3u32)?;
+                Ok(())
+            }),
+        ),
+        say(st, "Error code bit 2 = 1: the access came from user mode. Last: MOV CR3, CR3 flushes the TLB.\n"),
+        Step::Ring0(Box::new(|a| {
+            a.mov(eax, cr3)?;
+            a.mov(cr3, eax)?;
+            Ok(())
+        })),
+        say(st, "Summary: a page fault says which rule failed (present, write, user); A and D bits record\n\
+                 use; the TLB must be invalidated by hand. A VMM without hardware help keeps shadow page\n\
+                 tables in step with the guest's by write-protecting them: every guest PTE write traps.\n"),
+    ];
+    Lesson {
+        name: "paging",
+        title: "page tables, page faults by kind, accessed/dirty bits, the TLB and INVLPG",
+        intro,
+        steps,
+    }
+}
+
 /// Build every lesson into `out`, with `lessons.rs` listing them.
 pub fn write_all(out: &std::path::Path) -> R<()> {
     let mut list = String::from(
@@ -925,7 +1087,7 @@ pub fn write_all(out: &std::path::Path) -> R<()> {
          /// The lessons, in teaching order.\n\
          pub static LESSONS: &[Lesson] = &[\n",
     );
-    for make in [rings, privileged, holes] {
+    for make in [rings, privileged, holes, paging] {
         let mut st = Strings { bytes: Vec::new() };
         let c = common(&mut st);
         let lesson = make(&mut st);
