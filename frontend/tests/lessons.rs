@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const LESSONS: &[&str] = &["rings", "privileged", "holes", "paging"];
+const LESSONS: &[&str] = &["rings", "privileged", "holes", "v86", "paging"];
 
 fn expected_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lessons")

@@ -42,6 +42,12 @@ const MAX_STEPS: u32 = 0x30;
 const R3_BACK: u32 = 0xF7000;
 /// Ring-3 continuation that prints EFLAGS, then SYSENTER.
 const R3_SHOW_FLAGS: u32 = 0xF7100;
+/// The virtual-8086 monitor (the #GP handler's V86 half).
+const V86_MONITOR: u32 = 0xF7200;
+/// Where a lesson's real-mode (V86) program lives: F000:7800.
+const V86_PROGRAM: u32 = 0xF7800;
+/// The V86 guest's virtual IF, kept by the monitor.
+const VIF: u32 = 0x708;
 const RAM_IMAGE: u32 = 0xF8000;
 const STRINGS: u32 = 0xFB800;
 const STRINGS_END: u32 = 0xFFF00;
@@ -85,6 +91,13 @@ pub struct Strings {
 }
 
 impl Strings {
+    fn find(&self, prefix: &str) -> Option<u32> {
+        self.bytes
+            .windows(prefix.len())
+            .position(|w| w == prefix.as_bytes())
+            .map(|i| STRINGS + i as u32)
+    }
+
     fn add(&mut self, s: &str) -> u32 {
         let at = STRINGS + self.bytes.len() as u32;
         self.bytes.extend_from_slice(s.as_bytes());
@@ -297,6 +310,9 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
         &mut rom,
         GP_HANDLER,
         &code32(GP_HANDLER, |a| {
+            // From virtual-8086 mode: the monitor emulates the instruction.
+            a.test(dword_ptr(esp + 12), 0x2_0000)?;
+            a.jnz(V86_MONITOR as u64)?;
             a.mov(eax, dword_ptr(esp))?;
             print_value(a, s.gp, s.gp_tail)?;
             back_to_kernel(a)
@@ -372,6 +388,7 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
             Ok(())
         })?,
     );
+    put(&mut rom, V86_MONITOR, &v86_monitor(s)?);
     put(
         &mut rom,
         R3_BACK,
@@ -464,6 +481,113 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
     Ok(rom)
 }
 
+/// The #GP handler's virtual-8086 half: look at the opcode at CS:IP,
+/// emulate CLI, STI, INT 21h/09h, IN AL,imm8, OUT imm8,AL and HLT.
+fn v86_monitor(s: &Common) -> R<Vec<u8>> {
+    code32(V86_MONITOR, |a| {
+        a.pushad()?;
+        a.mov(ax, SEL_DATA3 as u32)?;
+        a.mov(ds, ax)?;
+        a.mov(es, ax)?;
+        // Frame after PUSHAD: 32 bytes of registers, the error code, then
+        // EIP, CS, EFLAGS, ESP, SS, ES, DS, FS, GS.
+        let f = 36;
+        a.movzx(ebx, word_ptr(esp + f + 4))?; // CS
+        a.shl(ebx, 4)?;
+        a.movzx(eax, word_ptr(esp + f))?; // IP
+        a.add(ebx, eax)?;
+        a.mov(eax, ebx)?;
+        print(a, s.mon)?;
+        a.call(PRINT_HEX as u64)?;
+        a.movzx(eax, byte_ptr(ebx))?;
+        let mut cli = a.create_label();
+        let mut sti = a.create_label();
+        let mut int = a.create_label();
+        let mut inp = a.create_label();
+        let mut out = a.create_label();
+        let mut hlt = a.create_label();
+        let mut other = a.create_label();
+        let mut done1 = a.create_label();
+        let mut done2 = a.create_label();
+        a.cmp(al, 0xFA)?;
+        a.je(cli)?;
+        a.cmp(al, 0xFB)?;
+        a.je(sti)?;
+        a.cmp(al, 0xCD)?;
+        a.je(int)?;
+        a.cmp(al, 0xE4)?;
+        a.je(inp)?;
+        a.cmp(al, 0xE6)?;
+        a.je(out)?;
+        a.cmp(al, 0xF4)?;
+        a.je(hlt)?;
+        a.jmp(other)?;
+
+        a.set_label(&mut cli)?;
+        a.mov(byte_ptr(VIF), 0)?;
+        print(a, s.mon_cli)?;
+        a.jmp(done1)?;
+
+        a.set_label(&mut sti)?;
+        a.mov(byte_ptr(VIF), 1)?;
+        print(a, s.mon_sti)?;
+        a.jmp(done1)?;
+
+        a.set_label(&mut int)?;
+        a.cmp(byte_ptr(ebx + 1), 0x21)?;
+        a.jne(other)?;
+        a.cmp(byte_ptr(esp + 29), 0x09)?; // AH
+        a.jne(other)?;
+        print(a, s.mon_int)?;
+        a.movzx(esi, word_ptr(esp + f + 24))?; // DS
+        a.shl(esi, 4)?;
+        a.movzx(eax, word_ptr(esp + 20))?; // DX
+        a.add(esi, eax)?;
+        a.mov(edx, 0xE9u32)?;
+        let mut l = a.create_label();
+        let mut e = a.create_label();
+        a.set_label(&mut l)?;
+        a.mov(al, byte_ptr(esi))?;
+        a.cmp(al, b'$' as u32)?;
+        a.je(e)?;
+        a.out(dx, al)?;
+        a.inc(esi)?;
+        a.jmp(l)?;
+        a.set_label(&mut e)?;
+        print(a, s.mon_int_end)?;
+        a.jmp(done2)?;
+
+        a.set_label(&mut inp)?;
+        a.mov(byte_ptr(esp + 28), 0x1C)?; // the guest's AL
+        print(a, s.mon_in)?;
+        a.jmp(done2)?;
+
+        a.set_label(&mut out)?;
+        print(a, s.mon_out)?;
+        a.jmp(done2)?;
+
+        a.set_label(&mut hlt)?;
+        print(a, s.mon_hlt)?;
+        a.mov(esp, KSTACK)?;
+        a.jmp(dword_ptr(RESUME))?;
+
+        a.set_label(&mut other)?;
+        print(a, s.mon_other)?;
+        a.mov(esp, KSTACK)?;
+        a.jmp(dword_ptr(RESUME))?;
+
+        // Skip the emulated instruction (one or two bytes) and resume.
+        a.set_label(&mut done2)?;
+        a.inc(word_ptr(esp + f))?;
+        a.set_label(&mut done1)?;
+        a.inc(word_ptr(esp + f))?;
+        a.popad()?;
+        a.add(esp, 4)?;
+        a.iretd()?;
+        Ok(())
+    })
+}
+
 /// Strings every lesson uses.
 struct Common {
     gp: u32,
@@ -476,6 +600,15 @@ struct Common {
     end: u32,
     pf: u32,
     pf_cr2: u32,
+    mon: u32,
+    mon_cli: u32,
+    mon_sti: u32,
+    mon_int: u32,
+    mon_int_end: u32,
+    mon_in: u32,
+    mon_out: u32,
+    mon_hlt: u32,
+    mon_other: u32,
 }
 
 fn common(st: &mut Strings) -> Common {
@@ -490,6 +623,15 @@ fn common(st: &mut Strings) -> Common {
         end: st.add("End of the lesson.\n"),
         pf: st.add("  -> #PF, error code "),
         pf_cr2: st.add(", CR2 (the faulting address) = "),
+        mon: st.add("  monitor: #GP from virtual-8086 mode at linear "),
+        mon_cli: st.add(": CLI, so the guest's virtual IF = 0 (the real IF is untouched)\n"),
+        mon_sti: st.add(": STI, so the guest's virtual IF = 1\n"),
+        mon_int: st.add(": INT 21h, AH = 09h, emulated as DOS would: \""),
+        mon_int_end: st.add("\"\n"),
+        mon_in: st.add(": IN AL, 60h, emulated: the guest gets AL = 1Ch (a virtual Enter key)\n"),
+        mon_out: st.add(": OUT 80h, AL, emulated: a POST code for a device we pretend to have\n"),
+        mon_hlt: st.add(": HLT, the guest is done; the monitor takes over\n"),
+        mon_other: st.add(": not an instruction this monitor emulates; stopping the guest\n"),
     }
 }
 
@@ -1075,6 +1217,66 @@ fn paging(st: &mut Strings) -> Lesson {
     }
 }
 
+fn v86(st: &mut Strings) -> Lesson {
+    let say = |st: &mut Strings, t: &str| Step::Say(st.add(t));
+    let intro = st.add(
+        "Lesson: virtual-8086 mode, x86's own trap-and-emulate\n\
+         A 16-bit real-mode program runs in virtual-8086 mode under a tiny ring-0 monitor.\n\
+         Ordinary instructions run directly on the CPU; with IOPL < 3 the ones that touch interrupts\n\
+         or devices (CLI, STI, INT n, IN, OUT, HLT) raise #GP, and the monitor emulates them.\n\
+         This is exactly what a trap-and-emulate VMM does, in hardware, since the 386 (1985).\n",
+    );
+    // Found again by `v86_program`'s caller, which places the program.
+    st.add("Hello from a DOS-style program in virtual-8086 mode!$");
+    let steps = vec![
+        say(st, "Protected mode, ring 0: the monitor. Next: IRETD with EFLAGS.VM = 1 into F000:7800,\n\
+                 with IOPL = 0, so every sensitive instruction of the program comes to the monitor.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(|a| {
+            a.mov(byte_ptr(VIF), 1)?;
+            for seg in [0u32, 0, 0xF000, 0] {
+                a.push(seg)?; // GS, FS, DS, ES
+            }
+            a.push(0u32)?; // SS
+            a.push(0x7000u32)?; // SP
+            a.push(0x2_0002u32)?; // EFLAGS: VM = 1, IOPL = 0, IF = 0
+            a.push(0xF000u32)?; // CS
+            a.push(V86_PROGRAM - 0xF0000)?; // IP
+            a.iretd()?;
+            Ok(())
+        })),
+        say(st, "Back in the monitor for good. Every #GP above was a trap from virtual-8086 mode; the\n\
+                 additions, moves and jumps in between ran natively, at full speed. Popek and Goldberg's\n\
+                 recipe, in silicon, for real mode: x86 could virtualize 8086 programs (DOS boxes in\n\
+                 Windows 386), but not itself (see the holes lesson).\n"),
+    ];
+    Lesson {
+        name: "v86",
+        title: "virtual-8086 mode: a ring-0 monitor emulating CLI, STI, INT, IN, OUT for a real-mode program",
+        intro,
+        steps,
+    }
+}
+
+/// The real-mode program the v86 lesson runs at F000:7800.
+fn v86_program(hello_off: u32) -> R<Vec<u8>> {
+    let mut a = CodeAssembler::new(16)?;
+    a.cli()?;
+    a.mov(dx, hello_off)?;
+    a.mov(ah, 9)?;
+    a.int(0x21)?;
+    a.mov(cx, 3)?;
+    let mut l = a.create_label();
+    a.set_label(&mut l)?;
+    a.add(bx, cx)?;
+    a.loop_(l)?;
+    a.in_(al, 0x60)?;
+    a.out(0x80, al)?;
+    a.sti()?;
+    a.hlt()?;
+    Ok(a.assemble((V86_PROGRAM - 0xF0000) as u64)?)
+}
+
 /// Build every lesson into `out`, with `lessons.rs` listing them.
 pub fn write_all(out: &std::path::Path) -> R<()> {
     let mut list = String::from(
@@ -1087,11 +1289,15 @@ pub fn write_all(out: &std::path::Path) -> R<()> {
          /// The lessons, in teaching order.\n\
          pub static LESSONS: &[Lesson] = &[\n",
     );
-    for make in [rings, privileged, holes, paging] {
+    for make in [rings, privileged, holes, v86, paging] {
         let mut st = Strings { bytes: Vec::new() };
         let c = common(&mut st);
         let lesson = make(&mut st);
-        let rom = build(&lesson, &st, &c)?;
+        let mut rom = build(&lesson, &st, &c)?;
+        if lesson.name == "v86" {
+            let hello = st.find("Hello from a DOS").expect("v86 string");
+            put(&mut rom, V86_PROGRAM, &v86_program(hello - ROM_BASE)?);
+        }
         let file = format!("lesson_{}.bin", lesson.name);
         std::fs::write(out.join(&file), &rom)?;
         list.push_str(&format!(
