@@ -31,7 +31,7 @@ pub struct TrapLogArgs {
     /// Event kinds to log, comma-separated: exception, interrupt, int,
     /// ring, mode, task, trap, sensitive, cr, tlb-flush, tlb-fill, or `all`;
     /// `-KIND` drops one from the default (all but tlb-fill).
-    #[arg(long, value_name = "KINDS")]
+    #[arg(long, value_name = "KINDS", allow_hyphen_values = true)]
     pub trap_log_events: Option<String>,
     /// Only events at these CPLs (comma-separated, 0-3).
     #[arg(long, value_name = "CPLS")]

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const LESSONS: &[&str] = &["rings", "privileged", "holes", "v86", "paging"];
+const LESSONS: &[&str] = &["rings", "privileged", "holes", "v86", "paging", "hypercall"];
 
 fn expected_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lessons")
@@ -146,6 +146,29 @@ fn paging_statistics_count_faults_and_tlb_flushes() {
     assert!(stderr.contains("1 by INVLPG"), "{stderr}");
     assert!(
         stderr.contains("mode changes: 2, task switches: 0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hypercall_lesson_trades_eighteen_traps_for_one_call() {
+    let (status, stdout, stderr) = run(&["lesson", "hypercall", "--no-pause", "--stats"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("one trap per byte\n"), "{stdout}");
+    assert!(
+        stdout.contains("one hypercall for the whole line\n"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("0x0D #GP general protection           18"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("    OUT                      18"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("    0x82                                   1"),
         "{stderr}"
     );
 }

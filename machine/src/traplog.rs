@@ -562,7 +562,7 @@ fn sensitive_effect(cpu: &Cpu, m: Mnemonic, cpl: u8) -> String {
         Mnemonic::Int => {
             let v = ins.as_ref().map(|i| i.immediate8()).unwrap_or(0);
             format!(
-                "INT 0x{v:02X} {mode} passed the gate's DPL check against the real CPL ({}), {tail}",
+                "INT 0x{v:02X} {mode}: the {} let the real CPL through, straight to ring 0's handler; no trap — a VMM would never see this as the guest's",
                 idt_gate(cpu, v)
             )
         }

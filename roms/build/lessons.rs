@@ -44,6 +44,10 @@ const R3_BACK: u32 = 0xF7000;
 const R3_SHOW_FLAGS: u32 = 0xF7100;
 /// The virtual-8086 monitor (the #GP handler's V86 half).
 const V86_MONITOR: u32 = 0xF7200;
+/// The hypercall handler (INT 82h, DPL 3): prints the string at ESI.
+const HYPERCALL: u32 = 0xF7600;
+/// Nonzero: the #GP handler emulates `OUT DX, AL` from ring 3 (a device).
+const EMULATE_OUT: u32 = 0x70C;
 /// Where a lesson's real-mode (V86) program lives: F000:7800.
 const V86_PROGRAM: u32 = 0xF7800;
 /// The V86 guest's virtual IF, kept by the monitor.
@@ -186,6 +190,7 @@ fn ram_image() -> Vec<u8> {
         (0x0E, gate(SEL_CODE0, PF_HANDLER, 0xE, 0)),
         (0x80, gate(SEL_CODE0, INT80_HANDLER, 0xE, 3)),
         (0x81, gate(SEL_CODE0, INT80_HANDLER, 0xE, 0)),
+        (0x82, gate(SEL_CODE0, HYPERCALL, 0xE, 3)),
     ] {
         w(IDT + 8 * v, &d.to_le_bytes());
     }
@@ -313,6 +318,23 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
             // From virtual-8086 mode: the monitor emulates the instruction.
             a.test(dword_ptr(esp + 12), 0x2_0000)?;
             a.jnz(V86_MONITOR as u64)?;
+            // A device the VMM emulates: OUT DX, AL goes to the console.
+            let mut generic = a.create_label();
+            let mut not_out = a.create_label();
+            a.cmp(byte_ptr(EMULATE_OUT), 0)?;
+            a.je(generic)?;
+            a.push(ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?; // the faulting EIP
+            a.cmp(byte_ptr(ebx), 0xEE)?;
+            a.jne(not_out)?;
+            a.out(0xE9, al)?;
+            a.inc(dword_ptr(esp + 8))?;
+            a.pop(ebx)?;
+            a.add(esp, 4)?;
+            a.iretd()?;
+            a.set_label(&mut not_out)?;
+            a.pop(ebx)?;
+            a.set_label(&mut generic)?;
             a.mov(eax, dword_ptr(esp))?;
             print_value(a, s.gp, s.gp_tail)?;
             back_to_kernel(a)
@@ -388,7 +410,18 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
             Ok(())
         })?,
     );
-    put(&mut rom, V86_MONITOR, &v86_monitor(s)?);
+    let monitor = v86_monitor(s)?;
+    assert!(V86_MONITOR + (monitor.len() as u32) <= HYPERCALL);
+    put(&mut rom, V86_MONITOR, &monitor);
+    put(
+        &mut rom,
+        HYPERCALL,
+        &code32(HYPERCALL, |a| {
+            a.call(PRINT as u64)?;
+            a.iretd()?;
+            Ok(())
+        })?,
+    );
     put(
         &mut rom,
         R3_BACK,
@@ -1258,6 +1291,70 @@ fn v86(st: &mut Strings) -> Lesson {
     }
 }
 
+fn hypercall(st: &mut Strings) -> Lesson {
+    let say = |st: &mut Strings, t: &str| Step::Say(st.add(t));
+    let intro = st.add(
+        "Lesson: hypercalls (paravirtualization) versus trapping on port I/O\n\
+         A guest kernel, deprivileged in ring 3, prints a line on a serial port that the VMM emulates.\n\
+         First the way an unmodified guest does it: one OUT per byte, each one a trap. Then the way a\n\
+         guest that knows it is virtualized does it: one call to the VMM for the whole line.\n",
+    );
+    let trapped = st.add("one trap per byte\n");
+    let direct = st.add("one hypercall for the whole line\n");
+    let steps = vec![
+        say(st, "Next: ring 3 writes 18 bytes to port 3F8h, closed in the I/O bitmap. Each OUT raises #GP;\n\
+                 the VMM emulates it (here: copies the byte to the console) and resumes the guest.\n"),
+        Step::Pause,
+        Step::Ring0(Box::new(|a| {
+            a.mov(byte_ptr(EMULATE_OUT), 1)?;
+            Ok(())
+        })),
+        Step::Ring3(
+            0,
+            Box::new(move |a| {
+                a.mov(esi, trapped)?;
+                a.mov(edx, 0x3F8u32)?;
+                let mut l = a.create_label();
+                let mut d = a.create_label();
+                a.set_label(&mut l)?;
+                a.lodsb()?;
+                a.test(al, al)?;
+                a.jz(d)?;
+                a.out(dx, al)?;
+                a.jmp(l)?;
+                a.set_label(&mut d)?;
+                Ok(())
+            }),
+        ),
+        Step::Ring0(Box::new(|a| {
+            a.mov(byte_ptr(EMULATE_OUT), 0)?;
+            Ok(())
+        })),
+        say(st, "18 traps, each a round trip ring 3 -> ring 0 -> ring 3 (count the #GP lines in the log).\n\
+                 Next: the same line with one hypercall, INT 82h with ESI = the string. The gate has DPL 3\n\
+                 and leads straight into the VMM: an interface made for a guest that knows.\n"),
+        Step::Pause,
+        Step::Ring3(
+            0,
+            Box::new(move |a| {
+                a.mov(esi, direct)?;
+                a.int(0x82)?;
+                Ok(())
+            }),
+        ),
+        say(st, "Summary: one switch into the VMM instead of one per byte. Xen's hypercalls, virtio's\n\
+                 queues and Ringside's own BIOS (its stubs do OUT 0E0h with a service number and the\n\
+                 emulator answers in Rust) are this idea: paravirtualization trades an unmodified guest\n\
+                 for far fewer traps.\n"),
+    ];
+    Lesson {
+        name: "hypercall",
+        title: "paravirtualization: one hypercall versus a trap per emulated port write",
+        intro,
+        steps,
+    }
+}
+
 /// The real-mode program the v86 lesson runs at F000:7800.
 fn v86_program(hello_off: u32) -> R<Vec<u8>> {
     let mut a = CodeAssembler::new(16)?;
@@ -1289,7 +1386,7 @@ pub fn write_all(out: &std::path::Path) -> R<()> {
          /// The lessons, in teaching order.\n\
          pub static LESSONS: &[Lesson] = &[\n",
     );
-    for make in [rings, privileged, holes, v86, paging] {
+    for make in [rings, privileged, holes, v86, paging, hypercall] {
         let mut st = Strings { bytes: Vec::new() };
         let c = common(&mut st);
         let lesson = make(&mut st);
