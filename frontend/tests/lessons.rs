@@ -172,3 +172,34 @@ fn hypercall_lesson_trades_eighteen_traps_for_one_call() {
         "{stderr}"
     );
 }
+
+/// The handout quotes trap-log lines; they must be the lines the lessons
+/// really print (so the handout cannot drift from the program).
+#[test]
+fn handout_quotes_real_trap_log_lines() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/teaching.md")).unwrap();
+    let mut logs = String::new();
+    for name in LESSONS {
+        logs.push_str(
+            &std::fs::read_to_string(expected_dir().join(format!("{name}.log"))).unwrap(),
+        );
+    }
+    let mut quoted = 0;
+    for line in doc.lines() {
+        let t = line.trim_start();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        let looks_like_log = digits > 0
+            && t[digits..].starts_with("  ")
+            && t[digits + 2..].len() > 14
+            && t.as_bytes()[digits + 6] == b':';
+        if looks_like_log {
+            quoted += 1;
+            assert!(
+                logs.contains(t),
+                "docs/teaching.md quotes a line no lesson prints:\n{t}"
+            );
+        }
+    }
+    assert!(quoted >= 10, "only {quoted} quoted lines found");
+}
