@@ -1179,6 +1179,23 @@ impl Stats {
     }
 }
 
+/// What a live overlay panel shows (the window reads it between frames):
+/// the CPU's CPL, mode and IOPL at the last event, and the last few events
+/// in the trap log's words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overlay {
+    /// CPL at the last event.
+    pub cpl: u8,
+    /// Mode at the last event ("real", "protected", "v86").
+    pub mode: &'static str,
+    /// IOPL at the last event.
+    pub iopl: u8,
+    /// The most recent events (oldest first), as [`format_text`] lines.
+    pub recent: std::collections::VecDeque<String>,
+    /// How many lines `recent` keeps.
+    pub keep: usize,
+}
+
 /// The observer: writes filtered lines and keeps statistics.
 pub struct TrapLog {
     out: Option<Box<dyn Write + Send>>,
@@ -1186,6 +1203,7 @@ pub struct TrapLog {
     filter: Filter,
     ctx: Context,
     stats: Option<Arc<Mutex<Stats>>>,
+    overlay: Option<Arc<Mutex<Overlay>>>,
 }
 
 impl TrapLog {
@@ -1197,7 +1215,15 @@ impl TrapLog {
             filter,
             ctx: Context::default(),
             stats: None,
+            overlay: None,
         }
+    }
+
+    /// Also keep the last `overlay.keep` events (filtered as the log is)
+    /// and the CPU's state for a live overlay.
+    pub fn with_overlay(mut self, overlay: Arc<Mutex<Overlay>>) -> TrapLog {
+        self.overlay = Some(overlay);
+        self
     }
 
     /// Also keep statistics in `stats`.
@@ -1216,13 +1242,29 @@ impl Observer for TrapLog {
                 s.record(e, cpu);
             }
         }
-        let Some(out) = self.out.as_mut() else {
+        if self.out.is_none() && self.overlay.is_none() {
             return;
-        };
+        }
         let line = describe(e, cpu, &mut self.ctx);
         if !self.filter.keeps(e, line.cpl) {
             return;
         }
+        if let Some(o) = &self.overlay {
+            if let Ok(mut o) = o.lock() {
+                o.cpl = cpu.cpl();
+                o.mode = line.mode;
+                o.iopl = line.iopl;
+                if o.keep > 0 {
+                    while o.recent.len() >= o.keep {
+                        o.recent.pop_front();
+                    }
+                    o.recent.push_back(format_text(&line));
+                }
+            }
+        }
+        let Some(out) = self.out.as_mut() else {
+            return;
+        };
         let text = match self.format {
             Format::Text => format_text(&line),
             Format::Jsonl => format_jsonl(&line),
@@ -1337,6 +1379,31 @@ mod tests {
         assert_eq!(stats.sensitive_untrapped.get("SGDT"), Some(&1));
         let report = stats.report(&m.cpu);
         assert!(report.contains("page faults: 2"), "{report}");
+    }
+
+    #[test]
+    fn overlay_keeps_the_last_events() {
+        let config = MachineConfig {
+            console: Console::Capture(Vec::new()),
+            ..MachineConfig::default()
+        };
+        let mut m = Machine::new(ringside_roms::PMTEST.to_vec(), config).unwrap();
+        let overlay = Arc::new(Mutex::new(Overlay {
+            keep: 3,
+            ..Overlay::default()
+        }));
+        let mut f = Filter::default();
+        f.parse_kinds("ring").unwrap();
+        m.cpu.set_observer(Some(Box::new(
+            TrapLog::new(None, Format::Text, f).with_overlay(overlay.clone()),
+        )));
+        m.run(RunLimits {
+            max_instructions: Some(5_000_000),
+        });
+        let o = overlay.lock().unwrap().clone();
+        assert_eq!(o.recent.len(), 3);
+        assert!(o.recent.iter().all(|l| l.contains(" → ring ")), "{o:?}");
+        assert_eq!((o.cpl, o.mode), (0, "protected"), "{o:?}");
     }
 
     #[test]
