@@ -27,6 +27,21 @@ fn mov_r_imm<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Resul
     Ok(())
 }
 
+/// MOV r, m at a fixed size: the commonest memory instruction in compiled code.
+fn mov_r_m<const SIZE: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let (s, off) = (cpu.mem_seg(e), cpu.ea(e));
+    let v = cpu.read_mem(bus, s, off, SIZE)?;
+    cpu.set_gpr::<SIZE>(e.r0, v);
+    Ok(())
+}
+
+/// MOV m, r at a fixed size.
+fn mov_m_r<const SIZE: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let (s, off) = (cpu.mem_seg(e), cpu.ea(e));
+    let v = cpu.gpr::<SIZE>(e.r1);
+    cpu.write_mem(bus, s, off, SIZE, v)
+}
+
 fn mov_generic(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let v = cpu.read_op(bus, e, 1, e.size)?;
     cpu.write_op(bus, e, 0, e.size, v)
@@ -308,6 +323,18 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
                     1 => mov_r_imm::<1>,
                     2 => mov_r_imm::<2>,
                     _ => mov_r_imm::<4>,
+                }
+            } else if e.r0 != 0xFF && k1 == OpKind::Memory {
+                match e.size {
+                    1 => mov_r_m::<1>,
+                    2 => mov_r_m::<2>,
+                    _ => mov_r_m::<4>,
+                }
+            } else if k0 == OpKind::Memory && e.r1 != 0xFF {
+                match e.size {
+                    1 => mov_m_r::<1>,
+                    2 => mov_m_r::<2>,
+                    _ => mov_m_r::<4>,
                 }
             } else {
                 mov_generic
