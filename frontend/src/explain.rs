@@ -101,8 +101,8 @@ pub fn markdown_table() -> String {
         ));
     }
     s.push_str("\n## Innocuous instructions\n\n| Group | Instructions |\n| --- | --- |\n");
+    let implemented = classify::implemented_mnemonics();
     for (group, ms, _) in classify::INNOCUOUS {
-        let implemented = classify::implemented_mnemonics();
         let names: Vec<String> = ms
             .iter()
             .filter(|m| implemented.contains(m))
