@@ -12,11 +12,11 @@ pub mod disk;
 pub mod ide;
 pub mod pc;
 pub mod pci;
-pub mod vga;
 pub mod pic;
 pub mod pit;
 pub mod ps2;
 pub mod uart;
+pub mod vga;
 
 pub use clock::{Clock, DEFAULT_CPU_HZ};
 pub use cmos::{BootDevice, CmosConfig, DateTime};

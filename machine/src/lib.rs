@@ -18,6 +18,8 @@ pub use session::Status;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Our own BIOS: its ROM, symbols and hypercall services.
+pub use ringside_bios as bios;
 pub use ringside_cpu::{Cpu, StopReason};
 /// The storage and display devices, for frontends that attach disks or
 /// show the screen.
@@ -25,8 +27,6 @@ pub use ringside_devices::{disk, ide, vga};
 pub use ringside_devices::{
     BootDevice, Clock, CmosConfig, Console, DateTime, Pc, PcConfig, SerialBackend, DEFAULT_CPU_HZ,
 };
-/// Our own BIOS: its ROM, symbols and hypercall services.
-pub use ringside_bios as bios;
 use ringside_mmu::{MemError, PhysMem};
 use thiserror::Error;
 
