@@ -203,8 +203,8 @@ impl Cpu {
                     .observed_at
                     .as_ref()
                     .is_none_or(|o| crate::classify::is_privileged_form(&o.3));
-                if let Some(m) = mnemonic
-                    .filter(|m| crate::exec::is_privileged_or_iopl(*m) && privileged_form)
+                if let Some(m) =
+                    mnemonic.filter(|m| crate::exec::is_privileged_or_iopl(*m) && privileged_form)
                 {
                     self.emit(|| Event::PrivilegedTrap { mnemonic: m, cpl });
                 }

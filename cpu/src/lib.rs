@@ -9,9 +9,9 @@
 //! ([`decode`]); status flags are evaluated lazily ([`flags`]); every
 //! instruction charges a cycle cost to the virtual clock ([`Cpu::cycles`]).
 
+pub mod classify;
 mod debug;
 pub mod decode;
-pub mod classify;
 pub mod events;
 mod exec;
 pub mod flags;

@@ -91,7 +91,13 @@ fn triple_fault_rom() -> Vec<u8> {
 fn no_reboot_ends_the_run_on_a_triple_fault() {
     let rom = rom_file("triple.bin", &triple_fault_rom());
     let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
-        .args(["run", "--no-reboot", "--max-instructions", "10000", "--bios"])
+        .args([
+            "run",
+            "--no-reboot",
+            "--max-instructions",
+            "10000",
+            "--bios",
+        ])
         .arg(&rom)
         .output()
         .unwrap();

@@ -10,8 +10,8 @@
 #![warn(missing_docs)]
 
 pub mod debugger;
-pub mod traplog;
 mod session;
+pub mod traplog;
 
 pub use session::Status;
 
