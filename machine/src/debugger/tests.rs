@@ -420,3 +420,42 @@ fn unarmed_debugger_runs_the_guest_like_machine_run() {
     assert_eq!(a.cpu.instructions, b.cpu.instructions);
     assert_eq!(a.pc.debug.captured(), b.pc.debug.captured());
 }
+
+#[test]
+fn our_bios_code_shows_its_symbol_names() {
+    let config = MachineConfig {
+        console: Console::Capture(Vec::new()),
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::with_our_bios(config).expect("machine");
+    let mut d = Debugger::new();
+    let u = cmd(&mut d, &mut m, "u /1");
+    assert!(
+        u.starts_with("F000:FFF0 (FFFFFFF0) <reset_vector>  EA"),
+        "{u}"
+    );
+    // The far jump lands on the first byte of post_reset; the next
+    // instruction is inside it, at an offset.
+    let s = cmd(&mut d, &mut m, "s");
+    assert!(s.starts_with("stepped to F000:"), "{s}");
+    assert!(s.lines().next().unwrap().ends_with(" <post_reset>"), "{s}");
+    let s = cmd(&mut d, &mut m, "s");
+    assert!(s.contains(" <post_reset+0x"), "{s}");
+    // A breakpoint on a service by its address names it.
+    let (addr, _) = ringside_bios::SYMBOLS
+        .iter()
+        .find(|(_, n)| *n == "int13_disk")
+        .expect("int13_disk");
+    let u = cmd(&mut d, &mut m, &format!("u p {addr:X} 1"));
+    assert!(
+        u.starts_with(&format!("p {addr:08X} <int13_disk>  ")),
+        "{u}"
+    );
+    let u = cmd(&mut d, &mut m, &format!("u F000:{:X} 2", addr - 0xF0000));
+    assert!(u.contains(" <int13_disk>  "), "{u}");
+    assert!(u.lines().nth(1).unwrap().contains(" <int13_disk+0x"), "{u}");
+    // Another ROM's code shows no names.
+    let mut other = pmtest();
+    let u = cmd(&mut d, &mut other, "u /1");
+    assert!(!u.contains('<'), "{u}");
+}

@@ -57,6 +57,42 @@ pub fn read_linear_u8(m: &mut Machine, lin: u32) -> Option<u8> {
     read_phys_u8(m, p)
 }
 
+/// Our BIOS's routine at a linear address, as `name+0xOFF` (`name` at its
+/// first byte): only when the ROM is ours and the address reaches the ROM
+/// (at F0000–FFFFF or its alias below 4 GiB, through the page tables).
+pub fn symbol_at(m: &mut Machine, lin: u32) -> Option<String> {
+    m.bios.as_ref()?;
+    let p = m.cpu.debug_translate(lin)?;
+    symbol_at_physical(m, p)
+}
+
+/// [`symbol_at`] for a physical address.
+pub fn symbol_at_physical(m: &Machine, p: u32) -> Option<String> {
+    m.bios.as_ref()?;
+    let rom = ringside_bios::layout::ROM_BASE;
+    let size = ringside_bios::layout::ROM_SIZE as u32;
+    let in_rom = if (rom..rom + size).contains(&p) {
+        p
+    } else if p >= size.wrapping_neg() {
+        rom + (p & (size - 1))
+    } else {
+        return None;
+    };
+    let (name, off) = ringside_bios::symbolize(in_rom)?;
+    Some(if off == 0 {
+        name.to_string()
+    } else {
+        format!("{name}+0x{off:X}")
+    })
+}
+
+/// ` <name+0xOFF>` for [`symbol_at`], or nothing.
+fn symbol_suffix(m: &mut Machine, lin: u32) -> String {
+    symbol_at(m, lin)
+        .map(|s| format!(" <{s}>"))
+        .unwrap_or_default()
+}
+
 /// CS.base + EIP.
 pub fn current_linear(m: &Machine) -> u32 {
     m.cpu.segs[SegReg::Cs as usize].base.wrapping_add(m.cpu.eip)
@@ -244,8 +280,9 @@ pub fn disassemble(m: &mut Machine, at: Location, n: usize) -> String {
         };
         let _ = writeln!(
             out,
-            "{} ({lin:08X})  {:<20} {}",
+            "{} ({lin:08X}){}  {:<20} {}",
             addr_text(seg, off, code32),
+            symbol_suffix(m, lin),
             bytes_hex(m, lin, ins.len()),
             format_ins(&ins)
         );
@@ -283,7 +320,10 @@ fn disassemble_phys(m: &mut Machine, p: u32, n: usize, code32: bool) -> String {
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect();
-        let _ = writeln!(out, "p {at:08X}  {hex:<20} {}", format_ins(&ins));
+        let sym = symbol_at_physical(m, at)
+            .map(|s| format!(" <{s}>"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "p {at:08X}{sym}  {hex:<20} {}", format_ins(&ins));
         at = at.wrapping_add(ins.len() as u32);
     }
     out
@@ -1019,9 +1059,11 @@ pub fn describe_event(e: &ringside_cpu::Event) -> String {
 }
 
 /// Why the machine stopped, in one line.
-pub fn describe_stop(m: &Machine, c: &StopCause) -> String {
+pub fn describe_stop(m: &mut Machine, c: &StopCause) -> String {
     let cs = m.cpu.segs[SegReg::Cs as usize].selector;
-    let here = format!("{cs:04X}:{:08X}", m.cpu.eip);
+    let lin = current_linear(m);
+    let sym = symbol_suffix(m, lin);
+    let here = format!("{cs:04X}:{:08X}{sym}", m.cpu.eip);
     match c {
         StopCause::Breakpoint { id } => format!("breakpoint {id} at {here}"),
         StopCause::Watchpoint {
