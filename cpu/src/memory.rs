@@ -218,12 +218,7 @@ impl Cpu {
         let p1 = self.translate(next, false, user)?;
         let mut v = 0;
         for i in 0..size as u32 {
-            let l = lin.wrapping_add(i);
-            let p = if l & !0xFFF == lin & !0xFFF {
-                p0 + (l - lin)
-            } else {
-                p1 + (l - next)
-            };
+            let p = split_byte(lin, next, p0, p1, i);
             v |= self.read_phys(bus, p, 1) << (8 * i);
         }
         Ok(v)
@@ -261,12 +256,7 @@ impl Cpu {
         let next = (lin | 0xFFF).wrapping_add(1);
         let p1 = self.translate(next, true, user)?;
         for i in 0..size as u32 {
-            let l = lin.wrapping_add(i);
-            let p = if l & !0xFFF == lin & !0xFFF {
-                p0 + (l - lin)
-            } else {
-                p1 + (l - next)
-            };
+            let p = split_byte(lin, next, p0, p1, i);
             self.write_phys(bus, p, 1, v >> (8 * i));
         }
         Ok(())
@@ -408,5 +398,17 @@ fn type_allows(attrs: u16, write: bool) -> bool {
         !code && attrs & 0x02 != 0
     } else {
         !code || attrs & 0x02 != 0
+    }
+}
+
+/// Physical address of byte `i` of an access at `lin` that crosses into the
+/// page at `next`, given both pages' translations.
+#[inline]
+fn split_byte(lin: u32, next: u32, p0: u32, p1: u32, i: u32) -> u32 {
+    let l = lin.wrapping_add(i);
+    if l & !0xFFF == lin & !0xFFF {
+        p0 + (l - lin)
+    } else {
+        p1 + (l - next)
     }
 }

@@ -86,14 +86,7 @@ impl Cpu {
             if off > self.segs[SegReg::Cs as usize].limit {
                 return Err(Fault::gp(0));
             }
-            let esp = self.regs[gpr::ESP];
-            if let Err(f) = self
-                .push(bus, size, ret_cs)
-                .and_then(|_| self.push(bus, size, ret_eip))
-            {
-                self.regs[gpr::ESP] = esp;
-                return Err(f);
-            }
+            self.push_return(bus, size, ret_cs, ret_eip)?;
             self.load_cs_real(sel);
             self.eip = off;
             return Ok(());

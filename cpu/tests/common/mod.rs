@@ -155,7 +155,6 @@ pub fn load(cpu: &mut Cpu, s: SegReg, sel: u16) {
     cpu.segs[s as usize] = Descriptor(raw).to_segment(sel);
 }
 
-/// Assemble `body` (32-bit) and run it at `cpl` until it ends.
 /// Put the CPU in flat protected mode at `cpl` with `bytes` at CODE.
 pub fn enter(cpu: &mut Cpu, cpl: u8, bytes: &[u8]) {
     write(cpu, CODE, bytes);
@@ -174,6 +173,7 @@ pub fn enter(cpu: &mut Cpu, cpl: u8, bytes: &[u8]) {
     cpu.regs[gpr::ESP] = if cpl == 3 { STACK3 } else { STACK0 };
 }
 
+/// Assemble `body` (32-bit) and run it at `cpl` until it ends.
 pub fn run(
     cpu: &mut Cpu,
     cpl: u8,
@@ -184,20 +184,7 @@ pub fn run(
     body(&mut a).unwrap();
     a.int(DONE as u32).unwrap();
     let bytes = a.assemble(CODE as u64).unwrap();
-    write(cpu, CODE, &bytes);
-    let (code_sel, data_sel) = if cpl == 3 {
-        (CODE3, DATA3)
-    } else {
-        (CODE0, DATA0)
-    };
-    load(cpu, SegReg::Cs, code_sel);
-    for s in [SegReg::Ss, SegReg::Ds, SegReg::Es, SegReg::Fs, SegReg::Gs] {
-        load(cpu, s, data_sel);
-    }
-    cpu.set_cpl(cpl);
-    cpu.wake();
-    cpu.eip = CODE;
-    cpu.regs[gpr::ESP] = if cpl == 3 { STACK3 } else { STACK0 };
+    enter(cpu, cpl, &bytes);
     let r = cpu.run(bus, u64::MAX, 10_000);
     let r = if r == StopReason::Yield {
         cpu.run(bus, u64::MAX, 10_000)
