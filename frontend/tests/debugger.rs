@@ -48,7 +48,7 @@ fn script_over_pmtest() {
         "mode: protected mode, 32-bit code, CPL 3",
         "0018  base=00000000 limit=FFFFFFFF code readable 32-bit DPL=3 P G",
         "001B:000F2000 (000F2000)  66B82300             mov ax, 23h",
-        "catchpoint 2: exception #GP (vector 0D) error code 0000 at 001B:",
+        "catchpoint 2: #GP(0x0) general protection at 001B:000F2039, CPL 3 by CLI; now at 0008:000F3000",
         "  2 on  catch  vector 0D  (hits 1)",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");

@@ -1021,41 +1021,11 @@ pub fn vector_name(v: u8) -> String {
     }
 }
 
-/// A CPU event in one line.
+/// A CPU event in one line: the trap log's own words
+/// ([`crate::traplog::summary`]), so the debugger's `log`, its catchpoint
+/// stops and the trap log say the same thing the same way.
 pub fn describe_event(e: &ringside_cpu::Event) -> String {
-    use ringside_cpu::Event as E;
-    match e {
-        E::Exception {
-            vector,
-            error,
-            cs,
-            eip,
-            cpl,
-            mnemonic,
-        } => format!(
-            "exception {}{} at {cs:04X}:{eip:08X} CPL {cpl}{}",
-            vector_name(*vector),
-            error
-                .map(|e| format!(" error code {e:04X}"))
-                .unwrap_or_default(),
-            mnemonic.map(|m| format!(" ({m:?})")).unwrap_or_default()
-        ),
-        E::Interrupt { vector, cpl } => {
-            format!("hardware interrupt vector {vector:02X} at CPL {cpl}")
-        }
-        E::SoftwareInterrupt { vector, cpl } => format!("INT {vector:02X} at CPL {cpl}"),
-        E::RingChange { from, to, cause } => format!("ring change CPL {from} -> {to} ({cause})"),
-        E::ModeChange { from, to, paging } => format!(
-            "mode change {from:?} -> {to:?}{}",
-            if *paging {
-                ", paging on"
-            } else {
-                ", paging off"
-            }
-        ),
-        E::TaskSwitch { from, to } => format!("task switch TR {from:04X} -> {to:04X}"),
-        other => format!("{other:?}"),
-    }
+    crate::traplog::summary(e)
 }
 
 /// Why the machine stopped, in one line.
