@@ -230,16 +230,39 @@ impl DebugArgs {
 
 /// Debug the machine as `args` says; the exit status is the guest's when
 /// its run ended under the debugger, else 0.
-fn debug_machine(m: &mut Machine, args: &DebugArgs, max_instructions: Option<u64>) -> Result<u8> {
+/// The interactive REPL shows the guest's screen in a window when one can
+/// be opened (not with `--headless`); scripts and gdb stay headless.
+fn debug_machine(
+    m: &mut Machine,
+    args: &DebugArgs,
+    max_instructions: Option<u64>,
+    frontend: &session::FrontendArgs,
+) -> Result<u8> {
     let mut dbg = ringside_machine::debugger::Debugger::new();
     dbg.max_instructions = max_instructions;
     let status = match (&args.debug_script, args.gdb) {
         (_, Some(port)) => gdb::serve(m, &mut dbg, port, max_instructions)?,
         (Some(path), None) => repl::run_script(m, &mut dbg, path)?,
-        (None, None) => repl::run_interactive(m, &mut dbg)?,
+        (None, None) => repl_maybe_windowed(m, &mut dbg, frontend)?,
     };
     dbg.disarm(m);
     Ok(status)
+}
+
+/// The REPL, with the guest's screen in a window beside it when possible.
+fn repl_maybe_windowed(
+    m: &mut Machine,
+    dbg: &mut ringside_machine::debugger::Debugger,
+    frontend: &session::FrontendArgs,
+) -> Result<u8> {
+    if !frontend.headless {
+        #[cfg(feature = "window")]
+        match window::Window::open(frontend.scale) {
+            Ok(w) => return window::run_debugger(w, m, frontend, dbg),
+            Err(e) => log::info!("no window ({e}): the debugger runs without one"),
+        }
+    }
+    repl::run_interactive(m, dbg)
 }
 
 /// A boot order (first choice first).
@@ -525,7 +548,12 @@ fn cmd_run(mut args: RunArgs) -> Result<u8> {
     let mut m = Machine::new(rom, config)?;
     attach_disks(&mut m, &args.disks)?;
     if args.debug.active() {
-        let status = debug_machine(&mut m, &args.debug, args.guest.max_instructions)?;
+        let status = debug_machine(
+            &mut m,
+            &args.debug,
+            args.guest.max_instructions,
+            &args.guest.frontend,
+        )?;
         m.pc.ide.flush()?;
         return Ok(status);
     }
@@ -565,7 +593,12 @@ fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
     let mut m = Machine::new(ringside_roms::DEMO.to_vec(), config)?;
     attach_disks(&mut m, &args.disks)?;
     if args.debug.active() {
-        return debug_machine(&mut m, &args.debug, args.guest.max_instructions);
+        return debug_machine(
+            &mut m,
+            &args.debug,
+            args.guest.max_instructions,
+            &args.guest.frontend,
+        );
     }
     let _terminal = RawTerminal::new(&args.guest.serial);
     let g = &args.guest;

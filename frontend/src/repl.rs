@@ -139,6 +139,16 @@ pub fn run_script(m: &mut Machine, dbg: &mut Debugger, path: &Path) -> Result<u8
 
 /// The interactive REPL.
 pub fn run_interactive(m: &mut Machine, dbg: &mut Debugger) -> Result<u8> {
+    run_interactive_with(m, dbg, &mut |_| {})
+}
+
+/// The interactive REPL, calling `after` with the machine once at the start
+/// and after every command (a window shows the guest's screen then).
+pub fn run_interactive_with(
+    m: &mut Machine,
+    dbg: &mut Debugger,
+    after: &mut dyn FnMut(&mut Machine),
+) -> Result<u8> {
     let mut ed: Editor<Completion, DefaultHistory> =
         Editor::new().map_err(|e| anyhow!("cannot start the line editor: {e}"))?;
     ed.set_helper(Some(Completion));
@@ -150,6 +160,7 @@ pub fn run_interactive(m: &mut Machine, dbg: &mut Debugger) -> Result<u8> {
         *g = Some(dbg.interrupt_flag());
     }
     print!("{}", banner(m));
+    after(m);
     let mut last = None;
     let mut previous = String::new();
     loop {
@@ -168,6 +179,7 @@ pub fn run_interactive(m: &mut Machine, dbg: &mut Debugger) -> Result<u8> {
         previous = line.clone();
         let reply = dbg.execute(m, &line);
         print!("{}", reply.text);
+        after(m);
         if reply.stop.is_some() {
             last = reply.stop;
         }

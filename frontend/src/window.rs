@@ -99,6 +99,99 @@ pub fn run(
     Ok(ended)
 }
 
+/// `--debug` with a window: the REPL and the machine run on a worker
+/// thread (the REPL reads the terminal there), and the window stays here
+/// showing the guest's screen: a fresh frame after every command, and one
+/// per refresh period of virtual time while the guest runs (`c`, `s N`).
+/// While the REPL waits for a command the window keeps redrawing that
+/// frame. Keys typed into the window reach the guest when it next runs.
+/// Closing the window leaves the debugger running in the terminal. With
+/// `--screenshot`, the window's last frame is written when the REPL ends.
+pub fn run_debugger(
+    window: Window,
+    m: &mut Machine,
+    opts: &FrontendArgs,
+    dbg: &mut ringside_machine::debugger::Debugger,
+) -> Result<u8> {
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded(4);
+    let machine = &mut *m;
+    let (status, last) = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("machine".into())
+            .spawn_scoped(s, move || {
+                let period = (machine.pc.clock().cpu_hz() / crate::session::REFRESH_HZ).max(1);
+                let mut feed = Feed {
+                    reports: rep_tx.clone(),
+                    keys: cmd_rx,
+                    period,
+                    next: machine.cpu.cycles + period,
+                };
+                dbg.set_slice_hook(Some(Box::new(move |m| feed.tick(m))));
+                let status = crate::repl::run_interactive_with(machine, dbg, &mut |m| {
+                    // The screen as the debugger left it: wait for room
+                    // (briefly), the window drains the channel every 10 ms.
+                    let _ = rep_tx
+                        .send_timeout(Report::Frame(m.pc.vga.render()), Duration::from_millis(200));
+                });
+                // Dropping the hook and `rep_tx` closes the channel: the
+                // window's loop ends.
+                dbg.set_slice_hook(None);
+                status
+            })
+            .map_err(|e| anyhow!("cannot start the machine thread: {e}"))?;
+        let mut ui = Ui::new(window, cmd_tx);
+        ui.run(&rep_rx);
+        if ui.window.win.is_open() {
+            log::debug!("the debugger ended: window closing");
+        } else {
+            log::warn!("window closed: the debugger goes on in the terminal (`q` quits)");
+        }
+        drop(ui.commands);
+        let status = worker
+            .join()
+            .map_err(|_| anyhow!("the machine thread panicked"))??;
+        Ok::<_, anyhow::Error>((status, ui.last))
+    })?;
+    if let Some(path) = &opts.screenshot {
+        // What the window showed last (nothing is written if it never got
+        // a frame).
+        match last {
+            Some(frame) => {
+                screenshot::write_png(path, &frame)?;
+                log::info!("screenshot written to {}", path.display());
+            }
+            None => log::warn!("no screenshot: the window never got a frame"),
+        }
+    }
+    Ok(status)
+}
+
+/// The machine side of [`run_debugger`] between slices: a frame per
+/// refresh period of virtual time, and the window's keys.
+struct Feed {
+    reports: Sender<Report>,
+    keys: Receiver<Command>,
+    period: u64,
+    next: u64,
+}
+
+impl Feed {
+    fn tick(&mut self, m: &mut Machine) {
+        if m.cpu.cycles < self.next {
+            return;
+        }
+        self.next = m.cpu.cycles + self.period;
+        while let Ok(c) = self.keys.try_recv() {
+            if let Command::Key(code, pressed) = c {
+                m.pc.key_event(code, pressed);
+            }
+        }
+        // A slow window drops frames rather than slowing the guest.
+        let _ = self.reports.try_send(Report::Frame(m.pc.vga.render()));
+    }
+}
+
 struct Ui {
     window: Window,
     commands: Sender<Command>,

@@ -329,3 +329,70 @@ fn the_demo_runs_in_a_window() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_window_shows_the_guest_screen_while_the_debugger_is_paused() {
+    let Some(x) = xvfb(3) else { return };
+    let dir = scratch("debug");
+    let img = dir.join("boot.img");
+    let sector = boot_sector(false);
+    std::fs::write(&img, &sector).unwrap();
+    // Stop at the guest's `out 0F4h, al` (message drawn, exit not yet
+    // taken), wait there with the REPL paused, then quit the debugger.
+    let out_at = 0x7C00 + sector.windows(2).position(|w| w == [0xE6, 0xF4]).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .env("DISPLAY", &x.display)
+        .env("RUST_LOG", "ringside=info")
+        .current_dir(&dir)
+        .args([
+            "run",
+            "--disk",
+            "boot.img",
+            "--snapshot",
+            "--debugcon",
+            "null",
+            "--screenshot",
+            "shot.png",
+            "--debug",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write as _;
+    writeln!(stdin, "until 0:{out_at:X}").unwrap();
+    // The REPL sits paused at the breakpoint while the window runs on.
+    std::thread::sleep(Duration::from_millis(1500));
+    writeln!(stdin, "q").unwrap();
+    drop(stdin);
+    let code = wait(&mut child, Duration::from_secs(60));
+    let o = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(log.contains("window opened"), "no window:\n{log}");
+    assert_eq!(code, Some(0), "{log}\n{text}");
+    assert!(
+        text.contains(&format!("reached 0000:{out_at:08X}")),
+        "{text}"
+    );
+    // The window's last frame is the screen at the breakpoint.
+    let mut m = Machine::with_our_bios(MachineConfig::default()).unwrap();
+    m.pc.ide.attach(
+        0,
+        0,
+        DeviceKind::Disk,
+        Disk::open(&img, DiskMode::Snapshot).unwrap(),
+    );
+    let mut d = ringside_machine::debugger::Debugger::new();
+    let r = d.execute(&mut m, &format!("until 0:{out_at:X}"));
+    assert!(!r.error, "{}", r.text);
+    let got = read_png(&dir.join("shot.png"));
+    assert!(
+        got == m.pc.vga.render(),
+        "the window's frame differs from the VGA render at the breakpoint"
+    );
+    assert_eq!(got.pixel(0, 0), [0x00, 0x00, 0xAA, 0xFF]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

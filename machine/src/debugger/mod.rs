@@ -302,7 +302,13 @@ pub struct Debugger {
     pub max_instructions: Option<u64>,
     /// Watch indices as armed in the CPU → point ids.
     armed_watches: Vec<u32>,
+    /// Called between slices (and steps) while the guest runs.
+    slice_hook: Option<SliceHook>,
 }
+
+/// What a frontend runs between slices while the guest runs under the
+/// debugger: a window takes frames and hands over keys here.
+pub type SliceHook = Box<dyn FnMut(&mut Machine) + Send>;
 
 impl Default for Debugger {
     fn default() -> Self {
@@ -338,7 +344,14 @@ impl Debugger {
             interrupt: Arc::new(AtomicBool::new(false)),
             max_instructions: None,
             armed_watches: Vec::new(),
+            slice_hook: None,
         }
+    }
+
+    /// Set (or clear) the hook run between slices while the guest runs
+    /// (every slice of `c`, every step of `s N`). Nothing runs when unset.
+    pub fn set_slice_hook(&mut self, hook: Option<SliceHook>) {
+        self.slice_hook = hook;
     }
 
     /// A flag that stops a running [`Debugger::resume`] between slices when
@@ -547,6 +560,9 @@ impl Debugger {
                         cause = c;
                         break;
                     }
+                    if let Some(h) = self.slice_hook.as_mut() {
+                        h(m);
+                    }
                 }
                 cause
             }
@@ -601,6 +617,9 @@ impl Debugger {
             }
             m.cpu.rearm_host_debug();
             let out = m.slice(budget, port_armed.then_some(&mut ports), false);
+            if let Some(h) = self.slice_hook.as_mut() {
+                h(m);
+            }
             if let Some(c) = self.check_hits(m, &mut ports, target) {
                 return c;
             }
