@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+mod acpi;
 mod call;
 mod disk;
 mod keyboard;
@@ -144,6 +145,9 @@ pub struct Bios {
     pub(crate) boot_drive: Option<u8>,
     /// RAM from 1 MiB up to the 4 GiB hole, in bytes (from CMOS).
     pub(crate) ram_below_4g: u64,
+    /// Where the POST put the ACPI tables (RSDT, FADT, FACS, DSDT), if
+    /// RAM was large enough.
+    pub(crate) acpi_base: Option<u32>,
     /// RAM above 4 GiB, in bytes (from CMOS).
     pub(crate) ram_above_4g: u64,
     /// INT 15h AH=86h: the cycle the current wait ends at.

@@ -4,6 +4,7 @@
 
 use ringside_cpu::gpr;
 
+use crate::acpi;
 use crate::call::Call;
 use crate::disk::{self, Op};
 use crate::Bios;
@@ -27,6 +28,14 @@ pub(crate) fn init(bios: &mut Bios, c: &mut Call) {
     };
     bios.ram_above_4g = above4g << 16;
 
+    // ACPI tables in the last 64 KiB of RAM below 4 GiB (E820 type 3).
+    let top = 0x10_0000 + bios.ram_below_4g;
+    bios.acpi_base = (bios.ram_below_4g >= 2 * acpi::TABLES_SIZE && top <= 0xFFFF_0000)
+        .then(|| (top - acpi::TABLES_SIZE) as u32);
+    if let Some(base) = bios.acpi_base {
+        acpi::install(c, base);
+    }
+
     // Serial ports: a 16550 keeps what is written to its scratch register.
     let mut ports = 0u16;
     for base in [0x3F8u16, 0x2F8, 0x3E8, 0x2E8] {
@@ -43,8 +52,12 @@ pub(crate) fn init(bios: &mut Bios, c: &mut Call) {
     c.wr16(0x410, equipment);
     c.wr8(0x496, 0x10); // 101/102-key keyboard
     let mib = (bios.ram_below_4g + bios.ram_above_4g + (1 << 20)) >> 20;
+    let acpi = match bios.acpi_base {
+        Some(base) => format!(", ACPI tables at {base:#x}"),
+        None => String::new(),
+    };
     c.log_console(&format!(
-        "ringside-bios: POST: {mib} MiB RAM, {ports} serial port(s)\n"
+        "ringside-bios: POST: {mib} MiB RAM, {ports} serial port(s){acpi}\n"
     ));
 }
 

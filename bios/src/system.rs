@@ -9,13 +9,13 @@ use crate::Bios;
 const SMAP: u32 = 0x534D_4150;
 const E_UNSUPPORTED: u8 = 0x86;
 
-/// One E820 entry: base, length, type (1 RAM, 2 reserved).
+/// One E820 entry: base, length, type (1 RAM, 2 reserved, 3 ACPI reclaimable).
 pub(crate) type E820 = (u64, u64, u32);
 
 impl Bios {
     /// The memory map INT 15h AX=E820h reports, from the CMOS sizes the
     /// POST read. Fills `out`, returns how many entries.
-    pub(crate) fn e820(&self, out: &mut [E820; 6]) -> usize {
+    pub(crate) fn e820(&self, out: &mut [E820; 7]) -> usize {
         let ebda = (EBDA_SEG as u64) << 4;
         let mut n = 0;
         let mut add = |e: E820| {
@@ -25,8 +25,14 @@ impl Bios {
         add((0, ebda, 1));
         add((ebda, 0xA0000 - ebda, 2));
         add((ROM_BASE as u64, ROM_SIZE as u64, 2));
-        if self.ram_below_4g > 0 {
-            add((0x10_0000, self.ram_below_4g, 1));
+        match self.acpi_base {
+            Some(base) => {
+                let base = base as u64;
+                add((0x10_0000, base - 0x10_0000, 1));
+                add((base, crate::acpi::TABLES_SIZE, 3));
+            }
+            None if self.ram_below_4g > 0 => add((0x10_0000, self.ram_below_4g, 1)),
+            None => {}
         }
         // The ROM's alias below 4 GiB.
         add((0x1_0000_0000 - ROM_SIZE as u64, ROM_SIZE as u64, 2));
@@ -118,7 +124,7 @@ pub(crate) fn int15(bios: &mut Bios, c: &mut Call) -> bool {
             c.set_cf(false);
         }
         0xE8 if al == 0x20 && c.r32(gpr::EDX) == SMAP => {
-            let mut map = [(0, 0, 0); 6];
+            let mut map = [(0, 0, 0); 7];
             let n = bios.e820(&mut map);
             let i = c.r32(gpr::EBX) as usize;
             if i >= n || c.r32(gpr::ECX) < 20 {

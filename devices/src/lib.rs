@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acpi;
 pub mod clock;
 pub mod cmos;
 pub mod debugport;

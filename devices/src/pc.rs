@@ -18,6 +18,7 @@
 
 use ringside_cpu::Bus;
 
+use crate::acpi::{Pm, SCI_IRQ};
 use crate::clock::{Clock, Scheduler, Timer};
 use crate::cmos::{Cmos, CmosConfig};
 use crate::debugport::{Console, DebugPorts};
@@ -100,6 +101,8 @@ pub struct Pc {
     pub vga: Vga,
     /// PCI configuration space (0xCF8/0xCFC) and reset control (0xCF9).
     pub pci: Pci,
+    /// ACPI power-management registers (PM1a event/control, PM timer).
+    pub pm: Pm,
     clock: Clock,
     scheduler: Scheduler,
     /// The cycle count as of the current instruction slice.
@@ -133,6 +136,7 @@ impl Pc {
             ide: Ide::new(),
             vga: Vga::new(clock.cpu_hz()),
             pci: Pci::new(None),
+            pm: Pm::new(clock),
             clock,
             scheduler: Scheduler::default(),
             now: 0,
@@ -176,6 +180,8 @@ impl Pc {
         self.update_ide();
         self.vga.reset();
         self.pci.reset();
+        self.pm.reset();
+        self.pic.set_irq(SCI_IRQ, false);
         self.scheduler = Scheduler::default();
         let now = self.now;
         self.update_pit(now);
@@ -315,6 +321,12 @@ impl Pc {
         self.debug.exit_request()
     }
 
+    /// Whether the guest turned the machine off (ACPI S5 through
+    /// PM1a_CNT).
+    pub fn power_off_requested(&self) -> bool {
+        self.pm.power_off_requested()
+    }
+
     /// Whether a CPU halted with IF=1 can still be woken: some interrupt
     /// input is unmasked at the PIC and some device has a timed event to
     /// come (only timed events, or host input, which is polled by timed
@@ -433,6 +445,9 @@ impl Pc {
         if Pci::claims(port) {
             return self.pci.io_read(port, size);
         }
+        if Pm::claims(port) {
+            return Some(self.pm.read(port, size, self.now));
+        }
         None
     }
 
@@ -450,6 +465,11 @@ impl Pc {
             if self.pci.take_reset_request() {
                 self.reset_requested = true;
             }
+            return true;
+        }
+        if Pm::claims(port) {
+            self.pm.write(port, size, v, self.now);
+            self.pic.set_irq(SCI_IRQ, self.pm.sci(self.now));
             return true;
         }
         false
@@ -522,7 +542,7 @@ impl Bus for Pc {
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
         // Once the guest asked to exit, the run is over: a REP OUTS still in
         // flight must not keep printing.
-        if self.debug.exit_request().is_some() {
+        if self.debug.exit_request().is_some() || self.pm.power_off_requested() {
             return;
         }
         if self.debug.io_write(port, size, value) {

@@ -173,6 +173,9 @@ pub enum RunOutcome {
         /// Its offset.
         eip: u32,
     },
+    /// The guest turned the machine off through ACPI (SLP_TYP of `\_S5`
+    /// with SLP_EN written to PM1a_CNT), as `poweroff` does.
+    PowerOff,
     /// A triple fault with `no_reboot` set: the processor shut down.
     TripleFault {
         /// The last exception the CPU tried to deliver.
@@ -188,9 +191,12 @@ impl RunOutcome {
     /// The process exit status the `ringside` binary uses for this outcome:
     /// `(v << 1) | 1` for an exit-port write of `v` (as QEMU's
     /// isa-debug-exit, truncated to 8 bits by the OS), 124 for the
-    /// instruction limit (as `timeout` does), 3 for a CPU halted for good.
+    /// instruction limit (as `timeout` does), 3 for a CPU halted for good,
+    /// 4 for a triple fault under `no_reboot`, 0 for an ACPI power-off (as
+    /// QEMU's process ends when its guest powers off).
     pub fn exit_status(self) -> i32 {
         match self {
+            RunOutcome::PowerOff => 0,
             RunOutcome::Exit(v) => (((v << 1) | 1) & 0xFF) as i32,
             RunOutcome::MaxInstructions => 124,
             RunOutcome::HaltedForever { .. } | RunOutcome::HaltedNoInterruptSource { .. } => 3,
@@ -206,6 +212,9 @@ impl RunOutcome {
                 self.exit_status()
             ),
             RunOutcome::MaxInstructions => "instruction limit reached (--max-instructions)".to_string(),
+            RunOutcome::PowerOff => {
+                "guest powered the machine off (ACPI S5 through PM1a_CNT; exit status 0)".to_string()
+            }
             RunOutcome::HaltedForever { cs, eip } => format!(
                 "CPU halted with interrupts disabled at {cs:04X}:{:04X}: nothing can wake it",
                 eip.wrapping_sub(1)
@@ -387,6 +396,9 @@ impl Machine {
         ports: Option<&mut debugger::PortCatch>,
         single: bool,
     ) -> Option<RunOutcome> {
+        if self.pc.power_off_requested() {
+            return Some(RunOutcome::PowerOff);
+        }
         // Devices first: whatever fell due during the last slice (or the
         // skipped idle time) happens before the next instruction.
         self.pc.set_now(self.cpu.cycles);
@@ -418,9 +430,17 @@ impl Machine {
             // A single step leaves port and A20 requests for the board too.
             StopReason::Budget if single => self.service_board(),
             StopReason::Budget => {}
-            StopReason::Yield => self.service_board(),
+            StopReason::Yield => {
+                self.service_board();
+                if self.pc.power_off_requested() {
+                    return Some(RunOutcome::PowerOff);
+                }
+            }
             StopReason::Halted => {
                 self.service_board();
+                if self.pc.power_off_requested() {
+                    return Some(RunOutcome::PowerOff);
+                }
                 if self.pc.exit_request().is_some() || !self.cpu.is_halted() {
                     return None;
                 }

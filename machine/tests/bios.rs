@@ -404,7 +404,8 @@ fn e820_e801_and_88_describe_the_configured_ram() -> R<()> {
             (0, 0x9FC00, 1),
             (0x9FC00, 0x400, 2),
             (0xF0000, 0x10000, 2),
-            (0x100000, 63 << 20, 1),
+            (0x100000, (63 << 20) - 0x10000, 1),
+            (0x3FF0000, 0x10000, 3),
             (0xFFFF0000, 0x10000, 2),
         ]
     );
@@ -670,5 +671,82 @@ fn services_survive_garbage_in_the_bda_and_their_arguments() -> R<()> {
         "{}",
         console(&m)
     );
+    Ok(())
+}
+
+fn sum(m: &Machine, at: u32, len: u32) -> u8 {
+    peek_bytes(m, at, len as usize)
+        .iter()
+        .fold(0u8, |s, &b| s.wrapping_add(b))
+}
+
+/// The POST's ACPI tables as an OS finds them: the RSDP on a 16-byte
+/// boundary in the EBDA's first KiB, the RSDT, the FADT with the PM
+/// registers, the DSDT holding `\_S5`; then a boot sector that does what
+/// an OS's power-off does with them (SLP_TYP from `\_S5`, SLP_EN) ends the
+/// run as a power-off.
+#[test]
+fn acpi_tables_lead_to_the_pm_registers_and_s5_powers_off() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    // Read the PM timer twice with a delay between: it must advance.
+    a.mov(dx, 0xB008u32)?;
+    a.in_(eax, dx)?;
+    a.mov(dword_ptr(0x600), eax)?;
+    a.mov(cx, 1000u32)?;
+    let mut spin = a.create_label();
+    a.set_label(&mut spin)?;
+    a.loop_(spin)?;
+    a.in_(eax, dx)?;
+    a.mov(dword_ptr(0x604), eax)?;
+    // SLP_TYP=5 alone does nothing; with SLP_EN the machine turns off.
+    a.mov(dx, 0xB004u32)?;
+    a.mov(ax, 5u32 << 10)?;
+    a.out(dx, ax)?;
+    a.mov(byte_ptr(0x608), 1)?;
+    a.mov(ax, (5u32 << 10) | (1 << 13))?;
+    a.out(dx, ax)?;
+    a.mov(byte_ptr(0x609), 1)?;
+    b.exit(0x42)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(64);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 50_000_000), RunOutcome::PowerOff);
+    assert_eq!(RunOutcome::PowerOff.exit_status(), 0);
+    assert_eq!(peek_bytes(&m, 0x608, 2), [1, 0], "nothing ran after SLP_EN");
+    assert!(peek32(&m, 0x604) > peek32(&m, 0x600), "PM timer advances");
+
+    let ebda = (peek16(&m, 0x40E) as u32) << 4;
+    let rsdp = (ebda..ebda + 1024)
+        .step_by(16)
+        .find(|&a| peek_bytes(&m, a, 8) == b"RSD PTR ")
+        .expect("RSDP in the EBDA's first KiB");
+    assert_eq!(sum(&m, rsdp, 20), 0, "RSDP checksum");
+    let rsdt = peek32(&m, rsdp + 16);
+    assert_eq!(peek_bytes(&m, rsdt, 4), b"RSDT");
+    assert_eq!(sum(&m, rsdt, peek32(&m, rsdt + 4)), 0);
+    assert_eq!(peek32(&m, rsdt + 4), 40, "one entry");
+    let fadt = peek32(&m, rsdt + 36);
+    assert_eq!(peek_bytes(&m, fadt, 4), b"FACP");
+    assert_eq!(sum(&m, fadt, peek32(&m, fadt + 4)), 0);
+    assert_eq!(peek32(&m, fadt + 56), 0xB000, "PM1a_EVT_BLK");
+    assert_eq!(peek32(&m, fadt + 64), 0xB004, "PM1a_CNT_BLK");
+    assert_eq!(peek32(&m, fadt + 76), 0xB008, "PM_TMR_BLK");
+    let facs = peek32(&m, fadt + 36);
+    assert_eq!(facs % 64, 0);
+    assert_eq!(peek_bytes(&m, facs, 4), b"FACS");
+    let dsdt = peek32(&m, fadt + 40);
+    assert_eq!(peek_bytes(&m, dsdt, 4), b"DSDT");
+    let len = peek32(&m, dsdt + 4);
+    assert_eq!(sum(&m, dsdt, len), 0);
+    let aml = peek_bytes(&m, dsdt + 36, len as usize - 36);
+    assert_eq!(
+        aml,
+        [0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0A, 5, 0x0A, 5, 0, 0]
+    );
+    // All of it inside the E820 ACPI range (the last 64 KiB of RAM).
+    for t in [rsdt, fadt, facs, dsdt] {
+        assert!((0x3FF0000..0x4000000).contains(&t), "{t:#x}");
+    }
     Ok(())
 }
