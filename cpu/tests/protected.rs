@@ -922,3 +922,64 @@ fn v86_pushf_popf_cli_need_iopl3() {
         End::Fault(13, None, 0, 0)
     );
 }
+
+#[test]
+fn sixteen_bit_call_gate_copies_word_parameters() {
+    let mut cpu = machine();
+    let mut bus = TestBus::default();
+    const CODE3_16: u16 = 0x90 | 3;
+    const STACK3_16: u16 = 0x98 | 3;
+    const GATE16: u16 = 0xA0 | 3;
+    set_gdt(&mut cpu, CODE3_16, seg(CODE, 0xFFFF, 0xFA, 0x0));
+    set_gdt(&mut cpu, STACK3_16, seg(0, 0xFFFF, 0xF2, 0x0));
+    set_gdt(&mut cpu, GATE16, gate(CODE16, 0x0300, 0x4, 3, 2));
+    // Ring-0 target (16-bit code at CODE16:0300): read the two word
+    // parameters, the caller's SS:SP, then RETF 4.
+    let mut t = CodeAssembler::new(16).unwrap();
+    t.mov(bp, sp).unwrap();
+    t.mov(si, word_ptr(bp + 4).ss()).unwrap();
+    t.mov(di, word_ptr(bp + 6).ss()).unwrap();
+    t.mov(dx, word_ptr(bp + 8).ss()).unwrap();
+    t.mov(cx, word_ptr(bp + 10).ss()).unwrap();
+    t.mov(bx, cs).unwrap();
+    t.db(&[0xCA, 4, 0]).unwrap(); // retf 4
+    write(&mut cpu, 0x20300, &t.assemble(0x300).unwrap());
+    // Ring-3 16-bit caller at CODE3_16:0000.
+    let mut a = CodeAssembler::new(16).unwrap();
+    a.push(0x2222u32).unwrap();
+    a.push(0x1111u32).unwrap();
+    a.db(&[0x9A, 0, 0]).unwrap(); // call far GATE16:0000
+    a.dw(&[GATE16]).unwrap();
+    a.mov(ax, sp).unwrap();
+    a.int(DONE as u32).unwrap();
+    enter(&mut cpu, 3, &a.assemble(0).unwrap());
+    load(&mut cpu, SegReg::Cs, CODE3_16);
+    load(&mut cpu, SegReg::Ss, STACK3_16);
+    cpu.eip = 0;
+    cpu.regs[gpr::ESP] = 0x7000;
+    cpu.run(&mut bus, u64::MAX, 100);
+    assert!(cpu.is_halted());
+    assert_eq!(cpu.eip - 1, HANDLERS + DONE as u32 * 16, "reached the end");
+    assert_eq!(
+        cpu.regs[gpr::ESI] & 0xFFFF,
+        0x1111,
+        "last pushed parameter nearest the return address"
+    );
+    assert_eq!(cpu.regs[gpr::EDI] & 0xFFFF, 0x2222);
+    assert_eq!(
+        cpu.regs[gpr::EDX] & 0xFFFF,
+        0x7000 - 4,
+        "caller SP after its pushes"
+    );
+    assert_eq!(cpu.regs[gpr::ECX] & 0xFFFF, STACK3_16 as u32, "caller SS");
+    assert_eq!(
+        cpu.regs[gpr::EBX] & 0xFFFF,
+        CODE16 as u32,
+        "ring 0 in the target"
+    );
+    assert_eq!(
+        cpu.regs[gpr::EAX] & 0xFFFF,
+        0x7000,
+        "RETF 4 dropped the parameters on the outer stack"
+    );
+}
