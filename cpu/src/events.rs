@@ -101,6 +101,17 @@ pub enum Event {
         /// Physical address it maps to.
         phys: u32,
     },
+    /// A write to our BIOS's service port (0xE0): a hypercall, the
+    /// paravirtual counterpart of a trap. Reported by the machine, which
+    /// services it between instructions.
+    Hypercall {
+        /// Service number (the byte written).
+        service: u8,
+        /// The BIOS routine that made it (from the BIOS symbol table).
+        routine: &'static str,
+        /// Whether it ran (only the BIOS ROM's own code in real mode may).
+        honoured: bool,
+    },
     /// A control register was written.
     ControlRegisterWrite {
         /// Which (0, 2, 3, 4).

@@ -645,6 +645,12 @@ impl Cpu {
         std::mem::replace(&mut self.observer, o)
     }
 
+    /// Report an event that happened outside the CPU but belongs in its
+    /// stream (the machine's hypercall servicing), if an observer listens.
+    pub fn notify(&mut self, e: Event) {
+        self.emit(|| e);
+    }
+
     /// Send an event to the observer, if one is attached.
     #[inline]
     pub(crate) fn emit(&mut self, e: impl FnOnce() -> Event) {

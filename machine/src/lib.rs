@@ -531,11 +531,20 @@ impl Machine {
     fn hypercall(&mut self, service: u8) {
         match self.bios.as_mut() {
             Some(bios) => {
-                if bios.hypercall(service, &mut self.cpu, &mut self.pc)
-                    == ringside_bios::HypercallOutcome::Refused
-                {
+                let at = self.cpu.segs[ringside_cpu::SegReg::Cs as usize]
+                    .base
+                    .wrapping_add(self.cpu.eip);
+                let routine = ringside_bios::symbolize(at).map_or("?", |(name, _)| name);
+                let honoured = bios.hypercall(service, &mut self.cpu, &mut self.pc)
+                    != ringside_bios::HypercallOutcome::Refused;
+                if !honoured {
                     log::debug!("write to the BIOS service port refused (not from the BIOS ROM)");
                 }
+                self.cpu.notify(ringside_cpu::Event::Hypercall {
+                    service,
+                    routine,
+                    honoured,
+                });
             }
             None => log::trace!("write to port 0xE0 ignored: the ROM is not our BIOS"),
         }

@@ -54,6 +54,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("cr", "control-register writes"),
     ("tlb-flush", "TLB flushes by cause"),
     (
+        "hypercall",
+        "BIOS services called through port 0xE0 (paravirtualization)",
+    ),
+    (
         "tlb-fill",
         "TLB fills after a page walk (many; off by default)",
     ),
@@ -73,6 +77,7 @@ pub fn kind(e: &Event) -> &'static str {
         Event::ControlRegisterWrite { .. } => "cr",
         Event::TlbFlush { .. } => "tlb-flush",
         Event::TlbFill { .. } => "tlb-fill",
+        Event::Hypercall { .. } => "hypercall",
     }
 }
 
@@ -834,6 +839,16 @@ pub fn describe(e: &Event, cpu: &Cpu, ctx: &mut Context) -> Line {
             fields.push(("phys_page", format!("\"0x{phys:08X}\"")));
             format!("TLB miss, page walk: linear 0x{l:08X} → physical 0x{phys:08X}")
         }
+        Event::Hypercall { .. } => {
+            if let Event::Hypercall {
+                service, honoured, ..
+            } = *e
+            {
+                fields.push(("service", service.to_string()));
+                fields.push(("honoured", honoured.to_string()));
+            }
+            summary(e)
+        }
     };
     Line {
         cycle: cpu.cycles,
@@ -912,6 +927,20 @@ pub fn summary(e: &Event) -> String {
         Event::TlbFlush { cause } => format!("TLB flush: {cause:?}"),
         Event::TlbFill { linear, phys } => {
             format!("TLB fill: linear 0x{linear:08X} → physical 0x{phys:08X}")
+        }
+        Event::Hypercall {
+            service,
+            routine,
+            honoured,
+        } => {
+            if honoured {
+                format!(
+                    "hypercall 0x{service:02X} from {routine}: OUT to port 0xE0, serviced by the host \
+                     — no trap, the guest asked (paravirtualization)"
+                )
+            } else {
+                format!("write 0x{service:02X} to the BIOS service port refused: not from the BIOS ROM in real mode")
+            }
         }
     }
 }
