@@ -63,6 +63,9 @@ pub const NOT_MACHINE_OPTIONS: &[&str] = &[
     "trap_log_events",
     "trap_log_cpl",
     "stats",
+    // Exposing the gdb stub beyond loopback is a host security choice made
+    // on the command line each time, never carried in a spec file.
+    "gdb_allow_remote",
 ];
 
 /// The file, section by section; every key optional.
@@ -139,7 +142,28 @@ pub struct DisplaySection {
 pub struct DebugSection {
     pub repl: Option<bool>,
     pub script: Option<PathBuf>,
-    pub gdb: Option<u16>,
+    #[serde(default, deserialize_with = "gdb_address")]
+    pub gdb: Option<crate::gdb::GdbAddress>,
+}
+
+/// `gdb = 1234` or `gdb = "ADDR:PORT"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortOrAddress {
+    Port(i64),
+    Address(String),
+}
+
+fn gdb_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::gdb::GdbAddress>, D::Error> {
+    checked(d, |v: PortOrAddress| match v {
+        PortOrAddress::Port(p) => match u16::try_from(p) {
+            Ok(p) => p.to_string().parse(),
+            Err(_) => Err(format!("{p} is not a port (0–65535)")),
+        },
+        PortOrAddress::Address(a) => a.parse(),
+    })
 }
 
 fn checked<'de, D, T, U>(
@@ -615,9 +639,9 @@ pub fn print(t: &Targets<'_>) -> String {
     }
     match b.gdb {
         Some(p) => {
-            let _ = writeln!(s, "gdb = {p}");
+            let _ = writeln!(s, "gdb = \"{p}\"");
         }
-        None => s.push_str("# gdb = PORT\n"),
+        None => s.push_str("# gdb = PORT or \"ADDR:PORT\"\n"),
     }
     s
 }

@@ -1,5 +1,8 @@
-//! The gdb remote stub (`--gdb PORT`): gdb's `target remote` on
-//! 127.0.0.1:PORT, driving the same debugger core as the REPL.
+//! The gdb remote stub (`--gdb [ADDR:]PORT`): gdb's `target remote` on
+//! 127.0.0.1:PORT by default, driving the same debugger core as the REPL.
+//! Whoever reaches the port controls the guest and reads its memory, so an
+//! address other than loopback needs `--gdb-allow-remote` as well, and
+//! prints a warning.
 //!
 //! GDB thinks in flat addresses. We report the PC as CS.base + EIP (the
 //! linear address), so `x/3i $pc`, `break *0x7c00` and the disassembly all
@@ -9,7 +12,7 @@
 //! (`monitor info gdt`, `monitor page 0xc0000000`, `monitor log`).
 //! Memory reads and writes use linear addresses through the page tables.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 
 use anyhow::{anyhow, Result};
 use gdbstub::common::Signal;
@@ -27,6 +30,47 @@ use ringside_machine::debugger::{
     gpr, view, Debugger, HostExec, HostWatch, Resume, SegReg, StopCause,
 };
 use ringside_machine::{Machine, RunOutcome};
+
+/// Where the gdb stub listens: `PORT` and `:PORT` mean 127.0.0.1:PORT;
+/// `ADDR:PORT` (`[v6]:PORT` for IPv6, `localhost:PORT`) names the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GdbAddress(pub SocketAddr);
+
+impl std::str::FromStr for GdbAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<GdbAddress, String> {
+        let t = s.trim();
+        let bad =
+            || format!("`{s}` is not PORT or ADDR:PORT (e.g. 1234, 127.0.0.1:1234, [::1]:1234)");
+        let loopback = |p: &str| -> Result<GdbAddress, String> {
+            let port = p.parse::<u16>().map_err(|_| bad())?;
+            Ok(GdbAddress(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port,
+            )))
+        };
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return loopback(t);
+        }
+        if let Some(p) = t.strip_prefix(':').or_else(|| t.strip_prefix("localhost:")) {
+            return loopback(p);
+        }
+        t.parse::<SocketAddr>().map(GdbAddress).map_err(|_| bad())
+    }
+}
+
+impl std::fmt::Display for GdbAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl GdbAddress {
+    /// Whether only this host can connect.
+    pub fn is_loopback(&self) -> bool {
+        self.0.ip().is_loopback()
+    }
+}
 
 /// What gdb asked the machine to do next.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -340,19 +384,35 @@ impl<'a> run_blocking::BlockingEventLoop for EventLoop<'a> {
 pub fn serve(
     m: &mut Machine,
     dbg: &mut Debugger,
-    port: u16,
+    at: GdbAddress,
+    allow_remote: bool,
     max_instructions: Option<u64>,
 ) -> Result<u8> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .map_err(|e| anyhow!("127.0.0.1:{port}: cannot listen for gdb: {e}"))?;
+    if !at.is_loopback() {
+        if !allow_remote {
+            return Err(anyhow!(
+                "--gdb {at}: not a loopback address (whoever reaches it controls the guest and reads its memory); add --gdb-allow-remote to listen there anyway"
+            ));
+        }
+        eprintln!(
+            "ringside: warning: the gdb stub listens on {at}, not loopback: anyone who can reach it controls the guest and reads its memory"
+        );
+    }
+    let listener =
+        TcpListener::bind(at.0).map_err(|e| anyhow!("{at}: cannot listen for gdb: {e}"))?;
+    let bound = listener.local_addr().unwrap_or(at.0);
     eprintln!(
-        "ringside: waiting for gdb on 127.0.0.1:{} (target remote :{})",
-        listener.local_addr().map(|a| a.port()).unwrap_or(port),
-        port
+        "ringside: waiting for gdb on {bound} (target remote {}:{})",
+        if bound.ip().is_loopback() {
+            String::new()
+        } else {
+            bound.ip().to_string()
+        },
+        bound.port()
     );
     let (stream, peer) = listener
         .accept()
-        .map_err(|e| anyhow!("127.0.0.1:{port}: accepting gdb's connection: {e}"))?;
+        .map_err(|e| anyhow!("{bound}: accepting gdb's connection: {e}"))?;
     eprintln!("ringside: gdb connected from {peer}");
     let mut conn = stream;
     let _ = Connection::on_session_start(&mut conn);
@@ -381,6 +441,28 @@ pub fn serve(
             let outcome = m.run(ringside_machine::RunLimits { max_instructions });
             eprintln!("ringside: {}", outcome.describe());
             Ok(outcome.exit_status() as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdb_addresses_default_to_loopback() {
+        let a = |s: &str| s.parse::<GdbAddress>().map(|a| a.0.to_string());
+        assert_eq!(a("1234").as_deref(), Ok("127.0.0.1:1234"));
+        assert_eq!(a(":1234").as_deref(), Ok("127.0.0.1:1234"));
+        assert_eq!(a("localhost:9").as_deref(), Ok("127.0.0.1:9"));
+        assert_eq!(a("0.0.0.0:1234").as_deref(), Ok("0.0.0.0:1234"));
+        assert_eq!(a("[::1]:1234").as_deref(), Ok("[::1]:1234"));
+        assert!("1234".parse::<GdbAddress>().unwrap().is_loopback());
+        assert!("[::1]:1".parse::<GdbAddress>().unwrap().is_loopback());
+        assert!(!"10.0.0.1:1".parse::<GdbAddress>().unwrap().is_loopback());
+        for bad in ["", "70000", "host", "1.2.3.4", "1.2.3.4:x", ":", "a:b:c"] {
+            let e = bad.parse::<GdbAddress>().unwrap_err();
+            assert!(e.contains("is not PORT or ADDR:PORT"), "{bad}: {e}");
         }
     }
 }

@@ -216,10 +216,14 @@ struct DebugArgs {
     #[arg(long, value_name = "FILE")]
     debug_script: Option<PathBuf>,
     /// Serve gdb's remote protocol on 127.0.0.1:PORT (`target remote
-    /// :PORT`); the machine holds before its first instruction until gdb
-    /// continues it.
-    #[arg(long, value_name = "PORT")]
-    gdb: Option<u16>,
+    /// :PORT`), or on ADDR:PORT; the machine holds before its first
+    /// instruction until gdb continues it.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    gdb: Option<gdb::GdbAddress>,
+    /// Let `--gdb` listen on an address other than loopback (anyone who
+    /// can reach it controls the guest).
+    #[arg(long)]
+    gdb_allow_remote: bool,
 }
 
 impl DebugArgs {
@@ -241,7 +245,7 @@ fn debug_machine(
     let mut dbg = ringside_machine::debugger::Debugger::new();
     dbg.max_instructions = max_instructions;
     let status = match (&args.debug_script, args.gdb) {
-        (_, Some(port)) => gdb::serve(m, &mut dbg, port, max_instructions)?,
+        (_, Some(at)) => gdb::serve(m, &mut dbg, at, args.gdb_allow_remote, max_instructions)?,
         (Some(path), None) => repl::run_script(m, &mut dbg, path)?,
         (None, None) => repl_maybe_windowed(m, &mut dbg, frontend)?,
     };

@@ -181,3 +181,67 @@ fn gdb_batch_session_in_real_and_protected_mode() {
     // Detached: the guest ran on to its exit (0 → status 1).
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{text}");
 }
+
+#[test]
+fn gdb_on_a_non_loopback_address_needs_the_explicit_flag() {
+    let out = ringside()
+        .args(["demo", "--debugcon", "null", "--gdb", "0.0.0.0:0"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("ringside: error: --gdb 0.0.0.0:0: not a loopback address"),
+        "{err}"
+    );
+    let out = ringside()
+        .args(["demo", "--gdb", "nowhere"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`nowhere` is not PORT or ADDR:PORT"), "{err}");
+    // With the flag it listens there, after a warning.
+    let mut child = ringside()
+        .args([
+            "demo",
+            "--debugcon",
+            "null",
+            "--gdb",
+            "0.0.0.0:0",
+            "--gdb-allow-remote",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("waiting for gdb on 0.0.0.0:"))
+    {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(l) => seen.push(l),
+            Err(_) => assert!(start.elapsed() < Duration::from_secs(20), "{seen:?}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen[0].starts_with("ringside: warning: the gdb stub listens on 0.0.0.0:0, not loopback"),
+        "{seen:?}"
+    );
+}
