@@ -26,6 +26,8 @@ use iced_x86::BlockEncoderOptions;
 
 type R<T> = Result<T, Box<dyn Error>>;
 
+#[path = "build/bootdemo.rs"]
+mod bootdemo;
 #[path = "build/idetest.rs"]
 mod idetest;
 #[path = "build/lessons.rs"]
@@ -49,6 +51,7 @@ const CALL_RET_ITERATIONS: u32 = 12_500_000;
 fn main() -> R<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=build/pmtest.rs");
+    println!("cargo:rerun-if-changed=build/bootdemo.rs");
     println!("cargo:rerun-if-changed=build/idetest.rs");
     println!("cargo:rerun-if-changed=build/lessons.rs");
     let out = std::env::var("OUT_DIR")?;
@@ -95,6 +98,16 @@ fn main() -> R<()> {
     std::fs::write(out.join("pmtest.bin"), &pm)?;
     writeln!(meta, "/// What `pmtest.bin` prints on the debug console.")?;
     writeln!(meta, "pub const PMTEST_EXPECTED: &str = {pm_expected:?};")?;
+    let (disk, disk_expected) = bootdemo::bootdemo_disk()?;
+    std::fs::write(out.join("demo_disk.img"), &disk)?;
+    writeln!(
+        meta,
+        "/// What the boot demo disk prints on the debug console (after the BIOS's own lines)."
+    )?;
+    writeln!(
+        meta,
+        "pub const DEMO_DISK_EXPECTED: &str = {disk_expected:?};"
+    )?;
     std::fs::write(out.join("meta.rs"), meta)?;
     Ok(())
 }

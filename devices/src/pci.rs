@@ -143,8 +143,8 @@ impl Pci {
         // 00.0 i440FX PMC host bridge.
         let mut host = Function::new(DEV_HOST, 0, (0x8086, 0x1237), 0x02, 0x06_00_00, 0x00);
         // PAM (0x59–0x5F), DRAM row boundaries (0x60–0x67), SMRAM (0x72):
-        // stored so firmware reads back what it wrote. (The shadow RAM
-        // they control is not modelled: the BIOS area stays ROM.)
+        // stored so firmware reads back what it wrote. The machine applies
+        // PAM's write enables to the ROM's pages (see `Pci::pam`).
         host.writable(0x50, 0x7F);
         functions.push(host);
 
@@ -276,6 +276,19 @@ impl Pci {
     /// Whether the guest asked for a reset through 0xCF9 since the last call.
     pub fn take_reset_request(&mut self) -> bool {
         std::mem::take(&mut self.reset_requested)
+    }
+
+    /// The i440FX's Programmable Attribute Map registers (host bridge
+    /// 0x59–0x5F): per region of 0xC0000–0xFFFFF, bit 0 of a nibble = reads
+    /// from RAM (RE), bit 1 = writes to RAM (WE). 0x59's high nibble covers
+    /// 0xF0000–0xFFFFF; 0x5A–0x5F cover 16 KiB each from 0xC0000 (low
+    /// nibble first).
+    pub fn pam(&self) -> [u8; 7] {
+        let mut pam = [0u8; 7];
+        if let Some(i) = self.find(DEV_HOST, 0) {
+            pam.copy_from_slice(&self.functions[i].config[0x59..0x60]);
+        }
+        pam
     }
 
     /// The ISA IRQ PIRQ line `pirq` (0–3 for A–D) is routed to, if routed.

@@ -371,11 +371,22 @@ fn attach_disks(m: &mut Machine, d: &DiskArgs) -> Result<()> {
 struct DemoArgs {
     #[command(flatten)]
     guest: GuestOptions,
-    /// Write the demo's ROM image to FILE instead of running it (to run it
-    /// elsewhere, e.g. `qemu-system-i386 -bios FILE -debugcon stdio -device
-    /// isa-debug-exit,iobase=0xf4,iosize=4`).
+    /// Run the older real-mode demo instead: a 64 KiB ROM of ours entered at
+    /// the reset vector, with no BIOS (arithmetic, strings, INT, #DE,
+    /// self-modifying code, the stack).
+    #[arg(long)]
+    rom_demo: bool,
+    /// Write the real-mode demo's ROM image to FILE instead of running it
+    /// (to run it elsewhere, e.g. `qemu-system-i386 -bios FILE -debugcon
+    /// stdio -device isa-debug-exit,iobase=0xf4,iosize=4`).
     #[arg(long, value_name = "FILE")]
     save_rom: Option<PathBuf>,
+    /// Write the boot demo's disk image to FILE instead of running it (to
+    /// boot it elsewhere, e.g. `qemu-system-i386 -drive
+    /// file=FILE,format=raw -debugcon stdio -device
+    /// isa-debug-exit,iobase=0xf4,iosize=4`).
+    #[arg(long, value_name = "FILE")]
+    save_disk: Option<PathBuf>,
     /// Boot order written to CMOS (as for `run`).
     #[arg(long, value_name = "ORDER", value_parser = parse_boot_order)]
     boot: Option<BootOrder>,
@@ -590,11 +601,28 @@ fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
         );
         return Ok(0);
     }
+    if let Some(path) = &args.save_disk {
+        write_file(path, ringside_roms::DEMO_DISK)?;
+        eprintln!(
+            "ringside: wrote the boot demo's disk image ({} bytes) to {}",
+            ringside_roms::DEMO_DISK.len(),
+            path.display()
+        );
+        return Ok(0);
+    }
     let mut config = machine_config(&args.guest, args.post_port)?;
     if let Some(order) = &args.boot {
         config.boot_order = order.0.clone();
     }
-    let mut m = Machine::new(ringside_roms::DEMO.to_vec(), config)?;
+    let mut m = if args.rom_demo {
+        Machine::new(ringside_roms::DEMO.to_vec(), config)?
+    } else {
+        // Our BIOS boots the demo's disk, attached as the primary master
+        // (a `--hda` of the user's takes its place).
+        let mut m = Machine::with_our_bios(config)?;
+        attach_demo_disk(&mut m)?;
+        m
+    };
     attach_disks(&mut m, &args.disks)?;
     if args.debug.active() {
         return debug_machine(
@@ -640,6 +668,20 @@ fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
     };
     print_summary(&m, &what);
     Ok(status)
+}
+
+/// The boot demo's disk as the primary master: the image is written to a
+/// temporary file, opened copy-on-write and unlinked at once (the open
+/// file stays readable), so nothing is left behind.
+fn attach_demo_disk(m: &mut Machine) -> Result<()> {
+    use ringside_machine::disk::{Disk, DiskMode};
+    use ringside_machine::ide::DeviceKind;
+    let path = std::env::temp_dir().join(format!("ringside-demo-{}.img", std::process::id()));
+    write_file(&path, ringside_roms::DEMO_DISK)?;
+    let disk = Disk::open(&path, DiskMode::Snapshot);
+    let _ = std::fs::remove_file(&path);
+    m.pc.ide.attach(0, 0, DeviceKind::Disk, disk?);
+    Ok(())
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

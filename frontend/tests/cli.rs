@@ -72,8 +72,99 @@ fn assert_one_line_error(o: &Output, name: &str) {
 }
 
 #[test]
-fn demo_exits_zero_and_tells_what_it_did() {
+fn demo_boots_through_our_bios_to_ring_3_and_a_trap() {
     let o = ringside().arg("demo").output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {out}\nstderr: {}",
+        stderr(&o)
+    );
+    // Our BIOS's POST and boot lines, then the guest's text, in order.
+    assert!(out.starts_with("ringside-bios: POST:"), "{out}");
+    let at = out
+        .find("Booting from hard disk (drive 80h)...\n")
+        .expect("our BIOS boots the demo disk");
+    let rest = &out[at + "Booting from hard disk (drive 80h)...\n".len()..];
+    assert!(
+        rest.starts_with(ringside_roms::DEMO_DISK_EXPECTED),
+        "{rest}\nwanted:\n{}",
+        ringside_roms::DEMO_DISK_EXPECTED
+    );
+    for line in [
+        "[2] protected mode, CPL 0",
+        "IRET to ring 3",
+        "[4] ring 3: printed by a system call, INT 80h",
+        "[5] #GP trapped: error code 0000, CS:EIP 001B:00008500",
+        "[7] INT 80h exit call from ring 3: all checks passed.",
+    ] {
+        assert!(out.contains(line), "missing {line}: {out}");
+    }
+    assert!(
+        out.contains("demo: the guest passed all its checks"),
+        "{out}"
+    );
+    assert_summary(&o, "0C");
+}
+
+#[test]
+fn demo_disk_can_be_saved_and_boots_with_run() {
+    let dir = scratch("save-disk");
+    let p = dir.join("demo.img");
+    let o = ringside()
+        .args(["demo", "--save-disk"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&p).unwrap(), ringside_roms::DEMO_DISK);
+    let o = ringside()
+        .args(["run", "--headless", "--disk"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "exit port 0: {}", stderr(&o));
+    assert!(stdout(&o).contains(ringside_roms::DEMO_DISK_EXPECTED));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The demo disk on QEMU (its SeaBIOS loads the boot sector) prints the
+/// same text on the debug console; skipped without QEMU unless
+/// `RINGSIDE_REQUIRE_QEMU` is set.
+#[test]
+fn demo_disk_prints_the_same_on_qemu() {
+    let have_qemu = Command::new("qemu-system-i386")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_qemu {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_QEMU").is_none(),
+            "RINGSIDE_REQUIRE_QEMU is set but qemu-system-i386 is not runnable"
+        );
+        eprintln!("qemu-system-i386 not installed: demo disk comparison skipped");
+        return;
+    }
+    let dir = scratch("demo-qemu");
+    let p = dir.join("demo.img");
+    std::fs::write(&p, ringside_roms::DEMO_DISK).unwrap();
+    let o = Command::new("timeout")
+        .args(["60", "qemu-system-i386", "-display", "none", "-no-reboot"])
+        .args(["-debugcon", "stdio"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        .arg("-drive")
+        .arg(format!("file={},format=raw,snapshot=on", p.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stdout(&o), ringside_roms::DEMO_DISK_EXPECTED);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rom_demo_exits_zero_and_tells_what_it_did() {
+    let o = ringside().args(["demo", "--rom-demo"]).output().unwrap();
     let out = stdout(&o);
     assert_eq!(
         o.status.code(),
@@ -118,8 +209,16 @@ fn demo_with_null_console_and_limits() {
         .args(["demo", "--debugcon", "null", "--memory", "4"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    assert!(!stdout(&o).contains(ringside_roms::DEMO_BANNER));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        !out.contains("ringside-bios") && !out.contains("Ringside boot demo"),
+        "{out}"
+    );
+    assert!(
+        out.contains("demo: the guest passed all its checks"),
+        "{out}"
+    );
     let o = ringside()
         .args(["demo", "--max-instructions", "50"])
         .output()

@@ -18,6 +18,7 @@ fn linux_i686_boots_to_a_shell_on_our_bios() {
     };
     let serial =
         std::env::temp_dir().join(format!("ringside-linux-serial-{}.txt", std::process::id()));
+    let shot = serial.with_extension("png");
     let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
         .args([
             "run",
@@ -32,6 +33,8 @@ fn linux_i686_boots_to_a_shell_on_our_bios() {
         .arg(format!("file:{}", serial.display()))
         .arg("--disk")
         .arg(&image)
+        .arg("--screenshot")
+        .arg(&shot)
         .output()
         .unwrap();
     let console = std::fs::read_to_string(&serial).unwrap_or_default();
@@ -57,6 +60,20 @@ fn linux_i686_boots_to_a_shell_on_our_bios() {
     assert!(
         !console.contains("ACPI Error"),
         "the kernel complained about our ACPI tables or registers:\n{console}"
+    );
+    // The kernel's VGA console was on screen too: the last screen is 80x25
+    // text (720x400) and far from blank.
+    let file = std::fs::File::open(&shot).expect("screenshot written at exit");
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (720, 400));
+    let lit = buf.chunks(4).filter(|p| p[0] > 0x80).count();
+    assert!(
+        lit > 5_000,
+        "only {lit} bright pixels: the console looks empty"
     );
     // poweroff -f: ACPI S5 ends the run with status 0.
     assert_eq!(out.status.code(), Some(0), "{stderr}");

@@ -320,7 +320,16 @@ fn the_demo_runs_in_a_window() {
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(log.contains("window opened"), "no window:\n{log}");
     assert_eq!(o.status.code(), Some(0), "{log}");
-    let mut m = Machine::new(ringside_roms::DEMO.to_vec(), MachineConfig::default()).unwrap();
+    // The same boot demo in-process: our BIOS and the demo's disk.
+    let img = dir.join("demo.img");
+    std::fs::write(&img, ringside_roms::DEMO_DISK).unwrap();
+    let mut m = Machine::with_our_bios(MachineConfig::default()).unwrap();
+    m.pc.ide.attach(
+        0,
+        0,
+        DeviceKind::Disk,
+        Disk::open(&img, DiskMode::Snapshot).unwrap(),
+    );
     assert_eq!(m.run(RunLimits::default()), RunOutcome::Exit(0));
     let got = read_png(&dir.join("demo.png"));
     assert!(

@@ -293,6 +293,9 @@ pub struct Machine {
     /// ROM's hypercalls (port 0xE0). `None` with any other firmware, whose
     /// writes to that port are then ignored.
     pub bios: Option<ringside_bios::Bios>,
+    /// The chipset's PAM registers as last applied to memory (shadow RAM
+    /// over the ROM).
+    pam: [u8; 7],
 }
 
 impl std::fmt::Debug for Machine {
@@ -338,6 +341,7 @@ impl Machine {
             idle_cycles: 0,
             no_reboot: config.no_reboot,
             bios,
+            pam: [0; 7],
         };
         m.apply_a20();
         Ok(m)
@@ -524,6 +528,7 @@ impl Machine {
             return;
         }
         self.apply_a20();
+        self.apply_pam();
     }
 
     /// A byte was written to the BIOS service port: run that service if
@@ -550,6 +555,27 @@ impl Machine {
         }
     }
 
+    /// Shadow RAM: a PAM region whose write-enable bit (WE, bit 1 of its
+    /// nibble) is set takes writes into the ROM's RAM copy; without it the
+    /// copy is read-only, as the ROM. (Reads always see the copy: firmware
+    /// that shadows itself copies the ROM there first, and until it writes,
+    /// the copy is the ROM image.)
+    fn apply_pam(&mut self) {
+        let pam = self.pc.pci.pam();
+        if pam == self.pam {
+            return;
+        }
+        self.pam = pam;
+        let we = |nibble: u8| nibble & 0x2 != 0;
+        self.cpu.mem.set_rom_writable(0xF_0000, 0xF_FFFF, we(pam[0] >> 4));
+        for i in 0..12u32 {
+            let reg = pam[1 + i as usize / 2];
+            let nibble = if i % 2 == 0 { reg & 0xF } else { reg >> 4 };
+            let base = 0xC_0000 + i * 0x4000;
+            self.cpu.mem.set_rom_writable(base, base + 0x3FFF, we(nibble));
+        }
+    }
+
     fn apply_a20(&mut self) {
         let want = self.pc.a20_enabled();
         if self.cpu.mem.a20_enabled() != want {
@@ -566,6 +592,9 @@ impl Machine {
         }
         self.pc.reset();
         self.apply_a20();
+        // The PAM registers are clear again: the ROM reads as the ROM.
+        self.cpu.mem.restore_rom();
+        self.pam = [0; 7];
         self.cpu.reset();
     }
 

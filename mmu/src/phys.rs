@@ -106,6 +106,54 @@ impl PhysMem {
         self.rom = rom;
     }
 
+    /// Shadow RAM (the chipset's PAM registers): make the ROM's copy in
+    /// `[first, last]` of the first MiB writable (as RAM) or read-only
+    /// again. Reads always come from the copy, which holds the ROM image
+    /// until the guest writes it; pages outside the ROM are not touched.
+    pub fn set_rom_writable(&mut self, first: u32, last: u32, writable: bool) {
+        if self.rom.is_empty() {
+            return;
+        }
+        let first = first.max(self.rom_low_base) as usize;
+        let last = (last.min(0xF_FFFF) as usize).min(self.ram.len().saturating_sub(1));
+        if first > last {
+            return;
+        }
+        for p in first / PAGE_SIZE..=last / PAGE_SIZE {
+            if writable {
+                self.page_flags[p] &= !F_ROM;
+            } else {
+                self.page_flags[p] |= F_ROM;
+            }
+        }
+    }
+
+    /// Back to the power-on view of the ROM (a reset clears the PAM
+    /// registers): the low copy holds the ROM image again, read-only. Pages
+    /// with decoded code are queued for invalidation.
+    pub fn restore_rom(&mut self) {
+        if self.rom.is_empty() {
+            return;
+        }
+        let lo = self.rom_low_base as usize;
+        let hi = (lo + self.rom.len()).min(self.ram.len());
+        if lo >= hi {
+            return;
+        }
+        if self.ram[lo..hi] == self.rom[..hi - lo] {
+            self.set_rom_writable(lo as u32, hi as u32 - 1, false);
+            return;
+        }
+        self.ram[lo..hi].copy_from_slice(&self.rom[..hi - lo]);
+        for p in lo / PAGE_SIZE..hi.div_ceil(PAGE_SIZE) {
+            if self.page_flags[p] & F_CODE != 0 {
+                self.page_flags[p] &= !F_CODE;
+                self.smc_pages.push(p as u32);
+            }
+            self.page_flags[p] |= F_ROM;
+        }
+    }
+
     /// Bytes of RAM.
     pub fn ram_size(&self) -> usize {
         self.ram.len()

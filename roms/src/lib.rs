@@ -31,6 +31,19 @@ pub const DEMO_BANNER: &str =
 /// The demo's last console line when all checks pass.
 pub const DEMO_SUCCESS: &str = "All checks passed. Writing 0 to the exit port F4h.";
 
+/// The boot demo (`ringside demo`): a 64 KiB raw disk image whose boot
+/// sector any PC BIOS loads at 0000:7C00 (ours by default). It loads the
+/// rest of itself with INT 13h AH=42h, enters protected mode, goes to
+/// ring 3, prints through an INT 80h system call, takes a #GP on a ring-3
+/// CLI (the handler prints the error code and CS:EIP, and skips it), and
+/// exits through port 0xF4 with 0 (or the number of a failed check). Its
+/// text goes to the VGA screen and to port 0xE9 ([`DEMO_DISK_EXPECTED`]).
+/// Runs on QEMU too: `qemu-system-i386 -drive file=FILE,format=raw
+/// -debugcon stdio -device isa-debug-exit,iobase=0xf4,iosize=4`.
+pub static DEMO_DISK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo_disk.img"));
+
+pub use meta::DEMO_DISK_EXPECTED;
+
 /// The protected-mode test guest: enters protected mode, goes to ring 3
 /// and back through an interrupt gate, a trap gate and a call gate (with a
 /// parameter copied between stacks), takes #GP and #NP on purpose (IOPL,
@@ -156,6 +169,13 @@ mod tests {
         let find = |s: &str| DEMO.windows(s.len()).any(|w| w == s.as_bytes());
         assert!(find(DEMO_BANNER));
         assert!(find(DEMO_SUCCESS));
+    }
+
+    #[test]
+    fn demo_disk_is_a_bootable_image() {
+        assert_eq!(DEMO_DISK.len() % 512, 0);
+        assert_eq!(&DEMO_DISK[510..512], &[0x55, 0xAA]);
+        assert!(DEMO_DISK_EXPECTED.ends_with("Writing 0 to the exit port F4h.\n"));
     }
 
     #[test]
