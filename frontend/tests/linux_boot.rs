@@ -80,6 +80,66 @@ fn linux_i686_boots_to_a_shell_on_our_bios() {
     assert!(stderr.contains("powered the machine off"), "{stderr}");
 }
 
+/// The same image on SeaBIOS (Debian package `seabios`; `.ci/run`
+/// installs it and sets `RINGSIDE_REQUIRE_SEABIOS`): SeaBIOS shadows
+/// itself through the PAM registers, boots SYSLINUX from the disk, and
+/// Linux reaches its shell. SeaBIOS builds ACPI tables only from QEMU's
+/// fw_cfg interface, which this board does not have, so the kernel finds
+/// no RSDP and `poweroff -f` ends in HLT with IF=0 (status 3).
+#[test]
+fn linux_i686_boots_to_a_shell_on_seabios() {
+    let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
+        eprintln!(
+            "RINGSIDE_LINUX_IMAGE not set: SeaBIOS Linux boot test skipped (.ci/run sets it)"
+        );
+        return;
+    };
+    let bios = std::path::Path::new("/usr/share/seabios/bios.bin");
+    if !bios.exists() {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_SEABIOS").is_none(),
+            "RINGSIDE_REQUIRE_SEABIOS is set but {} is missing",
+            bios.display()
+        );
+        eprintln!(
+            "{} not found (apt-get install seabios): SeaBIOS Linux boot test skipped",
+            bios.display()
+        );
+        return;
+    }
+    let serial = std::env::temp_dir().join(format!(
+        "ringside-linux-seabios-serial-{}.txt",
+        std::process::id()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args(["run", "--snapshot", "--headless", "--no-reboot"])
+        .args(["--debugcon", "null", "--max-instructions", "20000000000"])
+        .arg("--bios")
+        .arg(bios)
+        .arg("--serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("--disk")
+        .arg(&image)
+        .output()
+        .unwrap();
+    let console = std::fs::read_to_string(&serial).unwrap_or_default();
+    let _ = std::fs::remove_file(&serial);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for marker in [
+        "GUEST-BOOT-OK",
+        "guest-loop: n=20000 sum=667472",
+        "GUEST-LOOP-DONE",
+        "reboot: System halted",
+    ] {
+        assert!(
+            console.contains(marker),
+            "missing {marker:?}\nstderr: {stderr}\nconsole tail: {}",
+            tail(&console)
+        );
+    }
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+}
+
 fn tail(s: &str) -> &str {
     &s[s.len().saturating_sub(2000)..]
 }

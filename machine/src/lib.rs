@@ -567,12 +567,16 @@ impl Machine {
         }
         self.pam = pam;
         let we = |nibble: u8| nibble & 0x2 != 0;
-        self.cpu.mem.set_rom_writable(0xF_0000, 0xF_FFFF, we(pam[0] >> 4));
+        self.cpu
+            .mem
+            .set_rom_writable(0xF_0000, 0xF_FFFF, we(pam[0] >> 4));
         for i in 0..12u32 {
             let reg = pam[1 + i as usize / 2];
             let nibble = if i % 2 == 0 { reg & 0xF } else { reg >> 4 };
             let base = 0xC_0000 + i * 0x4000;
-            self.cpu.mem.set_rom_writable(base, base + 0x3FFF, we(nibble));
+            self.cpu
+                .mem
+                .set_rom_writable(base, base + 0x3FFF, we(nibble));
         }
     }
 
