@@ -1,8 +1,10 @@
 //! `ringside`: the command-line frontend.
 //!
 //! Exit statuses: a guest write of `v` to port 0xF4 ends the process with
-//! `(v << 1) | 1` (QEMU's isa-debug-exit), `--max-instructions` with 124, a
-//! CPU halted for good with 3, a problem with the host's input (missing or
+//! `(v << 1) | 1` (QEMU's isa-debug-exit), an ACPI power-off (S5 written to
+//! PM1a_CNT, as Linux's `poweroff` does) with 0, `--max-instructions` with
+//! 124, a CPU halted for good with 3, a triple fault under `--no-reboot`
+//! with 4, a problem with the host's input (missing or
 //! wrongly sized file, unwritable path) with 2 after one line
 //! `ringside: error: FILE: problem`. `ringside demo` maps the demo's success
 //! to 0.
