@@ -90,7 +90,7 @@ pub fn is_ours(rom: &[u8]) -> bool {
 }
 
 /// What became of one hypercall.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HypercallOutcome {
     /// The service ran.
     Serviced,
@@ -99,7 +99,7 @@ pub enum HypercallOutcome {
 }
 
 /// One hypercall, as the trap log and the debugger show it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HypercallRecord {
     /// Service number (the interrupt vector for the INT services).
     pub service: u8,
@@ -114,7 +114,7 @@ pub struct HypercallRecord {
 }
 
 /// The drive an INT 13h number stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Drive {
     /// IDE channel (0 primary, 1 secondary).
     pub channel: u8,
@@ -135,7 +135,7 @@ pub(crate) struct Drive {
 }
 
 /// The host side of our BIOS: the state its services keep between calls.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Bios {
     /// INT 13h hard disks 80h, 81h, ...
     pub(crate) disks: Vec<Drive>,

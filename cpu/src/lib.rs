@@ -22,6 +22,7 @@ mod processor;
 mod protect;
 pub mod regs;
 pub mod segment;
+pub mod snapshot;
 pub mod task;
 
 pub use debug::{HostExec, HostHit, HostWatch};

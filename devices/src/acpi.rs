@@ -67,7 +67,7 @@ const SLP_EN: u16 = 1 << 13;
 const CNT_KEEP: u16 = SCI_EN | (1 << 1) | SLP_TYP_MASK;
 
 /// The PM registers. Plain data.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Pm {
     clock: Clock,
     /// PM1a_STS bits other than TMR_STS.

@@ -14,7 +14,7 @@
 pub const DEFAULT_CPU_HZ: u64 = 200_000_000;
 
 /// A rational frequency `num / den` Hz.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
     /// Numerator (Hz × `den`).
     pub num: u64,
@@ -40,7 +40,7 @@ pub const UART_RATE: Rate = Rate {
 };
 
 /// Conversions between CPU cycles and device ticks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Clock {
     cpu_hz: u64,
 }
@@ -99,7 +99,7 @@ impl Clock {
 }
 
 /// The devices that schedule timed events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// 8254 channel 0 output edges (IRQ0).
     Pit = 0,
@@ -114,7 +114,7 @@ pub enum Timer {
 const TIMERS: usize = 4;
 
 /// One deadline (an absolute cycle count) per [`Timer`].
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Scheduler {
     deadlines: [u64; TIMERS],
 }

@@ -44,7 +44,7 @@ const TICKS_PER_SECOND: u64 = 32_768;
 const UIP_LEAD_NS: u64 = 244_000;
 
 /// A calendar date and time of day (years in full, e.g. 2000).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DateTime {
     /// Year, e.g. 2000.
     pub year: u16,
@@ -125,7 +125,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// A boot device as the BIOS boot-order nibbles encode it (Bochs/SeaBIOS:
 /// CMOS 0x3D low/high nibble and 0x38 high nibble).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootDevice {
     /// First floppy drive (code 1).
     Floppy,
@@ -191,11 +191,12 @@ fn days_in_month(year: u16, month: u8) -> u8 {
 }
 
 /// The RTC and its 128 bytes of CMOS RAM.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Cmos {
     clock: Clock,
     /// Registers 0x0A–0x7F as stored; 0x00–0x09 live in `time`, except
     /// the alarm registers (1, 3, 5), kept here.
+    #[serde(with = "crate::snapshot::big_array")]
     ram: [u8; 128],
     /// The time registers, binary and in 24-hour form; the year is the
     /// two-digit register value plus the configured century.

@@ -90,9 +90,15 @@ impl Console {
     }
 }
 
+fn null_console() -> Console {
+    Console::Null
+}
+
 /// The debug console, POST-code and exit ports.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub struct DebugPorts {
+    /// A host resource: not saved in snapshots (see [`crate::Pc::restore`]).
+    #[serde(skip, default = "null_console")]
     console: Console,
     console_bytes: u64,
     /// Set after the first host write error so we warn once, not per byte.
@@ -104,6 +110,11 @@ pub struct DebugPorts {
 }
 
 impl DebugPorts {
+    /// Exchange host consoles (snapshot restore).
+    pub(crate) fn swap_console(&mut self, other: &mut DebugPorts) {
+        std::mem::swap(&mut self.console, &mut other.console);
+    }
+
     /// Debug ports writing the console to `console`; `extra_post_port` is a
     /// second POST-code port besides 0x80 (some boards use 0x84 or 0x190).
     pub fn new(console: Console, extra_post_port: Option<u16>) -> DebugPorts {

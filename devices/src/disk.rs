@@ -26,7 +26,7 @@ pub const SECTOR_SIZE: usize = 512;
 pub const CD_BLOCK_SIZE: usize = 2048;
 
 /// How an image is opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiskMode {
     /// Guest writes go to the file. If the file is not writable by us, the
     /// image falls back to [`DiskMode::Snapshot`] with a warning.
@@ -93,16 +93,22 @@ impl std::error::Error for DiskError {
     }
 }
 
-/// One disk image as the guest sees it.
+/// One disk image as the guest sees it. A snapshot keeps the overlay
+/// (the guest's writes when not writing through) but not the host's file,
+/// which [`crate::Pc::restore`] hands over from the live disk.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Disk {
+    #[serde(skip)]
     path: PathBuf,
-    file: File,
+    #[serde(skip)]
+    file: Option<File>,
     len: u64,
     /// Whether writes go to `file` (false: to `overlay`, or refused for CDs).
     write_through: bool,
     /// Read-only media (CD-ROM): the guest cannot write at all.
     media_read_only: bool,
     /// Sectors written by the guest when not writing through.
+    #[serde(with = "crate::snapshot::overlay")]
     overlay: HashMap<u64, Box<[u8; SECTOR_SIZE]>>,
     /// Whether `file` has writes not yet synced.
     dirty: bool,
@@ -120,6 +126,21 @@ impl std::fmt::Debug for Disk {
 }
 
 impl Disk {
+    /// The image file (absent only in a snapshot not yet restored onto a
+    /// live disk).
+    fn host_file(&self) -> std::io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no image file (a snapshot's disk)"))
+    }
+
+    /// Take over `live`'s host side (file and path): after a snapshot of
+    /// this disk was restored in its place.
+    pub(crate) fn adopt_host(&mut self, live: &mut Disk) {
+        std::mem::swap(&mut self.path, &mut live.path);
+        std::mem::swap(&mut self.file, &mut live.file);
+    }
+
     /// Open `path` as a raw image in `mode`, checking its size and taking
     /// the advisory lock.
     pub fn open(path: &Path, mode: DiskMode) -> Result<Disk, DiskError> {
@@ -174,7 +195,7 @@ impl Disk {
         }
         Ok(Disk {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
             len,
             write_through,
             media_read_only: mode == DiskMode::CdRom,
@@ -220,7 +241,7 @@ impl Disk {
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len)
             .ok_or_else(|| io::Error::other("read beyond the end of the image"))?;
-        self.file.read_exact_at(buf, offset)?;
+        self.host_file()?.read_exact_at(buf, offset)?;
         if !self.overlay.is_empty() {
             // Patch in the sectors the guest wrote to the overlay.
             let first = offset / SECTOR_SIZE as u64;
@@ -265,7 +286,7 @@ impl Disk {
             })
             .ok_or_else(|| io::Error::other("write beyond the end of the image"))?;
         if self.write_through {
-            self.file.write_all_at(buf, offset)?;
+            self.host_file()?.write_all_at(buf, offset)?;
             self.dirty = true;
         } else {
             for (i, chunk) in buf.chunks_exact(SECTOR_SIZE).enumerate() {
@@ -280,7 +301,7 @@ impl Disk {
     /// Make written data durable on the host (guest FLUSH CACHE, exit).
     pub fn flush(&mut self) -> io::Result<()> {
         if self.dirty {
-            self.file.sync_data()?;
+            self.host_file()?.sync_data()?;
             self.dirty = false;
         }
         Ok(())

@@ -16,6 +16,7 @@ pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod ps2;
+mod snapshot;
 pub mod uart;
 pub mod vga;
 

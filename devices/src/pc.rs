@@ -79,7 +79,7 @@ impl Default for PcConfig {
 }
 
 /// The board: every device behind the CPU's [`Bus`].
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub struct Pc {
     /// Debug console, POST codes, exit device.
     pub debug: DebugPorts,
@@ -122,6 +122,25 @@ pub struct Pc {
 }
 
 impl Pc {
+    /// Make `saved` (a snapshot of this board, deserialized) the board:
+    /// every device's state comes from it, the host resources it could not
+    /// carry (debug console and serial ports' host ends, disk image files)
+    /// stay those of the live board. A disk absent on either side is taken
+    /// as the snapshot has it.
+    pub fn restore(&mut self, mut saved: Pc) {
+        saved.debug.swap_console(&mut self.debug);
+        saved.com1.swap_backend(&mut self.com1);
+        saved.com2.swap_backend(&mut self.com2);
+        for (c, live) in saved.ide.channels.iter_mut().zip(&mut self.ide.channels) {
+            for (d, l) in c.devices.iter_mut().zip(&mut live.devices) {
+                if let (Some(d), Some(l)) = (d, l) {
+                    d.disk.adopt_host(&mut l.disk);
+                }
+            }
+        }
+        *self = saved;
+    }
+
     /// A board in its power-on state.
     pub fn new(config: PcConfig) -> Pc {
         let clock = config.clock;

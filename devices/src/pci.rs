@@ -33,11 +33,13 @@ const REG_INTERRUPT_LINE: usize = 0x3C;
 pub const REG_PIRQ_ROUTE: usize = 0x60;
 
 /// One PCI function's configuration space.
-#[derive(Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
 struct Function {
     device: u8,
     function: u8,
+    #[serde(with = "crate::snapshot::big_array")]
     config: [u8; 256],
+    #[serde(with = "crate::snapshot::big_array")]
     wmask: [u8; 256],
 }
 
@@ -122,7 +124,7 @@ impl Function {
 }
 
 /// The PCI bus with its configuration space.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub struct Pci {
     address: u32,
     functions: Vec<Function>,

@@ -26,7 +26,7 @@ pub const ELCR_SLAVE: u16 = 0x4D1;
 const CASCADE_IRQ: u8 = 2;
 
 /// Where the initialization sequence stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 enum Init {
     /// Operating: odd-port writes are OCW1.
     Ready,
@@ -39,7 +39,7 @@ enum Init {
 }
 
 /// One 8259A.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Pic8259 {
     /// Interrupt request register: edge-triggered requests latched.
     irr: u8,
@@ -295,7 +295,7 @@ impl Pic8259 {
 }
 
 /// The PC/AT's pair of 8259As.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct PicPair {
     /// IRQ0–7.
     master: Pic8259,

@@ -25,7 +25,7 @@ pub const PORT_B: u16 = 0x61;
 const REFRESH_TICKS: u64 = 18;
 
 /// One counter.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 struct Channel {
     /// Mode 0–5 (6 and 7 alias 2 and 3).
     mode: u8,
@@ -284,7 +284,7 @@ fn to_bcd16(v: u32) -> u16 {
 }
 
 /// The 8254 with its three channels and Port B.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Pit {
     clock: Clock,
     channels: [Channel; 3],

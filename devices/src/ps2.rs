@@ -69,7 +69,7 @@ fn set1_to_set2(set1: u8) -> Option<u8> {
 }
 
 /// What the next byte written to port 0x60 means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 enum Pending {
     /// Data for the keyboard.
     None,
@@ -86,7 +86,7 @@ enum Pending {
 }
 
 /// Which device a keyboard command byte parameter belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 enum KbdParam {
     None,
     Leds,
@@ -95,7 +95,7 @@ enum KbdParam {
 }
 
 /// A byte in the output queue and who sent it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 enum Source {
     /// The controller itself (command results): never translated.
     Controller,
@@ -106,7 +106,7 @@ enum Source {
 }
 
 /// The 8042 and its keyboard.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Ps2 {
     command_byte: u8,
     output_port: u8,

@@ -140,10 +140,16 @@ impl SerialBackend {
     }
 }
 
+fn null_backend() -> SerialBackend {
+    SerialBackend::Null
+}
+
 /// One 16550A.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub struct Uart {
     clock: Clock,
+    /// A host resource: not saved in snapshots (see [`crate::Pc::restore`]).
+    #[serde(skip, default = "null_backend")]
     backend: SerialBackend,
     backend_failed: bool,
     divisor: u16,
@@ -174,6 +180,11 @@ pub struct Uart {
 }
 
 impl Uart {
+    /// Exchange host backends (snapshot restore).
+    pub(crate) fn swap_backend(&mut self, other: &mut Uart) {
+        std::mem::swap(&mut self.backend, &mut other.backend);
+    }
+
     /// A UART in its reset state on `backend`.
     pub fn new(clock: Clock, backend: SerialBackend) -> Uart {
         Uart {

@@ -11,6 +11,7 @@
 
 pub mod debugger;
 mod session;
+pub mod snapshot;
 pub mod traplog;
 
 pub use session::Status;

@@ -7,6 +7,7 @@
 
 pub mod paging;
 pub mod phys;
+pub mod snapshot;
 pub mod tlb;
 
 pub use paging::{walk, Access, PageFault, PagingMode, Translation};

@@ -22,7 +22,7 @@ pub const PAGE_SHIFT: u32 = 12;
 
 const F_ROM: u8 = 1;
 const F_MMIO: u8 = 2;
-const F_CODE: u8 = 4;
+pub(crate) const F_CODE: u8 = 4;
 
 /// A problem with the memory configuration (a host error, never a guest one).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -38,15 +38,15 @@ pub enum MemError {
 /// The guest's physical memory.
 #[derive(Clone)]
 pub struct PhysMem {
-    ram: Vec<u8>,
+    pub(crate) ram: Vec<u8>,
     /// One flags byte per RAM page (`F_ROM`, `F_MMIO`, `F_CODE`).
-    page_flags: Vec<u8>,
+    pub(crate) page_flags: Vec<u8>,
     rom: Vec<u8>,
     /// First address of the ROM alias below 4 GiB.
     rom_high_base: u32,
     /// First address of the ROM copy at the top of the first MiB.
     rom_low_base: u32,
-    a20_mask: u32,
+    pub(crate) a20_mask: u32,
     /// MMIO ranges outside RAM, as (first, last) inclusive.
     mmio_high: Vec<(u32, u32)>,
     /// Pages holding decoded code that were written since the CPU last looked.

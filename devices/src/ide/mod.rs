@@ -57,7 +57,7 @@ const DC_HOB: u8 = 0x80;
 const BUF_SIZE: usize = 128 * 512;
 
 /// What kind of device sits on a channel.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub enum DeviceKind {
     /// A hard disk.
     Disk,
@@ -66,7 +66,7 @@ pub enum DeviceKind {
 }
 
 /// One device (master or slave).
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub(crate) struct Device {
     pub(crate) kind: DeviceKind,
     pub(crate) disk: Disk,
@@ -88,7 +88,7 @@ pub(crate) struct Device {
 
 /// The taskfile registers a channel's devices share. Each holds the last
 /// and previous byte written (the LBA48 FIFO).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, Default)]
 pub(crate) struct Taskfile {
     pub(crate) feature: [u8; 2],
     pub(crate) count: [u8; 2],
@@ -140,7 +140,7 @@ impl Taskfile {
 
 /// What the data register is moving, and what happens at the end of a
 /// block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Transfer {
     /// No data phase.
     None,
@@ -171,7 +171,7 @@ pub(crate) enum Transfer {
 }
 
 /// One IDE channel: two device slots and the shared registers.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub struct Channel {
     pub(crate) devices: [Option<Device>; 2],
     /// Device selected by bit 4 of the device register.
@@ -190,7 +190,7 @@ pub struct Channel {
 }
 
 /// The two-channel IDE controller.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub struct Ide {
     /// Primary (0) and secondary (1) channels.
     pub channels: [Channel; 2],

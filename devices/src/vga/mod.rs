@@ -43,6 +43,7 @@ const SEQ4_ODD_EVEN_OFF: u8 = 0x04;
 const SEQ4_CHAIN4: u8 = 0x08;
 
 /// The VGA adapter.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Vga {
     misc: u8,
     feature_control: u8,
@@ -65,6 +66,7 @@ pub struct Vga {
     dac_reading: bool,
     dac_write_latch: [u8; 3],
     /// 256 entries of 6-bit red, green, blue.
+    #[serde(with = "crate::snapshot::big_array")]
     dac: [[u8; 3]; 256],
     pel_mask: u8,
     vram: Box<[u32]>,

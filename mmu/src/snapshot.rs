@@ -1,0 +1,89 @@
+//! Physical memory in a snapshot: RAM and the page map (ROM and MMIO
+//! marks), and the A20 gate. The code-page marks belong to the decode
+//! cache, which a snapshot does not keep: a restore drops both.
+
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::phys::PhysMem;
+
+/// RAM and the memory map's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemState {
+    /// Every RAM byte (serialized as one byte string).
+    pub ram: Bytes,
+    /// Per page: ROM and MMIO marks (code marks cleared).
+    pub page_flags: Bytes,
+    /// The A20 mask.
+    pub a20_mask: u32,
+}
+
+/// A byte vector that serializes as bytes, not as a sequence of numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Bytes, A::Error> {
+                let mut v = Vec::new();
+                while let Some(b) = a.next_element()? {
+                    v.push(b);
+                }
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+impl PhysMem {
+    /// This memory's state for a snapshot.
+    pub fn save_state(&self) -> MemState {
+        MemState {
+            ram: Bytes(self.ram.clone()),
+            page_flags: Bytes(
+                self.page_flags
+                    .iter()
+                    .map(|f| f & !crate::phys::F_CODE)
+                    .collect(),
+            ),
+            a20_mask: self.a20_mask,
+        }
+    }
+
+    /// Take `s` as this memory's state. The sizes must match this machine's
+    /// (a snapshot of another memory size is refused). Code-page marks are
+    /// cleared: the caller drops its decode cache too.
+    pub fn restore_state(&mut self, s: &MemState) -> Result<(), String> {
+        if s.ram.0.len() != self.ram.len() || s.page_flags.0.len() != self.page_flags.len() {
+            return Err(format!(
+                "the snapshot has {} bytes of RAM, this machine {}",
+                s.ram.0.len(),
+                self.ram.len()
+            ));
+        }
+        self.ram.copy_from_slice(&s.ram.0);
+        self.page_flags.copy_from_slice(&s.page_flags.0);
+        self.a20_mask = s.a20_mask;
+        self.clear_code_pages();
+        Ok(())
+    }
+}
