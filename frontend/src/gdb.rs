@@ -77,6 +77,8 @@ impl GdbAddress {
 enum Action {
     Continue,
     Step,
+    /// `reverse-stepi`: back one step through the debugger's snapshots.
+    ReverseStep,
 }
 
 /// The machine as gdb's target.
@@ -210,6 +212,19 @@ impl SingleThreadResume for GdbTarget<'_> {
     ) -> Option<gdbstub::target::ext::base::singlethread::SingleThreadSingleStepOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_reverse_step(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::base::reverse_exec::ReverseStepOps<'_, (), Self>> {
+        Some(self)
+    }
+}
+
+impl gdbstub::target::ext::base::reverse_exec::ReverseStep<()> for GdbTarget<'_> {
+    fn reverse_step(&mut self, _tid: ()) -> Result<(), Self::Error> {
+        self.action = Action::ReverseStep;
+        Ok(())
+    }
 }
 
 impl SingleThreadSingleStep for GdbTarget<'_> {
@@ -335,6 +350,21 @@ impl<'a> run_blocking::BlockingEventLoop for EventLoop<'a> {
         let how = match target.action {
             Action::Continue => Resume::Continue,
             Action::Step => Resume::Step(1),
+            Action::ReverseStep => {
+                let reason = match target.dbg.reverse_step(target.m, 1) {
+                    Ok(_) => SingleThreadStopReason::DoneStep,
+                    Err(e) => {
+                        // Nothing earlier to go back to: gdb says "No more
+                        // reverse-execution history."
+                        eprintln!("ringside: reverse-stepi: {e}");
+                        SingleThreadStopReason::ReplayLog {
+                            tid: None,
+                            pos: gdbstub::target::ext::base::reverse_exec::ReplayLogPosition::Begin,
+                        }
+                    }
+                };
+                return Ok(run_blocking::Event::TargetStopped(reason));
+            }
         };
         let mut poll = || conn.peek().map(|b| b.is_some()).unwrap_or(true);
         let cause = target.dbg.resume_polled(target.m, how, &mut poll);

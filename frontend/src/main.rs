@@ -246,6 +246,8 @@ fn debug_machine(
 ) -> Result<u8> {
     let mut dbg = ringside_machine::debugger::Debugger::new();
     dbg.max_instructions = max_instructions;
+    // Snapshots for reverse stepping (`rs`, gdb's reverse-stepi).
+    dbg.set_reverse(true);
     let status = match (&args.debug_script, args.gdb) {
         (_, Some(at)) => gdb::serve(m, &mut dbg, at, args.gdb_allow_remote, max_instructions)?,
         (Some(path), None) => repl::run_script(m, &mut dbg, path)?,

@@ -134,6 +134,11 @@ fn gdb_batch_session_in_real_and_protected_mode() {
         .args(["-ex", "x/2i $pc"])
         .args(["-ex", "stepi"])
         .args(["-ex", "info registers eip"])
+        // One more forward, then back: at F000:0000 again.
+        .args(["-ex", "stepi"])
+        .args(["-ex", "info registers eip"])
+        .args(["-ex", "reverse-stepi"])
+        .args(["-ex", "info registers eip"])
         .args(["-ex", "break *0xf2000"])
         .args(["-ex", "continue"])
         .args(["-ex", "info registers cs eip"])
@@ -173,6 +178,21 @@ fn gdb_batch_session_in_real_and_protected_mode() {
             text.contains(want),
             "missing {want:?} in gdb's output:\n{text}"
         );
+    }
+    // reverse-stepi came back to F000:0000 (seen before and after the
+    // second stepi's different EIP).
+    let eips: Vec<&str> = text.lines().filter(|l| l.starts_with("eip ")).collect();
+    assert!(eips.len() >= 4, "{text}");
+    assert!(
+        eips[1].contains("0xf0000") && eips[3].contains("0xf0000"),
+        "{eips:?}\n{text}"
+    );
+    assert!(!eips[2].contains("0xf0000 "), "{eips:?}");
+    for unwanted in [
+        "No more reverse-execution history",
+        "support this operation",
+    ] {
+        assert!(!text.contains(unwanted), "{unwanted:?} in:\n{text}");
     }
     assert!(
         !text.contains("Remote 'g' packet reply is too long"),

@@ -97,7 +97,7 @@ impl Machine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Console, MachineConfig, RunLimits};
 
@@ -146,7 +146,7 @@ mod tests {
 
     /// A boot sector that loops: INT 13h reads sector 3, bumps a word in
     /// it, writes it back (to the disk's overlay), HLT until the timer.
-    fn disk_loop() -> Vec<u8> {
+    pub(crate) fn disk_loop() -> Vec<u8> {
         let code: &[u8] = &[
             0x31, 0xC0, // xor ax, ax
             0x8E, 0xD8, // mov ds, ax
@@ -171,11 +171,12 @@ mod tests {
         img
     }
 
-    #[test]
-    fn our_bios_timer_and_disk_writes_replay_bit_for_bit_from_a_snapshot() {
+    /// Our BIOS booting [`disk_loop`] from a copy-on-write disk.
+    pub(crate) fn disk_loop_machine(tag: &str) -> Machine {
         use crate::disk::{Disk, DiskMode};
         use crate::ide::DeviceKind;
-        let path = std::env::temp_dir().join(format!("ringside-snap-{}.img", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("ringside-snap-{}-{tag}.img", std::process::id()));
         std::fs::write(&path, disk_loop()).unwrap();
         let mut m = Machine::with_our_bios(config()).unwrap();
         m.pc.ide.attach(
@@ -185,6 +186,12 @@ mod tests {
             Disk::open(&path, DiskMode::Snapshot).unwrap(),
         );
         let _ = std::fs::remove_file(&path);
+        m
+    }
+
+    #[test]
+    fn our_bios_timer_and_disk_writes_replay_bit_for_bit_from_a_snapshot() {
+        let m = disk_loop_machine("replay");
         // Some loops done at the snapshot, many more after it.
         let m = round_trip(m, 400_000, 1_500_000);
         // The loop ran many times, and through the timer.

@@ -16,12 +16,14 @@ use ringside_cpu::{HostExec, HostWatch};
 
 use super::expr::{self, parse_number, Expr};
 use super::view::{self, Location, MachineContext};
-use super::{Catch, Debugger, PointKind, Resume, StopCause};
+use super::{Catch, Debugger, PointKind, Resume, StopCause, SNAPSHOTS_KEPT, SNAPSHOT_EVERY};
 use crate::Machine;
 
 /// Commands: name, usage, what it does (for `help` and completion).
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("s", "s [N]", "step N instructions (default 1), into calls and interrupts"),
+    ("rs", "rs [N]", "reverse step: back N instructions (default 1), from the nearest earlier snapshot re-run to there"),
+    ("rec", "rec on | rec off", "record snapshots for reverse stepping (on in the REPL; each copies all of RAM)"),
     ("n", "n", "step over: a CALL, INT n or REP string instruction runs to the next instruction"),
     ("c", "c", "continue until a breakpoint, watchpoint or catchpoint (Ctrl-C interrupts)"),
     ("finish", "finish", "run until the current function returns (RET/RETF/IRET above this stack frame)"),
@@ -164,6 +166,34 @@ impl Debugger {
                 };
                 self.run(m, Resume::Step(n))
             }
+            "rs" | "reverse-stepi" => {
+                let n = match words.as_slice() {
+                    [] => 1,
+                    [n] => count(n, "step count")?,
+                    _ => return Err("usage: rs [N]".into()),
+                };
+                let cause = self.reverse_step(m, n)?;
+                let mut text = format!("{}\n", view::describe_stop(m, &cause));
+                text.push_str(&view::next_instruction(m));
+                Reply {
+                    text,
+                    stop: Some(cause),
+                    ..Reply::default()
+                }
+            }
+            "rec" => match words.as_slice() {
+                ["on"] => {
+                    self.set_reverse(true);
+                    Reply::ok(format!(
+                        "recording snapshots for reverse stepping (every {SNAPSHOT_EVERY} instructions, the last {SNAPSHOTS_KEPT} kept)\n"
+                    ))
+                }
+                ["off"] => {
+                    self.set_reverse(false);
+                    Reply::ok("reverse stepping off, snapshots dropped\n".into())
+                }
+                _ => return Err("usage: rec on | rec off".into()),
+            },
             "n" | "next" => no_args(Reply::default()).map(|_| self.run(m, Resume::Next))?,
             "c" | "cont" | "continue" => {
                 no_args(Reply::default()).map(|_| self.run(m, Resume::Continue))?

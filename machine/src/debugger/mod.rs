@@ -304,6 +304,71 @@ pub struct Debugger {
     armed_watches: Vec<u32>,
     /// Called between slices (and steps) while the guest runs.
     slice_hook: Option<SliceHook>,
+    /// Snapshots for reverse stepping, when recording.
+    reverse: Option<Reverse>,
+}
+
+/// A new snapshot for reverse stepping is taken when a command resumes
+/// the guest, or during a long `s N`, once this many instructions have run
+/// since the last one.
+pub const SNAPSHOT_EVERY: u64 = 100_000;
+
+/// How many snapshots reverse stepping keeps (each holds all of RAM).
+pub const SNAPSHOTS_KEPT: usize = 4;
+
+/// How many single-step boundaries reverse stepping remembers.
+const STEPS_KEPT: usize = 1 << 20;
+
+/// A point of the guest's execution: (cycles, instructions). Cycles grow
+/// at every step, instructions not always (a step that waits out HLT and
+/// enters an interrupt handler retires none).
+type Position = (u64, u64);
+
+fn position(m: &Machine) -> Position {
+    (m.cpu.cycles, m.cpu.instructions)
+}
+
+/// Periodic in-memory snapshots (postcard bytes), oldest first, each with
+/// its position; and the positions of the last single-step boundaries
+/// (`s`), so that `rs` goes back to exactly the earlier stops.
+#[derive(Default)]
+struct Reverse {
+    snapshots: VecDeque<(Position, Vec<u8>)>,
+    steps: VecDeque<Position>,
+}
+
+impl Reverse {
+    /// Take a snapshot if the last one is [`SNAPSHOT_EVERY`] instructions
+    /// behind (or there is none).
+    fn maybe_take(&mut self, m: &Machine) {
+        let now = position(m);
+        let due = match self.snapshots.back() {
+            Some(&(at, _)) => now.0 < at.0 || now.1 - at.1 >= SNAPSHOT_EVERY,
+            None => true,
+        };
+        if !due {
+            return;
+        }
+        match m.save_snapshot() {
+            Ok(bytes) => {
+                // A snapshot ahead of here belongs to a future we left.
+                self.snapshots.retain(|(at, _)| at.0 < now.0);
+                if self.snapshots.len() == SNAPSHOTS_KEPT {
+                    self.snapshots.pop_front();
+                }
+                self.snapshots.push_back((now, bytes));
+            }
+            Err(e) => log::warn!("reverse stepping: {e}"),
+        }
+    }
+
+    /// Remember a single-step boundary.
+    fn step_from(&mut self, m: &Machine) {
+        if self.steps.len() == STEPS_KEPT {
+            self.steps.pop_front();
+        }
+        self.steps.push_back(position(m));
+    }
 }
 
 /// What a frontend runs between slices while the guest runs under the
@@ -345,7 +410,109 @@ impl Debugger {
             max_instructions: None,
             armed_watches: Vec::new(),
             slice_hook: None,
+            reverse: None,
         }
+    }
+
+    /// Record snapshots for reverse stepping (`rs`) from now on, or stop
+    /// and drop them. Off by default: each snapshot copies all of RAM.
+    pub fn set_reverse(&mut self, on: bool) {
+        match (on, self.reverse.is_some()) {
+            (true, false) => self.reverse = Some(Reverse::default()),
+            (false, _) => self.reverse = None,
+            _ => {}
+        }
+    }
+
+    /// Whether snapshots for reverse stepping are being recorded.
+    pub fn reverse_enabled(&self) -> bool {
+        self.reverse.is_some()
+    }
+
+    /// Go back `n` steps: to where the `n`-th last single step (`s`)
+    /// started, or, beyond the steps remembered (after `c`, `n`, `finish`),
+    /// to just after the instruction `n` instructions back retired. The
+    /// nearest snapshot at or before that point is restored and the guest
+    /// re-executed from it one step at a time, with every point, the trace
+    /// and the slice hook set aside. The machine is deterministic, so this
+    /// is the state it had then.
+    pub fn reverse_step(&mut self, m: &mut Machine, n: u64) -> Result<StopCause, String> {
+        let Some(rev) = self.reverse.as_mut() else {
+            return Err("reverse stepping is off (`rec on` starts recording)".into());
+        };
+        let now = position(m);
+        let by_steps = n as usize <= rev.steps.len() && n > 0;
+        let target: Position = if by_steps {
+            rev.steps[rev.steps.len() - n as usize]
+        } else {
+            match now.1.checked_sub(n) {
+                Some(i) => (0, i),
+                None => return Err(format!("only {} instructions have run", now.1)),
+            }
+        };
+        let fits = |at: &Position| {
+            if by_steps {
+                at.0 <= target.0
+            } else {
+                at.1 <= target.1
+            }
+        };
+        let Some(i) = rev.snapshots.iter().rposition(|(at, _)| fits(at)) else {
+            return Err(match rev.snapshots.front() {
+                Some((at, _)) => format!(
+                    "no snapshot that far back: the oldest is at instruction {}, {} back",
+                    at.1,
+                    now.1 - at.1
+                ),
+                None => "no snapshot yet: reverse stepping starts from the next command".into(),
+            });
+        };
+        let (at, bytes) = &rev.snapshots[i];
+        let at = *at;
+        m.restore_snapshot(bytes).map_err(|e| e.to_string())?;
+        rev.snapshots.truncate(i + 1);
+        if by_steps {
+            let keep = rev.steps.len() - n as usize;
+            rev.steps.truncate(keep);
+        } else {
+            rev.steps.clear();
+        }
+        let reverse = self.reverse.take();
+        let points = std::mem::take(&mut self.points);
+        let trace = self.trace.take();
+        let hook = self.slice_hook.take();
+        let mut cause = StopCause::Stepped;
+        let short = |m: &Machine| {
+            if by_steps {
+                m.cpu.cycles < target.0
+            } else {
+                m.cpu.instructions < target.1
+            }
+        };
+        while short(m) {
+            cause = self.resume(m, Resume::Step(1));
+            if cause != StopCause::Stepped {
+                break;
+            }
+        }
+        self.reverse = reverse;
+        self.points = points;
+        self.trace = trace;
+        self.slice_hook = hook;
+        let reached = position(m);
+        let exact = if by_steps {
+            reached == target
+        } else {
+            reached.1 == target.1
+        };
+        if !exact {
+            let why = view::describe_stop(m, &cause);
+            return Err(format!(
+                "the replay from instruction {} stopped at instruction {} ({why}), not {}",
+                at.1, reached.1, target.1
+            ));
+        }
+        Ok(StopCause::Stepped)
     }
 
     /// Set (or clear) the hook run between slices while the guest runs
@@ -547,6 +714,14 @@ impl Debugger {
         poll: &mut dyn FnMut() -> bool,
     ) -> StopCause {
         self.interrupt.store(false, Ordering::Relaxed);
+        if let Some(r) = self.reverse.as_mut() {
+            r.maybe_take(m);
+            if !matches!(how, Resume::Step(_)) {
+                // Its boundaries are not recorded: `rs` counts
+                // instructions back past it.
+                r.steps.clear();
+            }
+        }
         // A stale hit (e.g. from an interrupted run) must not stop us now.
         m.cpu.take_host_hit();
         let cause = match how {
@@ -556,12 +731,18 @@ impl Debugger {
                 let mut ports = self.arm(m, false, None);
                 let mut cause = StopCause::Stepped;
                 for _ in 0..n {
+                    if let Some(r) = self.reverse.as_mut() {
+                        r.step_from(m);
+                    }
                     if let Some(c) = self.step_one(m, &mut ports, true, None, poll) {
                         cause = c;
                         break;
                     }
                     if let Some(h) = self.slice_hook.as_mut() {
                         h(m);
+                    }
+                    if let Some(r) = self.reverse.as_mut() {
+                        r.maybe_take(m);
                     }
                 }
                 cause

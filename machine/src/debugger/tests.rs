@@ -462,3 +462,85 @@ fn our_bios_code_shows_its_symbol_names() {
     let u = cmd(&mut d, &mut other, "u /1");
     assert!(!u.contains('<'), "{u}");
 }
+
+/// Step forward, then reverse step, comparing the whole machine's
+/// serialized state with what it was, bit for bit.
+fn reverse_round_trip(mut m: Machine, start: u64) {
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, "rec on");
+    cmd(&mut d, &mut m, &format!("s {start}"));
+    let base = m.cpu.instructions;
+    let state = |m: &Machine| m.save_snapshot().expect("snapshot");
+    let s0 = state(&m);
+    cmd(&mut d, &mut m, "s 1");
+    let s1 = state(&m);
+    cmd(&mut d, &mut m, "s 498");
+    let s499 = state(&m);
+    cmd(&mut d, &mut m, "s 500");
+    let s999 = state(&m);
+    cmd(&mut d, &mut m, "s 1");
+    let s1000 = state(&m);
+    // A step that waits out HLT and enters the timer's handler retires no
+    // instruction: 1000 steps are at most 1000 instructions.
+    assert!((base + 900..=base + 1000).contains(&m.cpu.instructions));
+    for (back, want, name) in [
+        (1, &s999, "999"),
+        (500, &s499, "499"),
+        (498, &s1, "1"),
+        (1, &s0, "0"),
+    ] {
+        let r = cmd(&mut d, &mut m, &format!("rs {back}"));
+        assert!(r.starts_with("stepped to "), "{r}");
+        assert!(
+            state(&m) == *want,
+            "rs {back}: not the state after step {name}"
+        );
+    }
+    // Forward again is the same future; and 1000 back in one go.
+    cmd(&mut d, &mut m, "s 1000");
+    assert!(state(&m) == s1000, "forward again diverged");
+    cmd(&mut d, &mut m, "rs 1000");
+    assert!(state(&m) == s0, "rs 1000");
+    assert_eq!(m.cpu.instructions, base);
+}
+
+#[test]
+fn reverse_step_gives_back_the_state_bit_for_bit_in_protected_mode() {
+    reverse_round_trip(pmtest(), 200);
+}
+
+#[test]
+fn reverse_step_gives_back_the_state_bit_for_bit_across_timer_interrupts_and_disk_io() {
+    let mut m = crate::snapshot::tests::disk_loop_machine("rs");
+    // Into the guest's loop (INT 13h, HLT, IRQ 0) before recording.
+    m.run(crate::RunLimits {
+        max_instructions: Some(300_000),
+    });
+    reverse_round_trip(m, 1);
+}
+
+#[test]
+fn reverse_step_errors_are_one_line() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    let r = d.execute(&mut m, "rs");
+    assert!(
+        r.error && r.text.contains("reverse stepping is off"),
+        "{}",
+        r.text
+    );
+    cmd(&mut d, &mut m, "rec on");
+    let r = d.execute(&mut m, "rs 5");
+    assert!(
+        r.error && r.text.contains("only 0 instructions"),
+        "{}",
+        r.text
+    );
+    cmd(&mut d, &mut m, "s 10");
+    let r = d.execute(&mut m, "rs x");
+    assert!(r.error, "{}", r.text);
+    cmd(&mut d, &mut m, "rs 10");
+    assert_eq!(m.cpu.instructions, 0);
+    cmd(&mut d, &mut m, "rec off");
+    assert!(d.execute(&mut m, "rs").error);
+}
