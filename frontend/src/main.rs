@@ -414,6 +414,13 @@ struct BenchArgs {
     /// checked).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
+    /// Run each workload under the debugger (attached, nothing armed:
+    /// `c`), to measure what attaching it costs.
+    #[arg(long)]
+    debugger: bool,
+    /// With --debugger: also record the snapshots reverse stepping needs.
+    #[arg(long, requires = "debugger")]
+    reverse: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -722,10 +729,26 @@ fn cmd_bench(args: BenchArgs) -> Result<u8> {
             ..MachineConfig::default()
         };
         let mut m = Machine::new(w.rom.to_vec(), config)?;
-        let outcome = m.run(RunLimits {
-            max_instructions: args.max_instructions,
-        });
-        let s = m.stats();
+        let started = Instant::now();
+        let outcome = if args.debugger {
+            use ringside_machine::debugger::{Debugger, Resume, StopCause};
+            let mut d = Debugger::new();
+            d.max_instructions = args.max_instructions;
+            d.set_reverse(args.reverse);
+            match d.resume(&mut m, Resume::Continue) {
+                StopCause::Guest(o) => o,
+                StopCause::Limit => RunOutcome::MaxInstructions,
+                other => bail!("{}: the debugger stopped: {other:?}", w.name),
+            }
+        } else {
+            m.run(RunLimits {
+                max_instructions: args.max_instructions,
+            })
+        };
+        let mut s = m.stats();
+        // Timed here: the debugger's runs do not add to the machine's own
+        // run time.
+        s.host_time = started.elapsed();
         let output =
             String::from_utf8_lossy(m.pc.debug.captured().unwrap_or_default()).into_owned();
         let result = match outcome {

@@ -265,3 +265,22 @@ fn gdb_on_a_non_loopback_address_needs_the_explicit_flag() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn bench_under_the_debugger_checks_the_same_results() {
+    let out = ringside()
+        .args(["bench", "call-ret", "--debugger", "--reverse"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("call-ret") && text.contains("checksum ok"),
+        "{text}"
+    );
+    let out = ringside()
+        .args(["bench", "int-loop", "--reverse"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
