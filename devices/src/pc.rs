@@ -105,7 +105,10 @@ pub struct Pc {
     pub pm: Pm,
     clock: Clock,
     scheduler: Scheduler,
-    /// The cycle count as of the current instruction slice.
+    /// The cycle count as of the current instruction slice. Not saved in
+    /// snapshots: it is bookkeeping of the slicing (every device access
+    /// brings it up to the CPU's clock first), set again on restore.
+    #[serde(skip)]
     now: u64,
     /// Port 0x92 as last written (the A20 bit is kept in `a20`).
     system_control_a: u8,

@@ -87,6 +87,7 @@ impl Machine {
             .restore_state(&s.cpu)
             .map_err(SnapshotError::Mismatch)?;
         self.pc.restore(s.pc);
+        ringside_cpu::Bus::sync_time(&mut self.pc, self.cpu.cycles);
         self.bios = s.bios;
         self.resets = s.resets;
         self.idle_cycles = s.idle_cycles;

@@ -433,7 +433,8 @@ impl Debugger {
     /// started, or, beyond the steps remembered (after `c`, `n`, `finish`),
     /// to just after the instruction `n` instructions back retired. The
     /// nearest snapshot at or before that point is restored and the guest
-    /// re-executed from it one step at a time, with every point, the trace
+    /// re-executed from it (in slices to the instruction count, then single
+    /// steps to the exact stop), with every point, the trace
     /// and the slice hook set aside. The machine is deterministic, so this
     /// is the state it had then.
     pub fn reverse_step(&mut self, m: &mut Machine, n: u64) -> Result<StopCause, String> {
@@ -482,6 +483,17 @@ impl Debugger {
         let trace = self.trace.take();
         let hook = self.slice_hook.take();
         let mut cause = StopCause::Stepped;
+        // Slices and single steps give the same machine: run in slices to
+        // the target's instruction count, then step to the exact stop.
+        if m.cpu.instructions < target.1 {
+            self.disarm(m);
+            let out = m.run(crate::RunLimits {
+                max_instructions: Some(target.1),
+            });
+            if out != RunOutcome::MaxInstructions {
+                cause = StopCause::Guest(out);
+            }
+        }
         let short = |m: &Machine| {
             if by_steps {
                 m.cpu.cycles < target.0
@@ -489,7 +501,7 @@ impl Debugger {
                 m.cpu.instructions < target.1
             }
         };
-        while short(m) {
+        while cause == StopCause::Stepped && short(m) {
             cause = self.resume(m, Resume::Step(1));
             if cause != StopCause::Stepped {
                 break;

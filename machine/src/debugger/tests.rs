@@ -544,3 +544,62 @@ fn reverse_step_errors_are_one_line() {
     cmd(&mut d, &mut m, "rec off");
     assert!(d.execute(&mut m, "rs").error);
 }
+
+#[test]
+fn stepping_and_running_reach_the_same_state() {
+    // Reverse stepping replays in single steps what may have run in
+    // slices (`c`): both must give the same machine.
+    let mut a = crate::snapshot::tests::disk_loop_machine("slices");
+    let mut b = crate::snapshot::tests::disk_loop_machine("steps");
+    a.run(crate::RunLimits {
+        max_instructions: Some(290_000),
+    });
+    b.run(crate::RunLimits {
+        max_instructions: Some(290_000),
+    });
+    a.run(crate::RunLimits {
+        max_instructions: Some(300_000),
+    });
+    let mut d = Debugger::new();
+    while b.cpu.instructions < 300_000 {
+        d.resume(&mut b, Resume::Step(1));
+    }
+    assert_eq!(a.cpu.instructions, b.cpu.instructions);
+    assert!(a.save_snapshot().unwrap() == b.save_snapshot().unwrap());
+}
+
+#[test]
+fn reverse_step_after_continue_goes_back_by_instructions() {
+    let run = |m: &mut Machine, to: u64| {
+        m.run(crate::RunLimits {
+            max_instructions: Some(to),
+        })
+    };
+    let mut a = crate::snapshot::tests::disk_loop_machine("cont-a");
+    let mut b = crate::snapshot::tests::disk_loop_machine("cont-b");
+    run(&mut a, 280_000);
+    let mut d = Debugger::new();
+    d.set_reverse(true);
+    d.max_instructions = Some(330_000);
+    // The snapshot is taken as `c` starts; it runs 50 000 instructions
+    // through timer interrupts and disk I/O in slices.
+    assert_eq!(d.resume(&mut a, Resume::Continue), StopCause::Limit);
+    assert_eq!(a.cpu.instructions, 330_000);
+    cmd(&mut d, &mut a, "rs 1");
+    let mut c = crate::snapshot::tests::disk_loop_machine("cont-c");
+    run(&mut c, 329_999);
+    assert_eq!(a.cpu.instructions, 329_999);
+    assert!(a.save_snapshot().unwrap() == c.save_snapshot().unwrap());
+    cmd(&mut d, &mut a, "rs 20000");
+    run(&mut b, 309_999);
+    assert_eq!(b.cpu.instructions, 309_999);
+    assert!(a.save_snapshot().unwrap() == b.save_snapshot().unwrap());
+    // Older than the snapshot: a clear error, nothing changed.
+    let r = d.execute(&mut a, "rs 40000");
+    assert!(
+        r.error && r.text.contains("no snapshot that far back"),
+        "{}",
+        r.text
+    );
+    assert_eq!(a.cpu.instructions, 309_999);
+}
