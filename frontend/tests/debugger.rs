@@ -284,3 +284,25 @@ fn bench_under_the_debugger_checks_the_same_results() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn script_steps_back_with_rs() {
+    let rom = file("pm-rs.bin", ringside_roms::PMTEST);
+    let script = file("rs.txt", b"s 5\nrs 2\ninfo mode\nrs 10\nq\n");
+    let out = ringside()
+        .args(["run", "--debugcon", "null", "--bios"])
+        .arg(&rom)
+        .arg("--debug-script")
+        .arg(&script)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The script stops at its first failing command, with one error line.
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    assert!(text.contains("(ringside) rs 2\nstepped to "), "{text}");
+    assert!(
+        err.contains(":4: rs: only 3 instructions have run"),
+        "{err}"
+    );
+}
