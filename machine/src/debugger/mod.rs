@@ -313,8 +313,11 @@ pub struct Debugger {
 /// since the last one.
 pub const SNAPSHOT_EVERY: u64 = 100_000;
 
-/// How many snapshots reverse stepping keeps (each holds all of RAM).
+/// How many snapshots reverse stepping keeps (each holds all of RAM)...
 pub const SNAPSHOTS_KEPT: usize = 4;
+
+/// ...and at most this many bytes of them (the newest is always kept).
+pub const SNAPSHOT_BYTES_KEPT: usize = 1 << 30;
 
 /// How many single-step boundaries reverse stepping remembers.
 const STEPS_KEPT: usize = 1 << 20;
@@ -357,6 +360,12 @@ impl Reverse {
                     self.snapshots.pop_front();
                 }
                 self.snapshots.push_back((now, bytes));
+                let mut total: usize = self.snapshots.iter().map(|(_, b)| b.len()).sum();
+                while total > SNAPSHOT_BYTES_KEPT && self.snapshots.len() > 1 {
+                    if let Some((_, b)) = self.snapshots.pop_front() {
+                        total -= b.len();
+                    }
+                }
             }
             Err(e) => log::warn!("reverse stepping: {e}"),
         }
