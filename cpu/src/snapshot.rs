@@ -5,7 +5,7 @@
 //! the TLB (flushed on restore), the decode cache (dropped), host
 //! breakpoints and observers (the debugger's, they stay as they are).
 
-use ringside_mmu::snapshot::MemState;
+use ringside_mmu::snapshot::{MemState, RamRef};
 use serde::{Deserialize, Serialize};
 
 use crate::fpu::f80::F80;
@@ -49,9 +49,10 @@ pub struct FpuState {
     pub ferr: bool,
 }
 
-/// Everything the processor holds that decides what it does next.
+/// Everything the processor holds that decides what it does next; `M`
+/// is the memory's state ([`MemState`], RAM owned or borrowed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuState {
+pub struct CpuState<M = MemState> {
     /// EAX..EDI.
     pub regs: [u32; 8],
     /// EIP.
@@ -88,12 +89,12 @@ pub struct CpuState {
     /// The x87.
     pub fpu: FpuState,
     /// Physical memory.
-    pub mem: MemState,
+    pub mem: M,
 }
 
 impl Cpu {
     /// The processor's state (and its memory's) for a snapshot.
-    pub fn save_state(&self) -> CpuState {
+    pub fn save_state(&self) -> CpuState<MemState<RamRef<'_>>> {
         let f = &self.fpu;
         CpuState {
             regs: self.regs,
@@ -140,7 +141,10 @@ impl Cpu {
     /// Take `s` as the processor's state. The TLB is flushed and the decode
     /// cache dropped; host breakpoints and the observer stay. Fails (and
     /// changes nothing) when the snapshot's memory size differs.
-    pub fn restore_state(&mut self, s: &CpuState) -> Result<(), String> {
+    pub fn restore_state<R: AsRef<[u8]>>(
+        &mut self,
+        s: &CpuState<MemState<R>>,
+    ) -> Result<(), String> {
         self.mem.restore_state(&s.mem)?;
         self.regs = s.regs;
         self.eip = s.eip;

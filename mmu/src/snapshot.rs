@@ -7,11 +7,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::phys::PhysMem;
 
-/// RAM and the memory map's state.
+/// RAM and the memory map's state. `R` holds the RAM bytes: [`Bytes`]
+/// (owned) or [`RamRef`] (borrowed, to save and restore without copying
+/// all of RAM an extra time).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemState {
+pub struct MemState<R = Bytes> {
     /// Every RAM byte (serialized as one byte string).
-    pub ram: Bytes,
+    pub ram: R,
     /// Per page: ROM and MMIO marks (code marks cleared).
     pub page_flags: Bytes,
     /// The A20 mask.
@@ -54,11 +56,53 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// RAM borrowed from the memory (saving) or from the snapshot's bytes
+/// (restoring); serialized exactly as [`Bytes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RamRef<'a>(pub &'a [u8]);
+
+impl Serialize for RamRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RamRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RamRef<'a>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RamRef<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a borrowed byte string")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                v: &'de [u8],
+            ) -> Result<RamRef<'de>, E> {
+                Ok(RamRef(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for RamRef<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0
+    }
+}
+
 impl PhysMem {
-    /// This memory's state for a snapshot.
-    pub fn save_state(&self) -> MemState {
+    /// This memory's state for a snapshot, RAM borrowed.
+    pub fn save_state(&self) -> MemState<RamRef<'_>> {
         MemState {
-            ram: Bytes(self.ram.clone()),
+            ram: RamRef(&self.ram),
             page_flags: Bytes(
                 self.page_flags
                     .iter()
@@ -72,15 +116,16 @@ impl PhysMem {
     /// Take `s` as this memory's state. The sizes must match this machine's
     /// (a snapshot of another memory size is refused). Code-page marks are
     /// cleared: the caller drops its decode cache too.
-    pub fn restore_state(&mut self, s: &MemState) -> Result<(), String> {
-        if s.ram.0.len() != self.ram.len() || s.page_flags.0.len() != self.page_flags.len() {
+    pub fn restore_state<R: AsRef<[u8]>>(&mut self, s: &MemState<R>) -> Result<(), String> {
+        let ram = s.ram.as_ref();
+        if ram.len() != self.ram.len() || s.page_flags.0.len() != self.page_flags.len() {
             return Err(format!(
                 "the snapshot has {} bytes of RAM, this machine {}",
-                s.ram.0.len(),
+                ram.len(),
                 self.ram.len()
             ));
         }
-        self.ram.copy_from_slice(&s.ram.0);
+        self.ram.copy_from_slice(ram);
         self.page_flags.copy_from_slice(&s.page_flags.0);
         self.a20_mask = s.a20_mask;
         self.clear_code_pages();
