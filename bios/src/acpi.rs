@@ -174,6 +174,83 @@ pub(crate) fn install(c: &mut Call, base: u32) {
     c.write_bytes(rsdp_at, &rsdp(base + RSDT_AT));
 }
 
+/// The same tables as fw_cfg files for third-party firmware that loads
+/// its ACPI tables the way SeaBIOS does on QEMU: `etc/acpi/rsdp` (the
+/// RSDP), `etc/acpi/tables` (RSDT, FACS, FADT, DSDT at offsets 0, 0x40,
+/// 0x80, 0x100, their pointers holding those offsets) and
+/// `etc/table-loader`, a script of 128-byte commands (QEMU's BIOS linker
+/// format): ALLOCATE (1: file, alignment, zone 1 = high memory, 2 = the
+/// F segment), ADD_POINTER (2: destination file, source file, offset,
+/// size: add the source's address to the field) and ADD_CHECKSUM (3:
+/// file, checksum offset, start, length).
+pub fn fw_cfg_files() -> Vec<(&'static str, Vec<u8>)> {
+    const RSDP_FILE: &str = "etc/acpi/rsdp";
+    const TABLES_FILE: &str = "etc/acpi/tables";
+    let mut tables = vec![0u8; DSDT_AT as usize];
+    let mut put = |at: u32, b: &[u8]| {
+        let at = at as usize;
+        if tables.len() < at + b.len() {
+            tables.resize(at + b.len(), 0);
+        }
+        tables[at..at + b.len()].copy_from_slice(b);
+    };
+    put(RSDT_AT, &rsdt(&[FADT_AT]));
+    put(FACS_AT, &facs());
+    put(FADT_AT, &fadt(FACS_AT, DSDT_AT));
+    put(DSDT_AT, &dsdt());
+    let rsdp = rsdp(RSDT_AT).to_vec();
+
+    fn name(cmd: &mut [u8], at: usize, file: &str) {
+        cmd[at..at + file.len()].copy_from_slice(file.as_bytes());
+    }
+    let mut script = Vec::new();
+    let allocate = |file: &str, align: u32, zone: u8| {
+        let mut c = [0u8; 128];
+        c[..4].copy_from_slice(&1u32.to_le_bytes());
+        name(&mut c, 4, file);
+        c[60..64].copy_from_slice(&align.to_le_bytes());
+        c[64] = zone;
+        c
+    };
+    script.push(allocate(RSDP_FILE, 16, 2));
+    script.push(allocate(TABLES_FILE, 64, 1));
+    let pointer = |dest: &str, src: &str, offset: u32| {
+        let mut c = [0u8; 128];
+        c[..4].copy_from_slice(&2u32.to_le_bytes());
+        name(&mut c, 4, dest);
+        name(&mut c, 60, src);
+        c[116..120].copy_from_slice(&offset.to_le_bytes());
+        c[120] = 4;
+        c
+    };
+    script.push(pointer(TABLES_FILE, TABLES_FILE, RSDT_AT + 36));
+    script.push(pointer(TABLES_FILE, TABLES_FILE, FADT_AT + 36));
+    script.push(pointer(TABLES_FILE, TABLES_FILE, FADT_AT + 40));
+    script.push(pointer(RSDP_FILE, TABLES_FILE, 16));
+    let checksum = |file: &str, start: u32, at: u32, len: u32| {
+        let mut c = [0u8; 128];
+        c[..4].copy_from_slice(&3u32.to_le_bytes());
+        name(&mut c, 4, file);
+        c[60..64].copy_from_slice(&(start + at).to_le_bytes());
+        c[64..68].copy_from_slice(&start.to_le_bytes());
+        c[68..72].copy_from_slice(&len.to_le_bytes());
+        c
+    };
+    let len_at = |t: &[u8], at: u32| {
+        let a = at as usize;
+        u32::from_le_bytes([t[a + 4], t[a + 5], t[a + 6], t[a + 7]])
+    };
+    for at in [RSDT_AT, FADT_AT, DSDT_AT] {
+        script.push(checksum(TABLES_FILE, at, 9, len_at(&tables, at)));
+    }
+    script.push(checksum(RSDP_FILE, 0, 8, 20));
+    vec![
+        (RSDP_FILE, rsdp),
+        (TABLES_FILE, tables),
+        ("etc/table-loader", script.concat()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +285,26 @@ mod tests {
         assert_eq!(at(64), PM1A_CNT as u32);
         assert_eq!(at(76), PM_TMR as u32);
         assert_eq!(u16::from_le_bytes([t[46], t[47]]), 9);
+    }
+
+    #[test]
+    fn fw_cfg_files_hold_the_tables_and_a_loader_script() {
+        let files = fw_cfg_files();
+        let names: Vec<_> = files.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["etc/acpi/rsdp", "etc/acpi/tables", "etc/table-loader"]
+        );
+        let tables = &files[1].1;
+        assert_eq!(&tables[..4], b"RSDT");
+        assert_eq!(&tables[0x80..0x84], b"FACP");
+        assert_eq!(&tables[0x100..0x104], b"DSDT");
+        let script = &files[2].1;
+        assert_eq!(script.len() % 128, 0);
+        // ALLOCATE first, the RSDP in the F segment.
+        assert_eq!(script[0], 1);
+        assert_eq!(&script[4..17], b"etc/acpi/rsdp");
+        assert_eq!(script[64], 2);
     }
 
     #[test]

@@ -33,7 +33,7 @@
 
 #![warn(missing_docs)]
 
-mod acpi;
+pub mod acpi;
 mod call;
 mod disk;
 mod keyboard;

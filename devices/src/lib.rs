@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cmos;
 pub mod debugport;
 pub mod disk;
+pub mod fwcfg;
 pub mod ide;
 pub mod pc;
 pub mod pci;

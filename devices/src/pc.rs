@@ -22,6 +22,7 @@ use crate::acpi::{Pm, SCI_IRQ};
 use crate::clock::{Clock, Scheduler, Timer};
 use crate::cmos::{Cmos, CmosConfig};
 use crate::debugport::{Console, DebugPorts};
+use crate::fwcfg::FwCfg;
 use crate::ide::{Ide, CHANNEL_IRQ};
 use crate::pci::Pci;
 use crate::pic::PicPair;
@@ -103,6 +104,9 @@ pub struct Pc {
     pub pci: Pci,
     /// ACPI power-management registers (PM1a event/control, PM timer).
     pub pm: Pm,
+    /// QEMU's fw_cfg interface (0x510/0x511), enabled for third-party
+    /// firmware only.
+    pub fwcfg: FwCfg,
     clock: Clock,
     scheduler: Scheduler,
     /// The cycle count as of the current instruction slice. Not saved in
@@ -159,6 +163,7 @@ impl Pc {
             vga: Vga::new(clock.cpu_hz()),
             pci: Pci::new(None),
             pm: Pm::new(clock),
+            fwcfg: FwCfg::new(),
             clock,
             scheduler: Scheduler::default(),
             now: 0,
@@ -203,6 +208,7 @@ impl Pc {
         self.vga.reset();
         self.pci.reset();
         self.pm.reset();
+        self.fwcfg.reset();
         self.pic.set_irq(SCI_IRQ, false);
         self.scheduler = Scheduler::default();
         let now = self.now;
@@ -470,6 +476,9 @@ impl Pc {
         if Pm::claims(port) {
             return Some(self.pm.read(port, size, self.now));
         }
+        if self.fwcfg.claims(port) {
+            return Some(self.fwcfg.read(port, size));
+        }
         None
     }
 
@@ -487,6 +496,10 @@ impl Pc {
             if self.pci.take_reset_request() {
                 self.reset_requested = true;
             }
+            return true;
+        }
+        if self.fwcfg.claims(port) {
+            self.fwcfg.write(port, size, v);
             return true;
         }
         if Pm::claims(port) {

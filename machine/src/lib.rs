@@ -332,6 +332,15 @@ impl Machine {
             com1: config.com1,
             ..PcConfig::default()
         });
+        let mut pc = pc;
+        if bios.is_none() {
+            // Third-party firmware (SeaBIOS) finds our ACPI tables through
+            // QEMU's fw_cfg interface; our own BIOS builds them itself.
+            pc.fwcfg.enable();
+            for (name, data) in ringside_bios::acpi::fw_cfg_files() {
+                pc.fwcfg.add_file(name, data);
+            }
+        }
         let mut m = Machine {
             cpu: Cpu::new(mem),
             pc,
