@@ -313,6 +313,11 @@ pub struct Debugger {
 /// since the last one.
 pub const SNAPSHOT_EVERY: u64 = 100_000;
 
+/// While the guest runs (`c`), a snapshot every this many instructions
+/// bounds how far `rs` replays (about 70 ms per 128 MiB of RAM, a few
+/// seconds of guest time apart: ~2% of the speed).
+pub const SNAPSHOT_EVERY_RUNNING: u64 = 500_000_000;
+
 /// How many snapshots reverse stepping keeps (each holds all of RAM)...
 pub const SNAPSHOTS_KEPT: usize = 4;
 
@@ -344,9 +349,15 @@ impl Reverse {
     /// Take a snapshot if the last one is [`SNAPSHOT_EVERY`] instructions
     /// behind (or there is none).
     fn maybe_take(&mut self, m: &Machine) {
+        self.take_every(m, SNAPSHOT_EVERY);
+    }
+
+    /// Take a snapshot if the last one is `every` instructions behind (or
+    /// there is none).
+    fn take_every(&mut self, m: &Machine, every: u64) {
         let now = position(m);
         let due = match self.snapshots.back() {
-            Some(&(at, _)) => now.0 < at.0 || now.1 - at.1 >= SNAPSHOT_EVERY,
+            Some(&(at, _)) => now.0 < at.0 || now.1 - at.1 >= every,
             None => true,
         };
         if !due {
@@ -821,6 +832,9 @@ impl Debugger {
             let out = m.slice(budget, port_armed.then_some(&mut ports), false);
             if let Some(h) = self.slice_hook.as_mut() {
                 h(m);
+            }
+            if let Some(r) = self.reverse.as_mut() {
+                r.take_every(m, SNAPSHOT_EVERY_RUNNING);
             }
             if let Some(c) = self.check_hits(m, &mut ports, target) {
                 return c;
