@@ -146,3 +146,54 @@ fn linux_i686_boots_to_a_shell_on_seabios() {
 fn tail(s: &str) -> &str {
     &s[s.len().saturating_sub(2000)..]
 }
+
+/// Issue 7's "done when": from the reset vector to the Linux kernel's
+/// protected-mode entry (0010:00100000, after SYSLINUX and the kernel's
+/// real-mode setup) with the REPL, and one instruction back with `rs`.
+#[test]
+fn debugger_steps_to_the_kernels_protected_mode_entry_and_back() {
+    let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
+        eprintln!("RINGSIDE_LINUX_IMAGE not set: Linux debugger test skipped (.ci/run sets it)");
+        return;
+    };
+    let script =
+        std::env::temp_dir().join(format!("ringside-linux-dbg-{}.txt", std::process::id()));
+    // The first 0x100000 hit is SYSLINUX's own code (CS 0x20); the kernel's
+    // boot GDT has its code at 0x10.
+    std::fs::write(&script, "lb 100000 if cs==10\nc\nr\nrs 1\nr\ns\nr\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args([
+            "run",
+            "--snapshot",
+            "--headless",
+            "--debugcon",
+            "null",
+            "--serial",
+            "null",
+        ])
+        .arg("--disk")
+        .arg(&image)
+        .arg("--debug-script")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let eips: Vec<&str> = text.lines().filter(|l| l.starts_with("eip=")).collect();
+    assert_eq!(eips.len(), 3, "{text}");
+    assert!(text.contains("breakpoint 1 at 0010:00100000"), "{text}");
+    assert!(eips[0].starts_with("eip=00100000"), "{text}");
+    assert!(
+        !eips[1].starts_with("eip=00100000"),
+        "rs 1 went back before the entry: {text}"
+    );
+    assert!(
+        eips[2].starts_with("eip=00100000"),
+        "and s comes back to it: {text}"
+    );
+    assert!(
+        text.contains("mode: protected mode, 32-bit code, CPL 0"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&script);
+}
