@@ -197,3 +197,70 @@ fn debugger_steps_to_the_kernels_protected_mode_entry_and_back() {
     );
     let _ = std::fs::remove_file(&script);
 }
+
+/// The same with Debian's gdb against `--gdb`: a conditional breakpoint on
+/// the kernel's entry, `reverse-stepi`, `stepi`.
+#[test]
+fn gdb_reaches_the_kernels_protected_mode_entry_and_steps_back() {
+    let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
+        eprintln!("RINGSIDE_LINUX_IMAGE not set: Linux gdb test skipped (.ci/run sets it)");
+        return;
+    };
+    if Command::new("gdb").arg("--version").output().is_err() {
+        eprintln!("gdb is not installed: Linux gdb test skipped");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args([
+            "run",
+            "--snapshot",
+            "--headless",
+            "--debugcon",
+            "null",
+            "--serial",
+            "null",
+        ])
+        .arg("--disk")
+        .arg(&image)
+        .args(["--gdb", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        assert!(start.elapsed().as_secs() < 20, "the stub did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = Command::new("timeout")
+        .args(["120", "gdb", "-batch", "-nx"])
+        .args(["-ex", "set architecture i386"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args(["-ex", "break *0x100000 if $cs == 0x10"])
+        .args(["-ex", "continue"])
+        .args(["-ex", "info registers eip cs"])
+        .args(["-ex", "reverse-stepi"])
+        .args(["-ex", "info registers eip"])
+        .args(["-ex", "stepi"])
+        .args(["-ex", "info registers eip"])
+        .args(["-ex", "kill"])
+        .output()
+        .expect("gdb");
+    let _ = server.kill();
+    let _ = server.wait();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let eips: Vec<&str> = text.lines().filter(|l| l.starts_with("eip ")).collect();
+    assert_eq!(eips.len(), 3, "{text}");
+    assert!(eips[0].contains("0x100000 "), "{text}");
+    assert!(
+        !eips[1].contains("0x100000 "),
+        "reverse-stepi went back: {text}"
+    );
+    assert!(eips[2].contains("0x100000 "), "{text}");
+    assert!(text.contains("cs             0x10"), "{text}");
+}
