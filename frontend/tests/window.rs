@@ -117,7 +117,9 @@ fn xvfb(n: u32) -> Option<Xvfb> {
         .expect("start Xvfb");
     let socket = PathBuf::from(format!("/tmp/.X11-unix/X{num}"));
     let start = Instant::now();
-    while !socket.exists() {
+    // The socket file appears at bind(), before the server listens: wait
+    // until a connection is accepted, or a busy machine races the window.
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "Xvfb did not start on {display}"
