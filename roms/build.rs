@@ -32,6 +32,8 @@ mod bootdemo;
 mod idetest;
 #[path = "build/lessons.rs"]
 mod lessons;
+#[path = "build/pmkit.rs"]
+mod pmkit;
 #[path = "build/pmtest.rs"]
 mod pmtest;
 
@@ -51,6 +53,7 @@ const CALL_RET_ITERATIONS: u32 = 12_500_000;
 fn main() -> R<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=build/pmtest.rs");
+    println!("cargo:rerun-if-changed=build/pmkit.rs");
     println!("cargo:rerun-if-changed=build/bootdemo.rs");
     println!("cargo:rerun-if-changed=build/idetest.rs");
     println!("cargo:rerun-if-changed=build/lessons.rs");

@@ -23,9 +23,8 @@
 
 use iced_x86::code_asm::*;
 
-type R<T> = Result<T, Box<dyn std::error::Error>>;
+use crate::pmkit::*;
 
-const ROM_BASE: u32 = 0xF0000;
 const PRINT: u32 = 0xF0800;
 const PRINT_HEX: u32 = 0xF0900;
 const GP_HANDLER: u32 = 0xF0A00;
@@ -73,22 +72,6 @@ const SEL_DATA3: u16 = 0x20 | 3;
 const SEL_TSS: u16 = 0x28;
 const SEL_GATE: u16 = 0x30 | 3;
 
-fn seg(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
-    (limit as u64 & 0xFFFF)
-        | ((base as u64 & 0xFF_FFFF) << 16)
-        | ((access as u64) << 40)
-        | (((limit as u64 >> 16) & 0xF) << 48)
-        | (((flags as u64) & 0xF) << 52)
-        | (((base as u64) >> 24) << 56)
-}
-
-fn gate(selector: u16, offset: u32, typ: u8, dpl: u8) -> u64 {
-    (offset as u64 & 0xFFFF)
-        | ((selector as u64) << 16)
-        | (((0x80 | (dpl << 5) | typ) as u64) << 40)
-        | (((offset >> 16) as u64) << 48)
-}
-
 /// NUL-terminated strings in the ROM.
 pub struct Strings {
     bytes: Vec<u8>,
@@ -134,17 +117,6 @@ struct Lesson {
     steps: Vec<Step>,
 }
 
-fn put(rom: &mut [u8], linear: u32, bytes: &[u8]) {
-    let off = (linear - ROM_BASE) as usize;
-    rom[off..off + bytes.len()].copy_from_slice(bytes);
-}
-
-fn code32(base: u32, body: impl FnOnce(&mut CodeAssembler) -> R<()>) -> R<Vec<u8>> {
-    let mut a = CodeAssembler::new(32)?;
-    body(&mut a)?;
-    Ok(a.assemble(base as u64)?)
-}
-
 fn print(a: &mut CodeAssembler, s: u32) -> R<()> {
     a.mov(esi, s)?;
     a.call(PRINT as u64)?;
@@ -173,7 +145,7 @@ fn ram_image() -> Vec<u8> {
         seg(0, 0xFFFFF, 0xFA, 0xC),
         seg(0, 0xFFFFF, 0xF2, 0xC),
         seg(TSS, 0x68 + 0x2000, 0x89, 0),
-        gate(SEL_CODE0, GATE_TARGET, 0xC, 3),
+        gate(SEL_CODE0, GATE_TARGET, 0xC, 3, 0),
     ];
     let mut gdtr = ((gdt.len() * 8 - 1) as u16).to_le_bytes().to_vec();
     gdtr.extend_from_slice(&GDT.to_le_bytes());
@@ -185,12 +157,12 @@ fn ram_image() -> Vec<u8> {
         w(GDT + 8 * i as u32, &d.to_le_bytes());
     }
     for (v, d) in [
-        (0x06u32, gate(SEL_CODE0, UD_HANDLER, 0xE, 0)),
-        (0x0D, gate(SEL_CODE0, GP_HANDLER, 0xE, 0)),
-        (0x0E, gate(SEL_CODE0, PF_HANDLER, 0xE, 0)),
-        (0x80, gate(SEL_CODE0, INT80_HANDLER, 0xE, 3)),
-        (0x81, gate(SEL_CODE0, INT80_HANDLER, 0xE, 0)),
-        (0x82, gate(SEL_CODE0, HYPERCALL, 0xE, 3)),
+        (0x06u32, gate(SEL_CODE0, UD_HANDLER, 0xE, 0, 0)),
+        (0x0D, gate(SEL_CODE0, GP_HANDLER, 0xE, 0, 0)),
+        (0x0E, gate(SEL_CODE0, PF_HANDLER, 0xE, 0, 0)),
+        (0x80, gate(SEL_CODE0, INT80_HANDLER, 0xE, 3, 0)),
+        (0x81, gate(SEL_CODE0, INT80_HANDLER, 0xE, 0, 0)),
+        (0x82, gate(SEL_CODE0, HYPERCALL, 0xE, 3, 0)),
     ] {
         w(IDT + 8 * v, &d.to_le_bytes());
     }
@@ -254,58 +226,8 @@ fn build(lesson: &Lesson, st: &Strings, s: &Common) -> R<Vec<u8>> {
     put(&mut rom, ROM_BASE, &a.assemble(ROM_BASE as u64)?);
     put(&mut rom, RAM_IMAGE, &image);
 
-    put(
-        &mut rom,
-        PRINT,
-        &code32(PRINT, |a| {
-            a.push(eax)?;
-            a.push(edx)?;
-            a.push(esi)?;
-            a.mov(edx, 0xE9u32)?;
-            let mut l = a.create_label();
-            let mut d = a.create_label();
-            a.set_label(&mut l)?;
-            a.mov(al, byte_ptr(esi))?;
-            a.test(al, al)?;
-            a.jz(d)?;
-            a.out(dx, al)?;
-            a.inc(esi)?;
-            a.jmp(l)?;
-            a.set_label(&mut d)?;
-            a.pop(esi)?;
-            a.pop(edx)?;
-            a.pop(eax)?;
-            a.ret()?;
-            Ok(())
-        })?,
-    );
-    put(
-        &mut rom,
-        PRINT_HEX,
-        &code32(PRINT_HEX, |a| {
-            a.pushad()?;
-            a.mov(ebx, eax)?;
-            a.mov(ecx, 8u32)?;
-            a.mov(edx, 0xE9u32)?;
-            let mut l = a.create_label();
-            let mut digit = a.create_label();
-            a.set_label(&mut l)?;
-            a.rol(ebx, 4)?;
-            a.mov(al, bl)?;
-            a.and(al, 0xF)?;
-            a.add(al, b'0' as u32)?;
-            a.cmp(al, b'9' as u32)?;
-            a.jbe(digit)?;
-            a.add(al, 7)?;
-            a.set_label(&mut digit)?;
-            a.out(dx, al)?;
-            a.dec(ecx)?;
-            a.jnz(l)?;
-            a.popad()?;
-            a.ret()?;
-            Ok(())
-        })?,
-    );
+    put(&mut rom, PRINT, &code32(PRINT, print_routine)?);
+    put(&mut rom, PRINT_HEX, &code32(PRINT_HEX, print_hex_routine)?);
     let back_to_kernel = |a: &mut CodeAssembler| -> R<()> {
         a.mov(esp, KSTACK)?;
         a.jmp(dword_ptr(RESUME))?;

@@ -18,9 +18,8 @@
 
 use iced_x86::code_asm::*;
 
-type R<T> = Result<T, Box<dyn std::error::Error>>;
+use crate::pmkit::*;
 
-const ROM_BASE: u32 = 0xF0000;
 const PRINT: u64 = 0xF0800;
 const PRINT_HEX: u64 = 0xF0900;
 const MAIN: u32 = 0xF1000;
@@ -64,23 +63,6 @@ const SEL_GATE: u16 = 0x30 | 3;
 const SEL_NOT_PRESENT: u16 = 0x38;
 const SEL_TSS2: u16 = 0x40;
 
-fn seg(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
-    (limit as u64 & 0xFFFF)
-        | ((base as u64 & 0xFF_FFFF) << 16)
-        | ((access as u64) << 40)
-        | (((limit as u64 >> 16) & 0xF) << 48)
-        | (((flags as u64) & 0xF) << 52)
-        | (((base as u64) >> 24) << 56)
-}
-
-fn gate(selector: u16, offset: u32, typ: u8, dpl: u8, params: u8) -> u64 {
-    (offset as u64 & 0xFFFF)
-        | ((selector as u64) << 16)
-        | ((params as u64 & 0x1F) << 32)
-        | (((0x80 | (dpl << 5) | typ) as u64) << 40)
-        | (((offset >> 16) as u64) << 48)
-}
-
 struct Strings {
     bytes: Vec<u8>,
 }
@@ -92,23 +74,6 @@ impl Strings {
         self.bytes.push(0);
         at
     }
-}
-
-fn put(rom: &mut [u8], linear: u32, bytes: &[u8]) {
-    let off = (linear - ROM_BASE) as usize;
-    rom[off..off + bytes.len()].copy_from_slice(bytes);
-}
-
-fn code32(base: u32, body: impl FnOnce(&mut CodeAssembler) -> R<()>) -> R<Vec<u8>> {
-    let mut a = CodeAssembler::new(32)?;
-    body(&mut a)?;
-    Ok(a.assemble(base as u64)?)
-}
-
-fn code16(base: u32, body: impl FnOnce(&mut CodeAssembler) -> R<()>) -> R<Vec<u8>> {
-    let mut a = CodeAssembler::new(16)?;
-    body(&mut a)?;
-    Ok(a.assemble(base as u64)?)
 }
 
 fn print(a: &mut CodeAssembler, s: u32) -> R<()> {
@@ -297,54 +262,12 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
     put(
         &mut rom,
         PRINT as u32,
-        &code32(PRINT as u32, |a| {
-            a.push(eax)?;
-            a.push(edx)?;
-            a.push(esi)?;
-            a.mov(edx, 0xE9u32)?;
-            let mut l = a.create_label();
-            let mut d = a.create_label();
-            a.set_label(&mut l)?;
-            a.mov(al, byte_ptr(esi))?;
-            a.test(al, al)?;
-            a.jz(d)?;
-            a.out(dx, al)?;
-            a.inc(esi)?;
-            a.jmp(l)?;
-            a.set_label(&mut d)?;
-            a.pop(esi)?;
-            a.pop(edx)?;
-            a.pop(eax)?;
-            a.ret()?;
-            Ok(())
-        })?,
+        &code32(PRINT as u32, print_routine)?,
     );
     put(
         &mut rom,
         PRINT_HEX as u32,
-        &code32(PRINT_HEX as u32, |a| {
-            a.pushad()?;
-            a.mov(ebx, eax)?;
-            a.mov(ecx, 8u32)?;
-            a.mov(edx, 0xE9u32)?;
-            let mut l = a.create_label();
-            let mut digit = a.create_label();
-            a.set_label(&mut l)?;
-            a.rol(ebx, 4)?;
-            a.mov(al, bl)?;
-            a.and(al, 0xF)?;
-            a.add(al, b'0' as u32)?;
-            a.cmp(al, b'9' as u32)?;
-            a.jbe(digit)?;
-            a.add(al, 7)?;
-            a.set_label(&mut digit)?;
-            a.out(dx, al)?;
-            a.dec(ecx)?;
-            a.jnz(l)?;
-            a.popad()?;
-            a.ret()?;
-            Ok(())
-        })?,
+        &code32(PRINT_HEX as u32, print_hex_routine)?,
     );
 
     // Ring-0 main: flat segments, a TSS, then IRETD to ring 3.
