@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use ringside_roms::rom_with_code;
 
+mod common;
+
 fn ringside() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ringside"));
     // Keep the test independent of the caller's logging settings.
@@ -134,16 +136,7 @@ fn demo_disk_can_be_saved_and_boots_with_run() {
 /// `RINGSIDE_REQUIRE_QEMU` is set.
 #[test]
 fn demo_disk_prints_the_same_on_qemu() {
-    let have_qemu = Command::new("qemu-system-i386")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_qemu {
-        assert!(
-            std::env::var_os("RINGSIDE_REQUIRE_QEMU").is_none(),
-            "RINGSIDE_REQUIRE_QEMU is set but qemu-system-i386 is not runnable"
-        );
-        eprintln!("qemu-system-i386 not installed: demo disk comparison skipped");
+    if !common::have_qemu("demo disk comparison") {
         return;
     }
     let dir = scratch("demo-qemu");
@@ -519,16 +512,7 @@ fn qemu_parity_cases() -> Vec<(&'static str, Vec<u8>)> {
 /// (`.ci/run` sets it after installing QEMU), when a missing QEMU fails it.
 #[test]
 fn behaves_like_qemu_when_qemu_is_installed() {
-    let have_qemu = Command::new("qemu-system-i386")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_qemu {
-        assert!(
-            std::env::var_os("RINGSIDE_REQUIRE_QEMU").is_none(),
-            "RINGSIDE_REQUIRE_QEMU is set but qemu-system-i386 is not runnable"
-        );
-        eprintln!("qemu-system-i386 not installed: QEMU comparison skipped");
+    if !common::have_qemu("QEMU comparison") {
         return;
     }
     let dir = scratch("qemu-parity");
@@ -542,24 +526,7 @@ fn behaves_like_qemu_when_qemu_is_installed() {
             .args(["--max-instructions", "50000000"])
             .output()
             .unwrap();
-        let qemu = Command::new("timeout")
-            .args([
-                "60",
-                "qemu-system-i386",
-                "-display",
-                "none",
-                "-nodefaults",
-                "-bios",
-            ])
-            .arg(&rom)
-            .args([
-                "-debugcon",
-                "stdio",
-                "-device",
-                "isa-debug-exit,iobase=0xf4,iosize=4",
-            ])
-            .output()
-            .unwrap();
+        let qemu = common::qemu_bios(&rom, &[]);
         assert_eq!(
             ours.status.code(),
             qemu.status.code(),
@@ -674,33 +641,11 @@ fn timer_guest_is_deterministic_and_matches_qemu() {
     assert!(stdout(&a).contains("IRQ0 ticks counted while halting: 10\n"));
     assert_eq!(stdout(&a), stdout(&b));
     assert_eq!(stderr(&a), stderr(&b), "same instruction count");
-    let have_qemu = Command::new("qemu-system-i386")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have_qemu {
-        let q = Command::new("timeout")
-            .args([
-                "60",
-                "qemu-system-i386",
-                "-cpu",
-                "486",
-                "-display",
-                "none",
-                "-nodefaults",
-                "-bios",
-            ])
-            .arg(&rom)
-            .args([
-                "-debugcon",
-                "stdio",
-                "-device",
-                "isa-debug-exit,iobase=0xf4,iosize=4",
-                "-rtc",
-                "base=2000-01-01T00:00:00,clock=vm",
-            ])
-            .output()
-            .unwrap();
+    if common::have_qemu("timer guest QEMU comparison") {
+        let q = common::qemu_bios(
+            &rom,
+            &["-cpu", "486", "-rtc", "base=2000-01-01T00:00:00,clock=vm"],
+        );
         assert_eq!(q.status.code(), a.status.code(), "exit status vs QEMU");
         // The seconds after the RTC interrupts depend on QEMU's timing.
         let stable = |s: String| {
@@ -710,8 +655,6 @@ fn timer_guest_is_deterministic_and_matches_qemu() {
                 .collect::<String>()
         };
         assert_eq!(stable(stdout(&a)), stable(stdout(&q)), "console vs QEMU");
-    } else {
-        eprintln!("qemu-system-i386 not installed: QEMU comparison skipped");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+mod common;
+
 fn rom_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ringside-pmtest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,37 +39,11 @@ fn protected_mode_guest_prints_every_trap_as_the_sdm_says() {
 
 #[test]
 fn protected_mode_guest_matches_qemu() {
-    let have_qemu = Command::new("qemu-system-i386")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_qemu {
-        assert!(
-            std::env::var_os("RINGSIDE_REQUIRE_QEMU").is_none(),
-            "RINGSIDE_REQUIRE_QEMU is set but qemu-system-i386 is not runnable"
-        );
-        eprintln!("qemu-system-i386 not installed: QEMU comparison skipped");
+    if !common::have_qemu("QEMU comparison") {
         return;
     }
     let rom = rom_file("pmtest-qemu.bin", ringside_roms::PMTEST);
-    let q = Command::new("timeout")
-        .args([
-            "60",
-            "qemu-system-i386",
-            "-display",
-            "none",
-            "-nodefaults",
-            "-bios",
-        ])
-        .arg(&rom)
-        .args([
-            "-debugcon",
-            "stdio",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=4",
-        ])
-        .output()
-        .unwrap();
+    let q = common::qemu_bios(&rom, &[]);
     assert_eq!(
         String::from_utf8_lossy(&q.stdout),
         ringside_roms::PMTEST_EXPECTED
