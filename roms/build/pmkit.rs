@@ -102,3 +102,60 @@ pub fn print_hex_routine(a: &mut CodeAssembler) -> R<()> {
     a.ret()?;
     Ok(())
 }
+
+/// The real-mode entry both guests start with: print the NUL-terminated
+/// banner at F000:`banner` on port 0xE9, optionally pause (HLT with IF=0),
+/// copy the `image_len`-byte RAM image from linear `image_rom` to
+/// `image_at` (where it holds the LGDT and LIDT pseudo-descriptors at
+/// `image_at` and `image_at + 0x10`), set CR0.PE and far-jump to
+/// `code_sel:main` in 32-bit code.
+#[allow(clippy::too_many_arguments)]
+pub fn real_mode_entry(
+    a: &mut CodeAssembler,
+    banner: u32,
+    pause: bool,
+    image_rom: u32,
+    image_at: u32,
+    image_len: usize,
+    main: u32,
+    code_sel: u16,
+) -> R<()> {
+    a.cli()?;
+    a.cld()?;
+    a.mov(ax, 0xF000u32)?;
+    a.mov(ds, ax)?;
+    a.mov(si, banner)?;
+    let mut l = a.create_label();
+    let mut d = a.create_label();
+    a.set_label(&mut l)?;
+    a.lodsb()?;
+    a.test(al, al)?;
+    a.jz(d)?;
+    a.out(0xE9, al)?;
+    a.jmp(l)?;
+    a.set_label(&mut d)?;
+    if pause {
+        a.hlt()?;
+    }
+    a.mov(ax, image_rom >> 4)?;
+    a.mov(ds, ax)?;
+    a.xor(si, si)?;
+    a.xor(ax, ax)?;
+    a.mov(es, ax)?;
+    a.mov(di, image_at)?;
+    a.mov(cx, image_len as u32)?;
+    a.rep().movsb()?;
+    a.xor(ax, ax)?;
+    a.mov(ds, ax)?;
+    a.db(&[0x0F, 0x01, 0x16])?; // lgdt [image_at]
+    a.dw(&[image_at as u16])?;
+    a.db(&[0x0F, 0x01, 0x1E])?; // lidt [image_at + 0x10]
+    a.dw(&[(image_at + 0x10) as u16])?;
+    a.mov(eax, cr0)?;
+    a.or(eax, 1)?;
+    a.mov(cr0, eax)?;
+    a.db(&[0x66, 0xEA])?; // jmp far dword code_sel:main
+    a.dd(&[main])?;
+    a.dw(&[code_sel])?;
+    Ok(())
+}

@@ -220,40 +220,16 @@ pub fn pmtest_rom() -> R<(Vec<u8>, String)> {
     // Real-mode entry.
     let image = ram_image();
     let entry = code16(ROM_BASE, |a| {
-        a.cli()?;
-        a.cld()?;
-        a.mov(ax, 0xF000u32)?;
-        a.mov(ds, ax)?;
-        a.mov(si, off16(s_title))?;
-        let mut l = a.create_label();
-        let mut d = a.create_label();
-        a.set_label(&mut l)?;
-        a.lodsb()?;
-        a.test(al, al)?;
-        a.jz(d)?;
-        a.out(0xE9, al)?;
-        a.jmp(l)?;
-        a.set_label(&mut d)?;
-        a.mov(ax, RAM_IMAGE >> 4)?;
-        a.mov(ds, ax)?;
-        a.xor(si, si)?;
-        a.xor(ax, ax)?;
-        a.mov(es, ax)?;
-        a.mov(di, RAM_IMAGE_AT)?;
-        a.mov(cx, image.len() as u32)?;
-        a.rep().movsb()?;
-        a.xor(ax, ax)?;
-        a.mov(ds, ax)?;
-        a.db(&[0x0F, 0x01, 0x16])?; // lgdt [0x400]
-        a.dw(&[RAM_IMAGE_AT as u16])?;
-        a.db(&[0x0F, 0x01, 0x1E])?; // lidt [0x410]
-        a.dw(&[(RAM_IMAGE_AT + 0x10) as u16])?;
-        a.mov(eax, cr0)?;
-        a.or(eax, 1)?;
-        a.mov(cr0, eax)?;
-        a.db(&[0x66, 0xEA])?; // jmp far dword 08:MAIN
-        a.dd(&[MAIN])?;
-        a.dw(&[SEL_CODE0])?;
+        real_mode_entry(
+            a,
+            off16(s_title),
+            false,
+            RAM_IMAGE,
+            RAM_IMAGE_AT,
+            image.len(),
+            MAIN,
+            SEL_CODE0,
+        )?;
         Ok(())
     })?;
     put(&mut rom, ROM_BASE, &entry);
