@@ -106,7 +106,8 @@ struct GuestOptions {
     pace: Pace,
     /// On a triple fault, end the run (exit status 4, with the faulting
     /// CS:EIP and the last exception) instead of resetting the guest, like
-    /// QEMU's -no-reboot.
+    /// QEMU's -no-reboot; a reset the guest asks for (8042 0xFE, port 0x92,
+    /// port 0xCF9, e.g. Linux's `reboot`) ends it with exit status 5.
     #[arg(long)]
     no_reboot: bool,
     #[command(flatten)]

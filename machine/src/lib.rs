@@ -177,6 +177,10 @@ pub enum RunOutcome {
     /// The guest turned the machine off through ACPI (SLP_TYP of `\_S5`
     /// with SLP_EN written to PM1a_CNT), as `poweroff` does.
     PowerOff,
+    /// The guest asked for a reset (8042 command 0xFE, port 0x92 bit 0, or
+    /// the ACPI reset register) with `no_reboot` set: the run ends instead,
+    /// as QEMU's process does under `-no-reboot` (Linux's `reboot -f`).
+    GuestReset,
     /// A triple fault with `no_reboot` set: the processor shut down.
     TripleFault {
         /// The last exception the CPU tried to deliver.
@@ -193,8 +197,10 @@ impl RunOutcome {
     /// `(v << 1) | 1` for an exit-port write of `v` (as QEMU's
     /// isa-debug-exit, truncated to 8 bits by the OS), 124 for the
     /// instruction limit (as `timeout` does), 3 for a CPU halted for good,
-    /// 4 for a triple fault under `no_reboot`, 0 for an ACPI power-off (as
-    /// QEMU's process ends when its guest powers off).
+    /// 4 for a triple fault under `no_reboot`, 5 for a reset the guest asked
+    /// for under `no_reboot`, 0 for an ACPI power-off (as QEMU's process ends
+    /// when its guest powers off). A guest reboot is not a power-off, so it
+    /// gets its own status: a script can tell `reboot` from `poweroff`.
     pub fn exit_status(self) -> i32 {
         match self {
             RunOutcome::PowerOff => 0,
@@ -202,6 +208,7 @@ impl RunOutcome {
             RunOutcome::MaxInstructions => 124,
             RunOutcome::HaltedForever { .. } | RunOutcome::HaltedNoInterruptSource { .. } => 3,
             RunOutcome::TripleFault { .. } => 4,
+            RunOutcome::GuestReset => 5,
         }
     }
 
@@ -225,6 +232,9 @@ impl RunOutcome {
                  will interrupt (every IRQ masked or no timer running): nothing can wake it",
                 eip.wrapping_sub(1)
             ),
+            RunOutcome::GuestReset => "guest asked for a reset (8042 0xFE, port 0x92 or ACPI reset \
+                 register); the machine was not reset (--no-reboot; exit status 5)"
+                .to_string(),
             RunOutcome::TripleFault { vector, cs, eip } => format!(
                 "triple fault at {cs:04X}:{eip:08X} (last exception: vector {vector}); \
                  the guest was not reset (--no-reboot)"
@@ -442,16 +452,24 @@ impl Machine {
         self.pc.set_ferr(self.cpu.fpu.ferr());
         match stop {
             // A single step leaves port and A20 requests for the board too.
-            StopReason::Budget if single => self.service_board(),
+            StopReason::Budget if single => {
+                if let Some(o) = self.service_board() {
+                    return Some(o);
+                }
+            }
             StopReason::Budget => {}
             StopReason::Yield => {
-                self.service_board();
+                if let Some(o) = self.service_board() {
+                    return Some(o);
+                }
                 if self.pc.power_off_requested() {
                     return Some(RunOutcome::PowerOff);
                 }
             }
             StopReason::Halted => {
-                self.service_board();
+                if let Some(o) = self.service_board() {
+                    return Some(o);
+                }
                 if self.pc.power_off_requested() {
                     return Some(RunOutcome::PowerOff);
                 }
@@ -527,18 +545,24 @@ impl Machine {
         now.saturating_add(hz / 1000)
     }
 
-    /// Apply what the board asked for since the last slice.
-    fn service_board(&mut self) {
+    /// Apply what the board asked for since the last slice. `Some` when a
+    /// guest-requested reset ends the run (`no_reboot`).
+    fn service_board(&mut self) -> Option<RunOutcome> {
         if let Some(service) = self.pc.take_hypercall() {
             self.hypercall(service);
         }
         if self.pc.take_reset_request() {
-            log::info!("guest requested a reset (port 0x92 or 8042): resetting the machine");
+            if self.no_reboot {
+                log::info!("guest requested a reset (port 0x92, 0xCF9 or 8042): ending the run (--no-reboot)");
+                return Some(RunOutcome::GuestReset);
+            }
+            log::info!("guest requested a reset (port 0x92, 0xCF9 or 8042): resetting the machine");
             self.reset();
-            return;
+            return None;
         }
         self.apply_a20();
         self.apply_pam();
+        None
     }
 
     /// A byte was written to the BIOS service port: run that service if

@@ -410,3 +410,34 @@ fn hlt_with_every_irq_masked_ends_the_run() {
         "{out:?}"
     );
 }
+
+/// Under `no_reboot` each way a guest asks for a reset ends the run with
+/// [`RunOutcome::GuestReset`] (exit status 5) before the second boot, so
+/// the mark the first boot left is never read back.
+#[test]
+fn guest_reset_under_no_reboot_ends_the_run() {
+    let triggers: [(&str, &[u8]); 3] = [
+        ("8042 pulse", &[0xB0, 0xFE, 0xE6, 0x64]), // mov al, 0xFE; out 0x64, al
+        ("port 0x92", &[0xE4, 0x92, 0x0C, 0x01, 0xE6, 0x92]), // in; or al, 1; out
+        // mov dx, 0xCF9; mov al, 6; out dx, al (PIIX3 reset control: hard reset)
+        ("port 0xCF9", &[0xBA, 0xF9, 0x0C, 0xB0, 0x06, 0xEE]),
+    ];
+    for (what, trigger) in triggers {
+        let mut m = machine(&reboot_program(trigger));
+        m.no_reboot = true;
+        let out = m.run(RunLimits {
+            max_instructions: Some(10_000),
+        });
+        assert_eq!(out, RunOutcome::GuestReset, "{what}");
+        assert_eq!(out.exit_status(), 5, "{what}");
+        assert_eq!(m.stats().resets, 0, "{what}");
+    }
+    // A triple fault is not a guest request: it keeps its own status.
+    let mut m = machine(&reboot_program(&[0x0F, 0x01, 0x1E, 0x00, 0x06, 0xCC]));
+    m.no_reboot = true;
+    let out = m.run(RunLimits {
+        max_instructions: Some(10_000),
+    });
+    assert!(matches!(out, RunOutcome::TripleFault { .. }), "{out:?}");
+    assert_eq!(out.exit_status(), 4);
+}
