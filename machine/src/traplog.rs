@@ -1209,20 +1209,111 @@ impl Stats {
 }
 
 /// What a live overlay panel shows (the window reads it between frames):
-/// the CPU's CPL, mode and IOPL at the last event, and the last few events
-/// in the trap log's words.
+/// the CPU's CPL, mode, paging and IOPL, and the last few events in the
+/// trap log's words.
+///
+/// The machine side writes it only at events (the trap log already formats
+/// a line for each) and at frame boundaries ([`Overlay::sync`]), never per
+/// instruction; the window copies it when [`Overlay::changes`] moved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overlay {
-    /// CPL at the last event.
+    /// CPL at the last event or sync.
     pub cpl: u8,
-    /// Mode at the last event ("real", "protected", "v86").
+    /// Mode at the last event or sync ("real", "protected", "v86"; empty
+    /// before the first).
     pub mode: &'static str,
-    /// IOPL at the last event.
+    /// CR0.PG at the last event or sync.
+    pub paging: bool,
+    /// IOPL at the last event or sync.
     pub iopl: u8,
-    /// The most recent events (oldest first), as [`format_text`] lines.
-    pub recent: std::collections::VecDeque<String>,
-    /// How many lines `recent` keeps.
+    /// The most recent events, oldest first.
+    pub recent: std::collections::VecDeque<OverlayEvent>,
+    /// How many events `recent` keeps.
     pub keep: usize,
+    /// Bumped on every change, so a reader redraws only when it moved.
+    pub changes: u64,
+}
+
+/// One event as the overlay shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverlayEvent {
+    /// Its kind (see [`KINDS`]), for colouring.
+    pub kind: &'static str,
+    /// [`format_short`]'s line.
+    pub text: String,
+}
+
+impl Overlay {
+    /// An empty overlay keeping the last `keep` events.
+    pub fn new(keep: usize) -> Overlay {
+        Overlay {
+            keep,
+            ..Overlay::default()
+        }
+    }
+
+    /// Take CPL, mode, paging and IOPL from the CPU as it is now (between
+    /// events: IOPL changes by POPF or IRET are not events).
+    pub fn sync(&mut self, cpu: &Cpu) {
+        let state = (
+            cpu.cpl(),
+            mode_name(cpu.mode()),
+            cpu.cr[0] & 0x8000_0000 != 0,
+            iopl(cpu),
+        );
+        if state != (self.cpl, self.mode, self.paging, self.iopl) {
+            (self.cpl, self.mode, self.paging, self.iopl) = state;
+            self.changes += 1;
+        }
+    }
+
+    /// Record one described event (the trap log calls this for each line
+    /// it keeps).
+    pub fn record(&mut self, line: &Line, cpu: &Cpu) {
+        self.sync(cpu);
+        if self.keep > 0 {
+            while self.recent.len() >= self.keep {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(OverlayEvent {
+                kind: line.kind,
+                text: format_short(line),
+            });
+        }
+        self.changes += 1;
+    }
+
+    /// The state line: `CPL 3  protected mode  paging on  IOPL 0`.
+    pub fn status_line(&self) -> String {
+        let mode = match self.mode {
+            "" => "mode unknown",
+            "real" => "real mode",
+            "v86" => "virtual-8086 mode",
+            _ => "protected mode",
+        };
+        format!(
+            "CPL {}  {mode}  paging {}  IOPL {}",
+            self.cpl,
+            if self.paging { "on" } else { "off" },
+            self.iopl
+        )
+    }
+}
+
+/// A line for a narrow panel: cycle, ring, instruction and the words,
+/// without CS:EIP and the projector's column padding.
+pub fn format_short(l: &Line) -> String {
+    let ring = if l.mode == "real" {
+        "real".to_string()
+    } else if l.mode == "v86" && l.kind != "ring" {
+        "v86".to_string()
+    } else {
+        format!("ring {}", l.cpl)
+    };
+    match &l.instruction {
+        Some(i) => format!("{:>7} {ring:<6} {i}: {}", l.cycle, l.text),
+        None => format!("{:>7} {ring:<6} {}", l.cycle, l.text),
+    }
 }
 
 /// The observer: writes filtered lines and keeps statistics.
@@ -1274,21 +1365,23 @@ impl Observer for TrapLog {
         if self.out.is_none() && self.overlay.is_none() {
             return;
         }
+        // TLB fills come by the million in a paging guest and only
+        // `tlb-fill` asks for them: when the filter drops them, skip
+        // describing them, keeping only what `describe` would have done
+        // to the context (a later instruction forgets the last vector).
+        if matches!(e, Event::TlbFill { .. }) && !self.filter.kinds.contains(&"tlb-fill") {
+            if self.ctx.at != cpu.instructions {
+                self.ctx.last_vector = None;
+            }
+            return;
+        }
         let line = describe(e, cpu, &mut self.ctx);
         if !self.filter.keeps(e, line.cpl) {
             return;
         }
         if let Some(o) = &self.overlay {
             if let Ok(mut o) = o.lock() {
-                o.cpl = cpu.cpl();
-                o.mode = line.mode;
-                o.iopl = line.iopl;
-                if o.keep > 0 {
-                    while o.recent.len() >= o.keep {
-                        o.recent.pop_front();
-                    }
-                    o.recent.push_back(format_text(&line));
-                }
+                o.record(&line, cpu);
             }
         }
         let Some(out) = self.out.as_mut() else {
@@ -1417,10 +1510,7 @@ mod tests {
             ..MachineConfig::default()
         };
         let mut m = Machine::new(ringside_roms::PMTEST.to_vec(), config).unwrap();
-        let overlay = Arc::new(Mutex::new(Overlay {
-            keep: 3,
-            ..Overlay::default()
-        }));
+        let overlay = Arc::new(Mutex::new(Overlay::new(3)));
         let mut f = Filter::default();
         f.parse_kinds("ring").unwrap();
         m.cpu.set_observer(Some(Box::new(
@@ -1431,8 +1521,93 @@ mod tests {
         });
         let o = overlay.lock().unwrap().clone();
         assert_eq!(o.recent.len(), 3);
-        assert!(o.recent.iter().all(|l| l.contains(" → ring ")), "{o:?}");
+        assert!(
+            o.recent
+                .iter()
+                .all(|l| l.kind == "ring" && l.text.contains(" → ring ")),
+            "{o:?}"
+        );
         assert_eq!((o.cpl, o.mode), (0, "protected"), "{o:?}");
+    }
+
+    /// A known sequence of events, fed straight to the log with the CPU
+    /// set up for each: the overlay's state line and event lines are
+    /// exactly what the panel will print.
+    #[test]
+    fn overlay_text_for_a_known_event_sequence() {
+        let mut cpu = Cpu::new(ringside_mmu::PhysMem::new(1 << 20));
+        let overlay = Arc::new(Mutex::new(Overlay::new(3)));
+        let mut log =
+            TrapLog::new(None, Format::Text, Filter::default()).with_overlay(overlay.clone());
+        overlay.lock().unwrap().sync(&cpu);
+        let o = overlay.lock().unwrap().clone();
+        assert_eq!(o.status_line(), "CPL 0  real mode  paging off  IOPL 0");
+        assert!(o.recent.is_empty());
+        let before = o.changes;
+
+        // Protected mode, then paging on, then ring 3 with IOPL 3.
+        cpu.cr[0] |= 1;
+        cpu.cycles = 1200;
+        log.event_on(
+            &Event::ModeChange {
+                from: CpuMode::Real,
+                to: CpuMode::Protected,
+                paging: false,
+            },
+            &cpu,
+        );
+        cpu.cr[0] |= 0x8000_0000;
+        cpu.cycles = 1500;
+        log.event_on(
+            &Event::ModeChange {
+                from: CpuMode::Protected,
+                to: CpuMode::Protected,
+                paging: true,
+            },
+            &cpu,
+        );
+        cpu.set_cpl(3);
+        cpu.set_eflags(cpu.eflags() | 3 << 12);
+        cpu.cycles = 27316;
+        log.event_on(
+            &Event::PrivilegedTrap {
+                mnemonic: Mnemonic::Hlt,
+                cpl: 3,
+            },
+            &cpu,
+        );
+        // A TLB fill is not in the default filter: not shown, no change.
+        let changes = overlay.lock().unwrap().changes;
+        log.event_on(
+            &Event::TlbFill {
+                linear: 0x1000,
+                phys: 0x1000,
+            },
+            &cpu,
+        );
+        cpu.cycles = 29337;
+        cpu.set_cpl(0);
+        log.event_on(
+            &Event::RingChange {
+                from: 3,
+                to: 0,
+                cause: "interrupt",
+            },
+            &cpu,
+        );
+        let o = overlay.lock().unwrap().clone();
+        assert_eq!(o.status_line(), "CPL 0  protected mode  paging on  IOPL 3");
+        assert!(o.changes > changes && changes > before);
+        let lines: Vec<(&str, &str)> = o.recent.iter().map(|e| (e.kind, e.text.as_str())).collect();
+        assert_eq!(
+            lines,
+            [
+                ("mode", "   1500 ring 0 paging on"),
+                ("trap", "  27316 ring 3 HLT trapped: HLT is privileged: CPL 3 is not 0 — a trap-and-emulate VMM sees this"),
+                ("ring", "  29337 ring 3 ring 3 → ring 0 via interrupt"),
+            ],
+            "{o:?}"
+        );
     }
 
     #[test]
