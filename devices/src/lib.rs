@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod acpi;
+pub mod bochsports;
 pub mod clock;
 pub mod cmos;
 pub mod debugport;

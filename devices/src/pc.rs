@@ -19,6 +19,7 @@
 use ringside_cpu::Bus;
 
 use crate::acpi::{Pm, SCI_IRQ};
+use crate::bochsports::BochsPorts;
 use crate::clock::{Clock, Scheduler, Timer};
 use crate::cmos::{Cmos, CmosConfig};
 use crate::debugport::{Console, DebugPorts};
@@ -107,6 +108,10 @@ pub struct Pc {
     /// QEMU's fw_cfg interface (0x510/0x511), enabled for third-party
     /// firmware only.
     pub fwcfg: FwCfg,
+    /// The Bochs BIOS's message ports (0x400–0x403) and shutdown port
+    /// (0x8900).
+    #[serde(default)]
+    pub bochs: BochsPorts,
     clock: Clock,
     scheduler: Scheduler,
     /// The cycle count as of the current instruction slice. Not saved in
@@ -164,6 +169,7 @@ impl Pc {
             pci: Pci::new(None),
             pm: Pm::new(clock),
             fwcfg: FwCfg::new(),
+            bochs: BochsPorts::new(),
             clock,
             scheduler: Scheduler::default(),
             now: 0,
@@ -209,6 +215,7 @@ impl Pc {
         self.pci.reset();
         self.pm.reset();
         self.fwcfg.reset();
+        self.bochs.reset();
         self.pic.set_irq(SCI_IRQ, false);
         self.scheduler = Scheduler::default();
         let now = self.now;
@@ -350,9 +357,9 @@ impl Pc {
     }
 
     /// Whether the guest turned the machine off (ACPI S5 through
-    /// PM1a_CNT).
+    /// PM1a_CNT, or `Shutdown` written to Bochs' port 0x8900).
     pub fn power_off_requested(&self) -> bool {
-        self.pm.power_off_requested()
+        self.pm.power_off_requested() || self.bochs.power_off_requested()
     }
 
     /// Whether a CPU halted with IF=1 can still be woken: some interrupt
@@ -507,6 +514,10 @@ impl Pc {
             self.pic.set_irq(SCI_IRQ, self.pm.sci(self.now));
             return true;
         }
+        if BochsPorts::claims(port) {
+            self.bochs.write(port, size, v);
+            return true;
+        }
         false
     }
 
@@ -577,7 +588,7 @@ impl Bus for Pc {
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
         // Once the guest asked to exit, the run is over: a REP OUTS still in
         // flight must not keep printing.
-        if self.debug.exit_request().is_some() || self.pm.power_off_requested() {
+        if self.debug.exit_request().is_some() || self.power_off_requested() {
             return;
         }
         if self.debug.io_write(port, size, value) {

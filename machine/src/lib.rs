@@ -10,10 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod debugger;
+mod optionrom;
 mod session;
 pub mod snapshot;
 pub mod traplog;
 
+pub use optionrom::{load_option_rom, MAX_OPTION_ROM, VGA_ROM_BASE};
 pub use session::Status;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +68,15 @@ pub enum MachineError {
         /// Its size.
         size: u64,
     },
+    /// An option ROM file (`--vga-bios`) is not one the expansion ROM
+    /// area can hold.
+    #[error("{}: {problem}", path.display())]
+    OptionRom {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The debug console file could not be created.
     #[error("{}: cannot create debug console file: {source}", path.display())]
     Console {
@@ -110,6 +121,11 @@ pub struct MachineConfig {
     /// End the run on a triple fault instead of resetting the guest (QEMU's
     /// `-no-reboot`), so the fault can be looked at.
     pub no_reboot: bool,
+    /// A VGA BIOS (option ROM image, see [`load_option_rom`]) at 0xC0000,
+    /// as a VGA card's ROM appears there. Our BIOS runs it when it scans
+    /// for option ROMs; third-party firmware also finds it through fw_cfg
+    /// as `vgaroms/vgabios.bin`, as SeaBIOS does on QEMU.
+    pub vga_rom: Option<Vec<u8>>,
 }
 
 impl Default for MachineConfig {
@@ -124,6 +140,7 @@ impl Default for MachineConfig {
             com1: SerialBackend::Null,
             pace: Pace::Off,
             no_reboot: false,
+            vga_rom: None,
         }
     }
 }
@@ -323,6 +340,9 @@ impl Machine {
     pub fn new(rom: Vec<u8>, config: MachineConfig) -> Result<Machine, MachineError> {
         let bios = ringside_bios::is_ours(&rom).then(ringside_bios::Bios::new);
         let mut mem = PhysMem::pc(config.memory_mib, rom)?;
+        if let Some(vga_rom) = &config.vga_rom {
+            mem.add_option_rom(VGA_ROM_BASE, vga_rom.clone())?;
+        }
         // The VGA's memory window goes to the board (devices::vga).
         mem.add_mmio(
             ringside_devices::vga::WINDOW_BASE,
@@ -349,6 +369,12 @@ impl Machine {
             pc.fwcfg.enable();
             for (name, data) in ringside_bios::acpi::fw_cfg_files() {
                 pc.fwcfg.add_file(name, data);
+            }
+            // QEMU hands its VGA BIOS to SeaBIOS this way (isapc has no PCI
+            // VGA whose ROM BAR SeaBIOS could read); SeaBIOS copies it to
+            // 0xC0000 and runs its init.
+            if let Some(vga_rom) = config.vga_rom {
+                pc.fwcfg.add_file("vgaroms/vgabios.bin", vga_rom);
             }
         }
         let mut m = Machine {

@@ -33,7 +33,21 @@ pub enum MemError {
     /// The requested RAM size is outside what the machine supports.
     #[error("memory size {0} MiB is out of range (1..=3584 MiB)")]
     BadRamSize(u32),
+    /// An option ROM that does not fit the expansion ROM area
+    /// (0xC0000–0xDFFFF), overlaps another, or is not 2 KiB aligned.
+    #[error("option ROM of {len} bytes at {base:#x} does not fit the expansion ROM area 0xC0000-0xDFFFF (2 KiB aligned, no overlap)")]
+    BadOptionRom {
+        /// Where it was to go.
+        base: u32,
+        /// Its size.
+        len: usize,
+    },
 }
+
+/// First address of the expansion (option) ROM area.
+pub const OPTION_ROM_FIRST: u32 = 0xC_0000;
+/// Last address of the expansion ROM area.
+pub const OPTION_ROM_LAST: u32 = 0xD_FFFF;
 
 /// The guest's physical memory.
 #[derive(Clone)]
@@ -46,6 +60,10 @@ pub struct PhysMem {
     rom_high_base: u32,
     /// First address of the ROM copy at the top of the first MiB.
     rom_low_base: u32,
+    /// Option ROMs in the expansion ROM area (a VGA BIOS at 0xC0000):
+    /// base address and image. Their RAM copies are read-only pages, made
+    /// writable by the chipset's PAM registers like the system ROM's.
+    option_roms: Vec<(u32, Vec<u8>)>,
     pub(crate) a20_mask: u32,
     /// MMIO ranges outside RAM, as (first, last) inclusive.
     mmio_high: Vec<(u32, u32)>,
@@ -73,6 +91,7 @@ impl PhysMem {
             rom: Vec::new(),
             rom_high_base: 0,
             rom_low_base: 0,
+            option_roms: Vec::new(),
             a20_mask: u32::MAX,
             mmio_high: Vec::new(),
             smc_pages: Vec::new(),
@@ -106,51 +125,108 @@ impl PhysMem {
         self.rom = rom;
     }
 
-    /// Shadow RAM (the chipset's PAM registers): make the ROM's copy in
+    /// Put an option ROM (`image`, a whole number of 512-byte blocks) at
+    /// `base` in the expansion ROM area, as a card's ROM appears there:
+    /// read-only pages holding the image, which the PAM registers can turn
+    /// into writable shadow RAM. `base` must be 2 KiB aligned, and the ROM
+    /// must fit below 0xE0000 without overlapping another.
+    pub fn add_option_rom(&mut self, base: u32, image: Vec<u8>) -> Result<(), MemError> {
+        let bad = MemError::BadOptionRom {
+            base,
+            len: image.len(),
+        };
+        let end = base as u64 + image.len() as u64;
+        if image.is_empty()
+            || !base.is_multiple_of(0x800)
+            || base < OPTION_ROM_FIRST
+            || end > OPTION_ROM_LAST as u64 + 1
+            || end > self.ram.len() as u64
+            || self
+                .option_roms
+                .iter()
+                .any(|(b, r)| (*b as u64) < end && base < b + r.len() as u32)
+        {
+            return Err(bad);
+        }
+        let lo = base as usize;
+        self.ram[lo..lo + image.len()].copy_from_slice(&image);
+        for p in lo / PAGE_SIZE..(lo + image.len()).div_ceil(PAGE_SIZE) {
+            self.page_flags[p] |= F_ROM;
+        }
+        self.option_roms.push((base, image));
+        Ok(())
+    }
+
+    /// The option ROMs: base address and image.
+    pub fn option_roms(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.option_roms.iter().map(|(b, r)| (*b, r.as_slice()))
+    }
+
+    /// Every ROM's RAM copy in the first MiB: (first address, image).
+    fn low_roms(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        let system = (!self.rom.is_empty()).then_some((self.rom_low_base as usize, &self.rom[..]));
+        system.into_iter().chain(
+            self.option_roms
+                .iter()
+                .map(|(b, r)| (*b as usize, r.as_slice())),
+        )
+    }
+
+    /// Shadow RAM (the chipset's PAM registers): make the ROMs' copies in
     /// `[first, last]` of the first MiB writable (as RAM) or read-only
     /// again. Reads always come from the copy, which holds the ROM image
-    /// until the guest writes it; pages outside the ROM are not touched.
+    /// until the guest writes it; pages outside a ROM are not touched.
     pub fn set_rom_writable(&mut self, first: u32, last: u32, writable: bool) {
-        if self.rom.is_empty() {
-            return;
+        let ram_last = self.ram.len().saturating_sub(1);
+        let mut pages = Vec::new();
+        for (lo, image) in self.low_roms() {
+            let f = (first as usize).max(lo);
+            let l = (last as usize)
+                .min(lo + image.len().div_ceil(PAGE_SIZE) * PAGE_SIZE - 1)
+                .min(0xF_FFFF)
+                .min(ram_last);
+            if f <= l {
+                pages.push(f / PAGE_SIZE..=l / PAGE_SIZE);
+            }
         }
-        let first = first.max(self.rom_low_base) as usize;
-        let last = (last.min(0xF_FFFF) as usize).min(self.ram.len().saturating_sub(1));
-        if first > last {
-            return;
-        }
-        for p in first / PAGE_SIZE..=last / PAGE_SIZE {
-            if writable {
-                self.page_flags[p] &= !F_ROM;
-            } else {
-                self.page_flags[p] |= F_ROM;
+        for range in pages {
+            for p in range {
+                if writable {
+                    self.page_flags[p] &= !F_ROM;
+                } else {
+                    self.page_flags[p] |= F_ROM;
+                }
             }
         }
     }
 
-    /// Back to the power-on view of the ROM (a reset clears the PAM
-    /// registers): the low copy holds the ROM image again, read-only. Pages
-    /// with decoded code are queued for invalidation.
+    /// Back to the power-on view of the ROMs (a reset clears the PAM
+    /// registers): the low copies hold the ROM images again, read-only.
+    /// Pages with decoded code are queued for invalidation.
     pub fn restore_rom(&mut self) {
-        if self.rom.is_empty() {
-            return;
-        }
-        let lo = self.rom_low_base as usize;
-        let hi = (lo + self.rom.len()).min(self.ram.len());
-        if lo >= hi {
-            return;
-        }
-        if self.ram[lo..hi] == self.rom[..hi - lo] {
-            self.set_rom_writable(lo as u32, hi as u32 - 1, false);
-            return;
-        }
-        self.ram[lo..hi].copy_from_slice(&self.rom[..hi - lo]);
-        for p in lo / PAGE_SIZE..hi.div_ceil(PAGE_SIZE) {
-            if self.page_flags[p] & F_CODE != 0 {
-                self.page_flags[p] &= !F_CODE;
-                self.smc_pages.push(p as u32);
+        // Copies of the images (at most a few hundred KiB, once per reset)
+        // so the RAM can be written while they are read.
+        let regions: Vec<(usize, Vec<u8>)> = self
+            .low_roms()
+            .map(|(lo, image)| (lo, image.to_vec()))
+            .collect();
+        for (lo, image) in regions {
+            let hi = (lo + image.len()).min(self.ram.len());
+            if lo >= hi {
+                continue;
             }
-            self.page_flags[p] |= F_ROM;
+            if self.ram[lo..hi] != image[..hi - lo] {
+                self.ram[lo..hi].copy_from_slice(&image[..hi - lo]);
+                for p in lo / PAGE_SIZE..hi.div_ceil(PAGE_SIZE) {
+                    if self.page_flags[p] & F_CODE != 0 {
+                        self.page_flags[p] &= !F_CODE;
+                        self.smc_pages.push(p as u32);
+                    }
+                }
+            }
+            for p in lo / PAGE_SIZE..hi.div_ceil(PAGE_SIZE) {
+                self.page_flags[p] |= F_ROM;
+            }
         }
     }
 
@@ -398,6 +474,57 @@ mod tests {
         assert!(m.write_u8(0xFFFF0, 0x90));
         assert_eq!(m.read_u8(0xFFFF0), Some(0xEA));
         assert_eq!(m.read_u8(0x8000_0000), Some(0xFF), "unmapped reads as ones");
+    }
+
+    #[test]
+    fn option_rom_is_read_only_shadowable_and_restored() {
+        let mut m = PhysMem::pc(2, vec![0; 64 * 1024]).unwrap();
+        let mut rom = vec![0u8; 0x1200];
+        rom[0] = 0x55;
+        rom[1] = 0xAA;
+        m.add_option_rom(0xC0000, rom).unwrap();
+        assert_eq!(m.read_u16(0xC0000), Some(0xAA55));
+        m.write_u8(0xC0000, 0);
+        assert_eq!(m.read_u8(0xC0000), Some(0x55), "read-only until shadowed");
+        m.write_u8(0xC2000, 7);
+        assert_eq!(m.read_u8(0xC2000), Some(7), "past the ROM's last page: RAM");
+        m.set_rom_writable(0xC0000, 0xC3FFF, true);
+        m.write_u8(0xC0000, 0x12);
+        assert_eq!(m.read_u8(0xC0000), Some(0x12), "shadow RAM takes writes");
+        m.set_rom_writable(0xC0000, 0xC3FFF, false);
+        m.write_u8(0xC0000, 0x34);
+        assert_eq!(m.read_u8(0xC0000), Some(0x12));
+        m.restore_rom();
+        assert_eq!(
+            m.read_u8(0xC0000),
+            Some(0x55),
+            "a reset brings the image back"
+        );
+        let roms: Vec<_> = m.option_roms().map(|(b, r)| (b, r.len())).collect();
+        assert_eq!(roms, vec![(0xC0000, 0x1200)]);
+    }
+
+    #[test]
+    fn option_roms_must_fit_the_expansion_area() {
+        let mut m = PhysMem::pc(2, vec![0; 64 * 1024]).unwrap();
+        for (base, len) in [
+            (0xB0000, 0x800),
+            (0xC0100, 0x800),
+            (0xDF800, 0x1000),
+            (0xC0000, 0),
+        ] {
+            assert_eq!(
+                m.add_option_rom(base, vec![0; len]),
+                Err(MemError::BadOptionRom { base, len }),
+                "{base:#x}+{len:#x}"
+            );
+        }
+        m.add_option_rom(0xC0000, vec![0; 0x8000]).unwrap();
+        assert!(
+            m.add_option_rom(0xC7800, vec![0; 0x800]).is_err(),
+            "overlap"
+        );
+        m.add_option_rom(0xC8000, vec![0; 0x800]).unwrap();
     }
 
     #[test]
