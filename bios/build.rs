@@ -508,6 +508,107 @@ fn set_vector(a: &mut CodeAssembler, v: u32, offset: i32) -> R<()> {
     Ok(())
 }
 
+/// The i440FX's PAM1–PAM6 registers (0x5A–0x5F, the shadow RAM control
+/// for C0000h–DFFFFh) all set to `v` through PCI configuration mechanism
+/// #1 (bus 0, device 0): 33h = reads and writes go to RAM, 11h = reads
+/// only.
+fn pam_expansion_area(a: &mut CodeAssembler, v: u8) -> R<()> {
+    let v = v as u32;
+    // 0x58–0x5B: PAM1 and PAM2 are the upper word.
+    a.mov(eax, 0x8000_0058u32)?;
+    a.mov(dx, 0xCF8u32)?;
+    a.out(dx, eax)?;
+    a.mov(ax, v | v << 8)?;
+    a.mov(dx, 0xCFEu32)?;
+    a.out(dx, ax)?;
+    // 0x5C–0x5F: PAM3–PAM6.
+    a.mov(eax, 0x8000_005Cu32)?;
+    a.mov(dx, 0xCF8u32)?;
+    a.out(dx, eax)?;
+    a.mov(eax, v * 0x0101_0101)?;
+    a.mov(dx, 0xCFCu32)?;
+    a.out(dx, eax)?;
+    Ok(())
+}
+
+/// The option ROM scan (see its call in [`post`]).
+fn option_roms(b: &mut Block) -> R<()> {
+    b.routine("post_option_roms")?;
+    let a = &mut b.a;
+    post_code(a, 0x0D)?;
+    pam_expansion_area(a, 0x33)?;
+    let mut scan = a.create_label();
+    let mut next_2k = a.create_label();
+    let mut sum = a.create_label();
+    let mut enter_rom = a.create_label();
+    let mut done = a.create_label();
+    // BX: the segment being looked at.
+    a.mov(bx, 0xC000u32)?;
+    a.set_label(&mut scan)?;
+    a.cmp(bx, 0xE000u32)?;
+    a.jae(done)?;
+    a.mov(es, bx)?;
+    a.cmp(word_ptr(0).es(), 0xAA55)?;
+    a.jne(next_2k)?;
+    // Length: 1 to 128 blocks (up to 64 KiB, what one segment reaches).
+    a.movzx(cx, byte_ptr(2).es())?;
+    a.test(cx, cx)?;
+    a.jz(next_2k)?;
+    a.cmp(cx, 0x80u32)?;
+    a.ja(next_2k)?;
+    // Checksum: the byte sum of cx * 512 bytes must be zero.
+    a.movzx(ecx, cx)?;
+    a.shl(ecx, 9)?;
+    a.xor(si, si)?;
+    a.xor(al, al)?;
+    a.set_label(&mut sum)?;
+    a.add(al, byte_ptr(si).es())?;
+    a.inc(si)?;
+    a.dec(ecx)?;
+    a.jnz(sum)?;
+    a.test(al, al)?;
+    a.jnz(next_2k)?;
+    // The length before the call (the ROM may change its own header).
+    a.movzx(cx, byte_ptr(2).es())?;
+    a.push(bx)?;
+    a.push(cx)?;
+    a.push(ds)?;
+    a.push(es)?;
+    a.pushad()?;
+    // No PCI device and no PnP: AX, BX and DX all ones.
+    a.mov(ax, 0xFFFFu32)?;
+    a.mov(bx, ax)?;
+    a.mov(dx, ax)?;
+    // Far call ES:0003: CS and a near call's return address make the far
+    // return frame the ROM's RETF takes back here.
+    a.push(cs)?;
+    a.call(enter_rom)?;
+    a.popad()?;
+    a.pop(es)?;
+    a.pop(ds)?;
+    a.pop(cx)?;
+    a.pop(bx)?;
+    // Next: past the ROM, rounded up to 2 KiB (80h paragraphs).
+    a.add(cx, 3u32)?;
+    a.shr(cx, 2)?;
+    a.shl(cx, 7)?;
+    a.add(bx, cx)?;
+    a.jmp(scan)?;
+    a.set_label(&mut next_2k)?;
+    a.add(bx, 0x80u32)?;
+    a.jmp(scan)?;
+    a.set_label(&mut enter_rom)?;
+    a.push(es)?;
+    a.push(3u32)?;
+    a.retf()?;
+    a.set_label(&mut done)?;
+    pam_expansion_area(a, 0x11)?;
+    a.xor(ax, ax)?;
+    a.mov(ds, ax)?;
+    a.mov(es, ax)?;
+    Ok(())
+}
+
 fn post(s: &Services, strings: &mut Strings) -> R<Block> {
     let banner = strings.add(
         "Ringside BIOS 0.1 - our own firmware, assembled from Rust at build time\r\n\
@@ -756,14 +857,42 @@ fn post(s: &Services, strings: &mut Strings) -> R<Block> {
         a.out(HYPERCALL_PORT as u32, al)?;
     }
 
+    // --- Option ROMs (POST code 0Dh): the expansion ROM area
+    // C000:0000–DFFF:0000 in 2 KiB steps, as a PC BIOS scans it. A ROM
+    // starts with 55h AAh and its length in 512-byte blocks, and its bytes
+    // sum to zero; its initialisation entry is a far call to offset 3. A
+    // VGA BIOS (at C000:0000) takes over INT 10h there and shows its
+    // banner. The shadow RAM over the area (PAM1–PAM6) is open for writes
+    // while the ROMs initialise, because some keep their variables in
+    // their own segment (SeaBIOS's VGA BIOS does), then read-only again.
+    option_roms(&mut b)?;
+
     // --- Video: mode 3 (80x25 text, our font in plane 2) through our own
-    // INT 10h, then the banner through INT 10h teletype.
+    // INT 10h, then the banner through INT 10h teletype. When a VGA BIOS
+    // took INT 10h during the option ROM scan, the banner goes through its
+    // INT 10h, below its own banner if it showed one.
     b.routine("post_video")?;
     {
         let a = &mut b.a;
         post_code(a, 0x0A)?;
+        let mut vga_rom = a.create_label();
+        let mut set_mode = a.create_label();
+        let mut banner_next = a.create_label();
+        a.xor(ax, ax)?;
+        a.mov(ds, ax)?;
+        a.cmp(word_ptr(0x10 * 4 + 2), BIOS_SEG as u32)?;
+        a.jne(vga_rom)?;
+        a.set_label(&mut set_mode)?;
         a.mov(ax, 0x0003u32)?;
         a.int(0x10)?;
+        a.jmp(banner_next)?;
+        // A VGA BIOS that set a mode itself (the BDA's column count,
+        // 40:4A, is set) keeps its screen; one that did not (SeaBIOS's
+        // leaves that to the system BIOS) gets mode 3 through its INT 10h.
+        a.set_label(&mut vga_rom)?;
+        a.cmp(word_ptr(0x44A), 0)?;
+        a.je(set_mode)?;
+        a.set_label(&mut banner_next)?;
         a.push(ds)?;
         a.push(cs)?;
         a.pop(ds)?;

@@ -125,4 +125,52 @@ mod tests {
         assert_eq!(&got[..1024], &rom[..]);
         assert_eq!(got.iter().fold(0u8, |s, &b| s.wrapping_add(b)), 0);
     }
+
+    /// A one-block option ROM whose init prints `tag` on the debug
+    /// console and returns; `good_sum` false spoils its checksum.
+    fn tiny_rom(tag: u8, good_sum: bool) -> Vec<u8> {
+        let mut rom = vec![0u8; 512];
+        rom[..9].copy_from_slice(&[
+            0x55, 0xAA, 0x01, // signature, 1 block
+            0xB0, tag, // mov al, tag
+            0xE6, 0xE9, // out 0xE9, al
+            0xCB, // retf
+            0x00,
+        ]);
+        let sum = rom.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+        rom[511] = sum.wrapping_neg().wrapping_add(u8::from(!good_sum));
+        rom
+    }
+
+    fn boot_our_bios_with(rom: Vec<u8>) -> String {
+        let config = crate::MachineConfig {
+            console: crate::Console::Capture(Vec::new()),
+            vga_rom: Some(rom),
+            ..crate::MachineConfig::default()
+        };
+        let mut m = crate::Machine::with_our_bios(config).unwrap();
+        m.run(crate::RunLimits {
+            max_instructions: Some(20_000_000),
+        });
+        String::from_utf8_lossy(m.pc.debug.captured().unwrap_or_default()).into_owned()
+    }
+
+    #[test]
+    fn our_bios_runs_an_option_rom_with_a_good_checksum_only() {
+        let out = boot_our_bios_with(tiny_rom(b'#', true));
+        let at = out
+            .find('#')
+            .unwrap_or_else(|| panic!("ROM not run: {out:?}"));
+        let post = out.find("ringside-bios: POST").unwrap();
+        assert!(post < at, "after the host's POST step: {out:?}");
+        assert_eq!(out.matches('#').count(), 1, "{out:?}");
+        // INT 10h stays ours (the ROM did not take it): our banner and
+        // the boot messages appear as without a ROM.
+        assert!(out.contains("No bootable device"), "{out:?}");
+        let out = boot_our_bios_with(tiny_rom(b'#', false));
+        assert!(
+            !out.contains('#'),
+            "a bad checksum must be skipped: {out:?}"
+        );
+    }
 }
