@@ -474,6 +474,12 @@ impl Vga {
     pub fn render(&self) -> Frame {
         render::render(self)
     }
+
+    /// The text a text mode shows, one line per character row (for tests,
+    /// the debugger and headless checks); `None` in a graphics mode.
+    pub fn text(&self) -> Option<String> {
+        render::text(self)
+    }
 }
 
 /// The DAC as the BIOS loads it for the 16-colour modes: the 64 EGA

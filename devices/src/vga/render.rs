@@ -136,6 +136,35 @@ pub(super) fn render(v: &Vga) -> Frame {
     }
 }
 
+/// The characters a text mode shows, row by row (trailing blanks trimmed,
+/// characters outside printable ASCII as spaces), read the way the display
+/// reads them (CRTC start address and row stride), without touching the
+/// latches a CPU read would load. `None` in a graphics mode.
+pub(super) fn text(v: &Vga) -> Option<String> {
+    if v.gc[6] & 0x01 != 0 {
+        return None;
+    }
+    let (start, stride, shift) = v.scan_layout();
+    let cell_h = (v.crtc[9] & 0x1F) as usize + 1;
+    let cols = (v.crtc[1] as usize + 1).min(MAX_DIM as usize);
+    let rows = (v.vertical_display_lines() as usize).div_ceil(cell_h);
+    let mut s = String::new();
+    for row in 0..rows {
+        let line: String = (0..cols)
+            .map(|col| {
+                let a = ((start + row * stride + col) << shift) & 0xFFFF;
+                match v.vram[a] as u8 {
+                    c @ 0x20..=0x7E => c as char,
+                    _ => ' ',
+                }
+            })
+            .collect();
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    Some(s)
+}
+
 fn fill_black(f: &mut Frame) {
     for px in f.rgba.chunks_exact_mut(4) {
         px.copy_from_slice(&[0, 0, 0, 0xFF]);

@@ -289,3 +289,23 @@ fn garbage_registers_never_panic() {
         }
     }
 }
+
+#[test]
+fn text_view_reads_what_the_display_shows() {
+    let mut v = Vga::new(HZ);
+    assert!(v.set_mode(0x03));
+    for (i, b) in b"Hi".iter().enumerate() {
+        v.mem_write(0xB8000 + 2 * i as u32, *b);
+        v.mem_write(0xB8000 + 2 * i as u32 + 1, 0x07);
+    }
+    // Row 1 (160 bytes on), with a control character shown as a space.
+    for (i, b) in [b'a', 0x01, b'b'].into_iter().enumerate() {
+        v.mem_write(0xB8000 + 160 + 2 * i as u32, b);
+    }
+    let text = v.text().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 25);
+    assert_eq!(&lines[..3], ["Hi", "a b", ""]);
+    assert!(v.set_mode(0x13));
+    assert_eq!(v.text(), None, "graphics mode");
+}

@@ -52,6 +52,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("trace", "trace on FILE | trace off", "write every executed instruction to FILE (runs instruction by instruction)"),
     ("log", "log [N] | log on | log off", "the last N (default 20) CPU events: exceptions, interrupts, ring/mode/task changes (recording costs speed: off by default)"),
     ("screenshot", "screenshot FILE.png", "save the VGA display as a PNG"),
+    ("screen", "screen", "the text on the VGA display (in a text mode), row by row"),
     ("?", "? EXPR", "evaluate an expression (hex numbers, registers, byte/word/dword[linear])"),
     ("help", "help [COMMAND]", "list commands, or explain one"),
     ("quit", "quit", "leave the debugger (q also works)"),
@@ -469,6 +470,10 @@ impl Debugger {
                 }
                 _ => return Err("usage: screenshot FILE.png".into()),
             },
+            "screen" => no_args(match m.pc.vga.text() {
+                Some(text) => Reply::ok(text),
+                None => Reply::ok("the VGA is in a graphics mode: no text to show\n".into()),
+            })?,
             "?" | "print" | "p" => {
                 if args.is_empty() {
                     return Err("usage: ? EXPR".into());

@@ -411,6 +411,11 @@ fn page_walk_and_screenshot_and_help() {
     let png = std::fs::read(&path).expect("png");
     let _ = std::fs::remove_file(&path);
     assert_eq!(&png[1..4], b"PNG");
+    m.pc.vga.set_mode(0x03);
+    m.pc.vga.mem_write(0xB8000, b'R');
+    let t = cmd(&mut d, &mut m, "screen");
+    assert!(t.starts_with("R\n"), "{t}");
+    assert_eq!(t.lines().count(), 25, "{t}");
 }
 
 #[test]
