@@ -27,6 +27,7 @@ use crate::{BootOrder, Cli, DebugArgs, DiskArgs, GuestOptions, RtcStart};
 #[cfg(test)]
 pub const CLI_KEYS: &[(&str, &str)] = &[
     ("bios", "machine.bios"),
+    ("vga_bios", "machine.vga_bios"),
     ("boot", "machine.boot"),
     ("post_port", "machine.post_port"),
     ("memory", "machine.memory"),
@@ -94,6 +95,8 @@ pub struct MachineSection {
     pub cpu_mhz: Option<u64>,
     /// `builtin` (our BIOS) or a ROM file.
     pub bios: Option<String>,
+    /// A VGA BIOS (option ROM) file at C000:0000.
+    pub vga_bios: Option<PathBuf>,
     #[serde(default, deserialize_with = "boot")]
     pub boot: Option<BootOrder>,
     #[serde(default, deserialize_with = "port")]
@@ -344,6 +347,7 @@ impl Spec {
         d.cdrom.iter_mut().for_each(fix);
         self.display.screenshot.iter_mut().for_each(fix);
         self.debug.script.iter_mut().for_each(fix);
+        self.machine.vga_bios.iter_mut().for_each(fix);
         if let Some(b) = &mut self.machine.bios {
             if b != "builtin" {
                 let mut p = PathBuf::from(&*b);
@@ -398,6 +402,7 @@ fn explicit(id: &str) -> bool {
 /// What a spec fills in: the machine's parts of `run` or `demo`.
 pub struct Targets<'a> {
     pub bios: Option<&'a mut Option<PathBuf>>,
+    pub vga_bios: &'a mut Option<PathBuf>,
     pub boot: &'a mut Option<BootOrder>,
     pub post_port: &'a mut Option<u16>,
     pub disks: &'a mut DiskArgs,
@@ -429,6 +434,7 @@ pub fn fill(spec: Spec, t: Targets<'_>, explicit: &dyn Fn(&str) -> bool) {
             }
         }
     }
+    set_opt(t.vga_bios, m.vga_bios, "vga_bios", explicit);
     set_opt(t.boot, m.boot, "boot", explicit);
     set_opt(t.post_port, m.post_port, "post_port", explicit);
     let g = &mut *t.guest;
@@ -480,6 +486,7 @@ pub fn fill(spec: Spec, t: Targets<'_>, explicit: &dyn Fn(&str) -> bool) {
 pub fn prepare_run(a: &mut crate::RunArgs) -> Result<bool> {
     let t = Targets {
         bios: Some(&mut a.bios),
+        vga_bios: &mut a.vga.vga_bios,
         boot: &mut a.boot,
         post_port: &mut a.post_port,
         disks: &mut a.disks,
@@ -489,11 +496,12 @@ pub fn prepare_run(a: &mut crate::RunArgs) -> Result<bool> {
     finish(t)
 }
 
-/// `ringside demo`: as [`prepare_run`] (a `bios` key is ignored: the demo
-/// is the ROM).
+/// `ringside demo`: as [`prepare_run`] (`bios` names the firmware that
+/// boots the demo's disk).
 pub fn prepare_demo(a: &mut crate::DemoArgs) -> Result<bool> {
     let t = Targets {
-        bios: None,
+        bios: Some(&mut a.bios),
+        vga_bios: &mut a.vga.vga_bios,
         boot: &mut a.boot,
         post_port: &mut a.post_port,
         disks: &mut a.disks,
@@ -510,6 +518,7 @@ fn finish(mut t: Targets<'_>) -> Result<bool> {
             spec,
             Targets {
                 bios: t.bios.as_deref_mut(),
+                vga_bios: &mut *t.vga_bios,
                 boot: &mut *t.boot,
                 post_port: &mut *t.post_port,
                 disks: &mut *t.disks,
@@ -549,6 +558,12 @@ pub fn print(t: &Targets<'_>) -> String {
         }
         Some(None) => s.push_str("bios = \"builtin\"\n"),
         None => s.push_str("# bios: the demo ROM (ringside demo)\n"),
+    }
+    match &*t.vga_bios {
+        Some(p) => {
+            let _ = writeln!(s, "vga_bios = {}", qp(p));
+        }
+        None => s.push_str("# vga_bios = \"FILE\"  (none: our BIOS's own INT 10h)\n"),
     }
     let (boot, comment) = match t.boot.as_ref() {
         Some(b) => (b.0.clone(), ""),
@@ -803,6 +818,7 @@ mod tests {
     fn targets(a: &mut crate::RunArgs) -> Targets<'_> {
         Targets {
             bios: Some(&mut a.bios),
+            vga_bios: &mut a.vga.vga_bios,
             boot: &mut a.boot,
             post_port: &mut a.post_port,
             disks: &mut a.disks,
@@ -868,6 +884,8 @@ mod tests {
             "1234",
             "--bios",
             "rom.bin",
+            "--vga-bios",
+            "vga.bin",
         ]);
         let printed = print(&targets(&mut a));
         let spec = parse("printed", &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));

@@ -190,6 +190,8 @@ struct RunArgs {
     /// runs: POST, then boot from the disks in `--boot` order.
     #[arg(long, value_name = "FILE")]
     bios: Option<PathBuf>,
+    #[command(flatten)]
+    vga: VgaBiosArg,
     /// Boot order for our BIOS: up to three of `disk`, `cdrom`, `floppy`,
     /// comma-separated (default `disk,cdrom,floppy`).
     #[arg(long, value_name = "ORDER", value_parser = parse_boot_order)]
@@ -205,6 +207,28 @@ struct RunArgs {
     debug: DebugArgs,
     #[command(flatten)]
     trap: lesson::TrapLogArgs,
+}
+
+/// A VGA BIOS (option ROM) for the card's ROM socket.
+#[derive(Args, Debug, Default, Clone)]
+struct VgaBiosArg {
+    /// A VGA BIOS image (an option ROM starting with 55h AAh, at most 128
+    /// KiB) at C000:0000, read-only as a card's ROM. Our BIOS runs it when
+    /// it scans for option ROMs, and INT 10h is then the VGA BIOS's;
+    /// SeaBIOS and the Bochs BIOS find it as they do on QEMU and Bochs.
+    /// Without it our BIOS's own video services serve INT 10h.
+    #[arg(long, value_name = "FILE")]
+    vga_bios: Option<PathBuf>,
+}
+
+impl VgaBiosArg {
+    /// The image, read and checked (errors name the file).
+    fn load(&self) -> Result<Option<Vec<u8>>> {
+        Ok(match &self.vga_bios {
+            Some(path) => Some(ringside_machine::load_option_rom(path)?),
+            None => None,
+        })
+    }
 }
 
 /// The debugger: a REPL, a script of its commands, or a gdb stub.
@@ -376,6 +400,12 @@ fn attach_disks(m: &mut Machine, d: &DiskArgs) -> Result<()> {
 struct DemoArgs {
     #[command(flatten)]
     guest: GuestOptions,
+    /// Boot the demo's disk with this system ROM (SeaBIOS, the Bochs BIOS)
+    /// instead of our BIOS.
+    #[arg(long, value_name = "FILE", conflicts_with = "rom_demo")]
+    bios: Option<PathBuf>,
+    #[command(flatten)]
+    vga: VgaBiosArg,
     /// Run the older real-mode demo instead: a 64 KiB ROM of ours entered at
     /// the reset vector, with no BIOS (arithmetic, strings, INT, #DE,
     /// self-modifying code, the stack).
@@ -572,6 +602,7 @@ fn cmd_run(mut args: RunArgs) -> Result<u8> {
     if let Some(order) = &args.boot {
         config.boot_order = order.0.clone();
     }
+    config.vga_rom = args.vga.load()?;
     let mut m = Machine::new(rom, config)?;
     attach_disks(&mut m, &args.disks)?;
     if args.debug.active() {
@@ -626,12 +657,17 @@ fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
     if let Some(order) = &args.boot {
         config.boot_order = order.0.clone();
     }
+    config.vga_rom = args.vga.load()?;
     let mut m = if args.rom_demo {
         Machine::new(ringside_roms::DEMO.to_vec(), config)?
     } else {
-        // Our BIOS boots the demo's disk, attached as the primary master
-        // (a `--hda` of the user's takes its place).
-        let mut m = Machine::with_our_bios(config)?;
+        // The BIOS (ours unless --bios) boots the demo's disk, attached as
+        // the primary master (a `--hda` of the user's takes its place).
+        let rom = match &args.bios {
+            Some(path) => ringside_machine::load_rom(path)?,
+            None => ringside_machine::bios::rom(),
+        };
+        let mut m = Machine::new(rom, config)?;
         attach_demo_disk(&mut m)?;
         m
     };
