@@ -16,13 +16,15 @@
 //! double-scans them), so every mode keeps a 4:3 picture; `--scale`
 //! multiplies the window's size.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use minifb::{Key, KeyRepeat, ScaleMode, WindowOptions};
+use minifb::{Key, ScaleMode, WindowOptions};
 use ringside_machine::vga::Frame;
 use ringside_machine::{Machine, RunLimits};
 
@@ -37,6 +39,21 @@ const BASE_SIZE: (usize, usize) = (720, 400);
 /// An open window.
 pub struct Window {
     win: minifb::Window,
+    /// Key downs and ups in the order the window system reported them.
+    events: Rc<RefCell<VecDeque<(Key, bool)>>>,
+}
+
+/// Collects minifb's key events in order. `get_keys_pressed` would list a
+/// frame's keys in key-code order (the 4 before Shift in a quickly typed
+/// `$`) and lose a press and release that fall in the same frame.
+struct KeyEvents(Rc<RefCell<VecDeque<(Key, bool)>>>);
+
+impl minifb::InputCallback for KeyEvents {
+    fn add_char(&mut self, _uni_char: u32) {}
+
+    fn set_key_state(&mut self, key: Key, state: bool) {
+        self.0.borrow_mut().push_back((key, state));
+    }
 }
 
 impl Window {
@@ -55,8 +72,10 @@ impl Window {
         )?;
         // We pace ourselves on the frames that arrive.
         win.set_target_fps(0);
+        let events = Rc::new(RefCell::new(VecDeque::new()));
+        win.set_input_callback(Box::new(KeyEvents(events.clone())));
         log::info!("window opened, {}x{}", BASE_SIZE.0 * s, BASE_SIZE.1 * s);
-        Ok(Window { win })
+        Ok(Window { win, events })
     }
 }
 
@@ -206,6 +225,8 @@ struct Ui {
     down: HashSet<u16>,
     /// Keys that made a host combination (their release is ours too).
     host_keys: HashSet<Key>,
+    /// Keys the window reported down and not yet up.
+    held: HashSet<Key>,
     status: String,
     title: String,
     shots: u64,
@@ -223,6 +244,7 @@ impl Ui {
             grabbed: true,
             down: HashSet::new(),
             host_keys: HashSet::new(),
+            held: HashSet::new(),
             status: String::new(),
             title: String::new(),
             shots: 0,
@@ -301,60 +323,77 @@ impl Ui {
         self.last = Some(f);
     }
 
-    /// Keys since the last update: host combinations, else the guest's.
-    /// True when the person asked to quit.
+    /// Keys since the last update, in order: host combinations, else the
+    /// guest's. True when the person asked to quit.
     fn keys(&mut self) -> bool {
-        let win = &self.window.win;
-        let ctrl = win.is_key_down(Key::LeftCtrl) || win.is_key_down(Key::RightCtrl);
-        let alt = win.is_key_down(Key::LeftAlt) || win.is_key_down(Key::RightAlt);
-        let pressed = win.get_keys_pressed(KeyRepeat::No);
-        let released = win.get_keys_released();
-        for k in pressed {
-            log::debug!("host key {k:?} down (Ctrl {ctrl}, Alt {alt})");
-            if ctrl && alt && matches!(k, Key::P | Key::G | Key::S | Key::Q) {
-                self.host_keys.insert(k);
-                match k {
-                    Key::P => {
-                        self.paused = !self.paused;
-                        let _ = self.commands.send(Command::Pause(self.paused));
-                    }
-                    Key::G => {
-                        self.grabbed = !self.grabbed;
-                        if !self.grabbed {
-                            self.release_all();
-                        }
-                        log::info!(
-                            "keyboard {}",
-                            if self.grabbed { "grabbed" } else { "released" }
-                        );
-                    }
-                    Key::S => self.screenshot(),
-                    _ => {
-                        log::info!("quit key (Ctrl+Alt+Q)");
-                        return true;
-                    }
+        loop {
+            let Some((k, down)) = self.window.events.borrow_mut().pop_front() else {
+                return false;
+            };
+            if down {
+                if self.key_down(k) {
+                    return true;
                 }
-                continue;
-            }
-            if !self.grabbed {
-                continue;
-            }
-            if let Some(code) = keymap::set1(k) {
-                self.down.insert(code);
-                let _ = self.commands.send(Command::Key(code, true));
+            } else {
+                self.key_up(k);
             }
         }
-        for k in released {
-            if self.host_keys.remove(&k) {
-                continue;
+    }
+
+    /// A key went down (or repeats, held: a make code again, as a PS/2
+    /// keyboard's typematic repeat sends). True for the quit key.
+    fn key_down(&mut self, k: Key) -> bool {
+        let repeat = !self.held.insert(k);
+        let ctrl = self.held.contains(&Key::LeftCtrl) || self.held.contains(&Key::RightCtrl);
+        let alt = self.held.contains(&Key::LeftAlt) || self.held.contains(&Key::RightAlt);
+        log::debug!("key {k:?} down (Ctrl {ctrl}, Alt {alt}, repeat {repeat})");
+        if ctrl && alt && matches!(k, Key::P | Key::G | Key::S | Key::Q) {
+            if !self.host_keys.insert(k) {
+                return false; // a held host key does not repeat its action
             }
-            if let Some(code) = keymap::set1(k) {
-                if self.down.remove(&code) {
-                    let _ = self.commands.send(Command::Key(code, false));
+            match k {
+                Key::P => {
+                    self.paused = !self.paused;
+                    let _ = self.commands.send(Command::Pause(self.paused));
+                }
+                Key::G => {
+                    self.grabbed = !self.grabbed;
+                    if !self.grabbed {
+                        self.release_all();
+                    }
+                    log::info!(
+                        "keyboard {}",
+                        if self.grabbed { "grabbed" } else { "released" }
+                    );
+                }
+                Key::S => self.screenshot(),
+                _ => {
+                    log::info!("quit key (Ctrl+Alt+Q)");
+                    return true;
                 }
             }
+            return false;
+        }
+        if !self.grabbed || self.host_keys.contains(&k) {
+            return false;
+        }
+        if let Some(code) = keymap::set1(k) {
+            self.down.insert(code);
+            let _ = self.commands.send(Command::Key(code, true));
         }
         false
+    }
+
+    fn key_up(&mut self, k: Key) {
+        self.held.remove(&k);
+        if self.host_keys.remove(&k) {
+            return;
+        }
+        if let Some(code) = keymap::set1(k) {
+            if self.down.remove(&code) {
+                let _ = self.commands.send(Command::Key(code, false));
+            }
+        }
     }
 
     /// Break codes for every key the guest thinks is down.
