@@ -195,7 +195,7 @@ pub enum RunOutcome {
     /// with SLP_EN written to PM1a_CNT), as `poweroff` does.
     PowerOff,
     /// The guest asked for a reset (8042 command 0xFE, port 0x92 bit 0, or
-    /// the ACPI reset register) with `no_reboot` set: the run ends instead,
+    /// port 0xCF9) with `no_reboot` set: the run ends instead,
     /// as QEMU's process does under `-no-reboot` (Linux's `reboot -f`).
     GuestReset,
     /// A triple fault with `no_reboot` set: the processor shut down.
@@ -249,8 +249,8 @@ impl RunOutcome {
                  will interrupt (every IRQ masked or no timer running): nothing can wake it",
                 eip.wrapping_sub(1)
             ),
-            RunOutcome::GuestReset => "guest asked for a reset (8042 0xFE, port 0x92 or ACPI reset \
-                 register); the machine was not reset (--no-reboot; exit status 5)"
+            RunOutcome::GuestReset => "guest asked for a reset (8042 0xFE, port 0x92 or 0xCF9); \
+                 the machine was not reset (--no-reboot; exit status 5)"
                 .to_string(),
             RunOutcome::TripleFault { vector, cs, eip } => format!(
                 "triple fault at {cs:04X}:{eip:08X} (last exception: vector {vector}); \
