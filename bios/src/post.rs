@@ -141,6 +141,10 @@ fn boot_cdrom(bios: &Bios, c: &mut Call) -> Result<u16, String> {
     let Some(d) = bios.cdroms.first().copied() else {
         return Err("no CD-ROM drive".into());
     };
+    if d.sectors == 0 {
+        // READ CAPACITY failed at POST: NOT READY, medium not present.
+        return Err("CD-ROM E0h: no disc in the drive (the tray is empty)".into());
+    }
     let mut blk = [0u8; 2048];
     let read = |c: &mut Call, lba: u64, blk: &mut [u8; 2048]| {
         disk::cd_read(c, &d, lba, 1, |_, _, b| blk.copy_from_slice(b)) == 1

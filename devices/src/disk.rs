@@ -112,6 +112,9 @@ pub struct Disk {
     overlay: HashMap<u64, Box<[u8; SECTOR_SIZE]>>,
     /// Whether `file` has writes not yet synced.
     dirty: bool,
+    /// A CD-ROM drive with its tray empty: no file, no medium.
+    #[serde(default)]
+    empty_tray: bool,
 }
 
 impl std::fmt::Debug for Disk {
@@ -201,7 +204,29 @@ impl Disk {
             media_read_only: mode == DiskMode::CdRom,
             overlay: HashMap::new(),
             dirty: false,
+            empty_tray: false,
         })
+    }
+
+    /// A CD-ROM drive with no disc in it (QEMU's `-drive media=cdrom`
+    /// without a file, Bochs's `status=ejected`): the drive is there, and
+    /// every media access reports NOT READY, MEDIUM NOT PRESENT.
+    pub fn empty_tray() -> Disk {
+        Disk {
+            path: PathBuf::from("(empty tray)"),
+            file: None,
+            len: 0,
+            write_through: false,
+            media_read_only: true,
+            overlay: HashMap::new(),
+            dirty: false,
+            empty_tray: true,
+        }
+    }
+
+    /// Whether there is a medium to read (false only for an empty tray).
+    pub fn has_medium(&self) -> bool {
+        !self.empty_tray
     }
 
     /// The image's file name, for messages.

@@ -344,7 +344,11 @@ impl Spec {
         d.disk.iter_mut().flatten().for_each(fix);
         d.hda.iter_mut().for_each(fix);
         d.hdb.iter_mut().for_each(fix);
-        d.cdrom.iter_mut().for_each(fix);
+        // `empty` is a drive with no disc, not a file next to the spec.
+        d.cdrom
+            .iter_mut()
+            .filter(|p| p.as_os_str() != "empty")
+            .for_each(fix);
         self.display.screenshot.iter_mut().for_each(fix);
         self.debug.script.iter_mut().for_each(fix);
         self.machine.vga_bios.iter_mut().for_each(fix);

@@ -343,8 +343,9 @@ struct DiskArgs {
     #[arg(long, value_name = "FILE")]
     hdb: Option<PathBuf>,
     /// ISO image in an ATAPI CD-ROM drive on the secondary master (IDE
-    /// 1:0), read-only.
-    #[arg(long, value_name = "ISO")]
+    /// 1:0), read-only; `empty` for a drive with its tray empty (a file
+    /// named `empty` is `./empty`).
+    #[arg(long, value_name = "ISO|empty")]
     cdrom: Option<PathBuf>,
     /// Keep guest writes to the hard disks in memory: the image files are
     /// never modified.
@@ -389,7 +390,11 @@ fn attach_disks(m: &mut Machine, d: &DiskArgs) -> Result<()> {
         .map(|(p, c, sl)| (p, c, sl, DeviceKind::Disk, mode));
     for (path, channel, slot, kind, mode) in fixed.into_iter().chain(extra) {
         if let Some(path) = path {
-            let disk = Disk::open(&path, mode)?;
+            let disk = if matches!(kind, DeviceKind::CdRom) && path.as_os_str() == "empty" {
+                Disk::empty_tray()
+            } else {
+                Disk::open(&path, mode)?
+            };
             m.pc.ide.attach(channel, slot, kind, disk);
         }
     }

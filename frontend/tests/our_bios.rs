@@ -1,6 +1,8 @@
 //! `ringside run` without `--bios`: our own BIOS boots the disks given with
 //! `--disk` in `--boot` order, or says why it cannot.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -66,5 +68,68 @@ fn nothing_to_boot_is_reported_and_stops() {
     );
     assert!(out.contains("no boot signature"), "{out}");
     assert!(out.contains("No bootable device"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_empty_cd_tray_is_reported_on_screen_and_on_the_console() {
+    let dir = scratch("emptytray");
+    std::fs::write(dir.join("blank.img"), vec![0u8; 32 * 512]).unwrap();
+    let o = run(
+        &dir,
+        &[
+            "--disk",
+            "blank.img",
+            "--cdrom",
+            "empty",
+            "--boot",
+            "cdrom,disk",
+            "--headless",
+            "--screenshot",
+            "shot.png",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "halted for good: {err}");
+    // The drive is found at POST (it answers IDENTIFY PACKET), then the
+    // boot attempt says why it failed, and the next device is tried.
+    assert!(
+        out.contains(
+            "Boot from CD-ROM failed: CD-ROM E0h: no disc in the drive (the tray is empty)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("no boot signature"), "{out}");
+    assert!(out.contains("No bootable device"), "{out}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The same words are on the VGA screen (the BIOS's teletype).
+    let (w, h, rgba) = common::read_rgba_png(&dir.join("shot.png"));
+    let screen = common::screen_text(&rgba, w, h);
+    assert!(
+        screen
+            .iter()
+            .any(|l| l.contains("no disc in the drive (the tray is empty)")),
+        "not on screen:\n{}",
+        screen.join("\n")
+    );
+    // The machine spec says it the same way.
+    std::fs::write(
+        dir.join("vm.toml"),
+        "[machine]\nboot = [\"cdrom\", \"disk\"]\n[disks]\ndisk = [\"blank.img\"]\ncdrom = \"empty\"\n",
+    )
+    .unwrap();
+    let o = run(&dir, &["--config", "vm.toml", "--headless"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("no disc in the drive (the tray is empty)"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

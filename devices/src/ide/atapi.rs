@@ -26,6 +26,7 @@ const ASC_LBA_OUT_OF_RANGE: u8 = 0x21;
 const ASC_INVALID_FIELD: u8 = 0x24;
 const ASC_MEDIUM_CHANGED: u8 = 0x28;
 const ASC_INCOMPATIBLE_FORMAT: u8 = 0x30;
+const ASC_MEDIUM_NOT_PRESENT: u8 = 0x3A;
 
 /// Execute ATA command `cmd` on the selected ATAPI device.
 pub(super) fn command(ch: &mut Channel, cmd: u8) {
@@ -121,8 +122,13 @@ pub(super) fn packet_received(ch: &mut Channel) {
         return;
     }
     let alloc16 = u16::from_be_bytes([p[7], p[8]]) as usize;
+    // TEST UNIT READY, READ CAPACITY, READ(10/12), READ TOC need a disc.
+    if !d.disk.has_medium() && matches!(op, 0x00 | 0x25 | 0x28 | 0xA8 | 0x43) {
+        check_condition(ch, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT, 0);
+        return;
+    }
     match op {
-        0x00 => good(ch), // TEST UNIT READY: the medium is always there
+        0x00 => good(ch), // TEST UNIT READY: a disc is in
         0x03 => request_sense(ch, p[4] as usize),
         0x12 => inquiry(ch, u16::from_be_bytes([p[3], p[4]]) as usize),
         0x1B | 0x1E | 0x2B => good(ch), // START STOP UNIT, PREVENT/ALLOW, SEEK

@@ -509,3 +509,29 @@ fn atapi_toc_mode_sense_configuration() {
 }
 
 const SK_UNIT_ATTENTION_TEST: u8 = 6;
+
+#[test]
+fn atapi_empty_tray_is_not_ready_medium_not_present() {
+    let mut ide = Ide::new();
+    ide.attach(1, 0, DeviceKind::CdRom, Disk::empty_tray());
+    // The drive is there (ATAPI signature, INQUIRY answers)...
+    let (d, st, _) = packet(&mut ide, &[0x12, 0, 0, 0, 36], 0xFFFE);
+    assert_eq!(st & ST_ERR, 0);
+    assert_eq!(d[0] & 0x1F, 5, "a CD-ROM device");
+    // ...but every media command fails NOT READY / 3Ah, after the usual
+    // first UNIT ATTENTION.
+    let _ = packet(&mut ide, &[0x00], 0xFFFE);
+    for cmd in [
+        &[0x00][..],                            // TEST UNIT READY
+        &[0x25][..],                            // READ CAPACITY
+        &[0x28, 0, 0, 0, 0, 16, 0, 0, 1][..],   // READ(10) block 16
+        &[0xA8, 0, 0, 0, 0, 0, 0, 0, 0, 1][..], // READ(12)
+        &[0x43, 0, 0, 0, 0, 0, 0, 0, 12][..],   // READ TOC
+    ] {
+        let (d, st, _) = packet(&mut ide, cmd, 0xFFFE);
+        assert_ne!(st & ST_ERR, 0, "{cmd:02X?}");
+        assert!(d.is_empty(), "{cmd:02X?}: no data");
+        assert_eq!(inb(&mut ide, ERROR.wrapping_add(S)) >> 4, 2, "{cmd:02X?}");
+        assert_eq!(sense(&mut ide), (2, 0x3A), "{cmd:02X?}");
+    }
+}
