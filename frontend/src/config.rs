@@ -64,6 +64,8 @@ pub const NOT_MACHINE_OPTIONS: &[&str] = &[
     "trap_log_events",
     "trap_log_cpl",
     "stats",
+    // The overlay panel shows what the run does; it is not the machine.
+    "overlay",
     // Exposing the gdb stub beyond loopback is a host security choice made
     // on the command line each time, never carried in a spec file.
     "gdb_allow_remote",

@@ -15,6 +15,7 @@ mod gdb;
 #[cfg(feature = "window")]
 mod keymap;
 mod lesson;
+mod overlay;
 mod repl;
 mod screenshot;
 mod session;
@@ -290,7 +291,7 @@ fn repl_maybe_windowed(
 ) -> Result<u8> {
     if !frontend.headless {
         #[cfg(feature = "window")]
-        match window::Window::open(frontend.scale) {
+        match window::Window::open(frontend.scale, false) {
             Ok(w) => return window::run_debugger(w, m, frontend, dbg),
             Err(e) => log::info!("no window ({e}): the debugger runs without one"),
         }
@@ -623,7 +624,7 @@ fn cmd_run(mut args: RunArgs) -> Result<u8> {
     let _terminal = RawTerminal::new(&args.guest.serial);
     let g = &args.guest;
     let traps = args.trap.attach(&mut m)?;
-    let ended = session::run(&mut m, &g.frontend, g.max_instructions)?;
+    let ended = session::run(&mut m, &g.frontend, g.max_instructions, traps.overlay())?;
     traps.finish(&mut m);
     let Some(outcome) = ended.outcome() else {
         print_summary(&m, "quit from the window");
@@ -688,7 +689,7 @@ fn cmd_demo(mut args: DemoArgs) -> Result<u8> {
     let _terminal = RawTerminal::new(&args.guest.serial);
     let g = &args.guest;
     let traps = args.trap.attach(&mut m)?;
-    let ended = session::run(&mut m, &g.frontend, g.max_instructions)?;
+    let ended = session::run(&mut m, &g.frontend, g.max_instructions, traps.overlay())?;
     traps.finish(&mut m);
     let Some(outcome) = ended.outcome() else {
         print_summary(&m, "quit from the window");

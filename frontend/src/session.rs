@@ -9,14 +9,17 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use ringside_machine::traplog::{Filter, Format, Overlay, TrapLog};
 use ringside_machine::vga::Frame;
 use ringside_machine::{Machine, RunLimits, RunOutcome, Status};
 
+use crate::overlay::{self, Placement};
 use crate::screenshot;
 
 /// Display, screenshot and spec-file options (`run` and `demo`).
@@ -48,6 +51,11 @@ pub struct FrontendArgs {
     /// name numbered (`shot-0001.png`, …; `screenshot.png` without it).
     #[arg(long, value_name = "CYCLES", value_parser = clap::value_parser!(u64).range(1..))]
     pub screenshot_every: Option<u64>,
+    /// Start with the overlay panel shown (CPL, mode, paging, IOPL and the
+    /// last trap-log events; Ctrl+Alt+O toggles it in the window). With
+    /// `--screenshot`, the final screenshot has the panel below the screen.
+    #[arg(long)]
+    pub overlay: bool,
 }
 
 /// How the run ended.
@@ -76,6 +84,10 @@ pub enum Command {
     Key(u16, bool),
     /// Pause (true) or resume.
     Pause(bool),
+    /// The overlay panel was shown (true) or hidden: feed it, or stop.
+    Overlay(bool),
+    /// Go on from a lesson's pause.
+    Continue,
     /// End the run.
     Quit,
 }
@@ -97,30 +109,124 @@ pub const REFRESH_HZ: u64 = 70;
 /// How often the headless status line appears.
 const STATUS_EVERY: Duration = Duration::from_secs(3);
 
+/// The overlay panel's data and who feeds it.
+#[derive(Clone, Debug)]
+pub struct OverlayFeed {
+    /// What the panel shows.
+    pub data: Arc<Mutex<Overlay>>,
+    /// The trap log (`--trap-log`, `--stats`) feeds it already. Otherwise
+    /// the machine attaches an observer of its own only while the panel is
+    /// shown, since an observed CPU runs a slower execute path.
+    pub by_trap_log: bool,
+}
+
+impl OverlayFeed {
+    /// The feed for a run: the trap log's overlay when it has one, else a
+    /// new one the machine feeds itself while the panel is shown.
+    pub fn new(from_trap_log: Option<Arc<Mutex<Overlay>>>) -> OverlayFeed {
+        match from_trap_log {
+            Some(data) => OverlayFeed {
+                data,
+                by_trap_log: true,
+            },
+            None => OverlayFeed {
+                data: Arc::new(Mutex::new(Overlay::new(overlay::KEEP_EVENTS))),
+                by_trap_log: false,
+            },
+        }
+    }
+}
+
 /// Run `m` as the options say, in a window when one can be opened.
-pub fn run(m: &mut Machine, opts: &FrontendArgs, max_instructions: Option<u64>) -> Result<Ended> {
+/// `trap_overlay` is the trap log's overlay, when a trap log is attached.
+pub fn run(
+    m: &mut Machine,
+    opts: &FrontendArgs,
+    max_instructions: Option<u64>,
+    trap_overlay: Option<Arc<Mutex<Overlay>>>,
+) -> Result<Ended> {
     let limits = RunLimits { max_instructions };
+    let feed = OverlayFeed::new(trap_overlay);
     if !opts.headless {
         #[cfg(feature = "window")]
-        match crate::window::Window::open(opts.scale) {
-            Ok(window) => return crate::window::run(window, m, opts, limits),
+        match crate::window::Window::open(opts.scale, opts.overlay) {
+            Ok(window) => return crate::window::run(window, m, opts, limits, feed),
             Err(e) => log::info!("no window ({e}): running headless"),
         }
         #[cfg(not(feature = "window"))]
         log::info!("built without the `window` feature: running headless");
     }
     let (_tx, rx) = crossbeam_channel::bounded(1);
-    let ended = drive(m, opts, limits, &rx, None, std::io::stderr().is_terminal())?;
+    let ended = drive(
+        m,
+        opts,
+        limits,
+        &rx,
+        None,
+        std::io::stderr().is_terminal(),
+        Some(&feed),
+    )?;
     if let Some(path) = &opts.screenshot {
-        screenshot::write_png(path, &m.pc.vga.render())?;
+        let vga = m.pc.vga.render();
+        let frame = if opts.overlay {
+            with_panel(&overlay::for_window(&vga), &feed.data)
+        } else {
+            vga
+        };
+        screenshot::write_png(path, &frame)?;
         log::info!("screenshot written to {}", path.display());
     }
     Ok(ended)
 }
 
+/// `picture` with the overlay's panel below it (screenshots).
+pub fn with_panel(picture: &Frame, data: &Mutex<Overlay>) -> Frame {
+    let o = data.lock().map(|o| o.clone()).unwrap_or_default();
+    let panel = overlay::panel(&o, picture.width);
+    overlay::compose(picture, Some(&panel), Placement::Below, false)
+}
+
+/// The machine's side of the overlay in [`drive`]: attach an observer of
+/// our own while the panel is shown (unless the trap log feeds it), and
+/// take CPL, mode and IOPL from the CPU once per frame (IOPL changes by
+/// POPF or IRET are not events).
+struct OverlayState<'a> {
+    feed: &'a OverlayFeed,
+    /// Our observer is attached.
+    attached: bool,
+}
+
+impl OverlayState<'_> {
+    fn show(&mut self, m: &mut Machine, shown: bool) {
+        if self.feed.by_trap_log || shown == self.attached {
+            return;
+        }
+        if shown {
+            let log = TrapLog::new(None, Format::Text, Filter::default())
+                .with_overlay(self.feed.data.clone());
+            m.cpu.set_observer(Some(Box::new(log)));
+        } else {
+            m.cpu.set_observer(None);
+        }
+        self.attached = shown;
+        self.sync(m);
+    }
+
+    fn sync(&self, m: &Machine) {
+        if self.feed.by_trap_log || self.attached {
+            // Never wait for the window: it holds the lock only to copy.
+            if let Ok(mut o) = self.feed.data.try_lock() {
+                o.sync(&m.cpu);
+            }
+        }
+    }
+}
+
 /// The machine side: run in pieces of one refresh period of virtual time,
 /// taking commands from `commands` and sending frames and status to
-/// `reports` (when a window listens), screenshots and the status line.
+/// `reports` (when a window listens), screenshots and the status line;
+/// `feed` is the overlay panel's data, kept current while it is shown
+/// (initially when `--overlay` says so).
 pub fn drive(
     m: &mut Machine,
     opts: &FrontendArgs,
@@ -128,7 +234,16 @@ pub fn drive(
     commands: &Receiver<Command>,
     reports: Option<&Sender<Report>>,
     status_line: bool,
+    feed: Option<&OverlayFeed>,
 ) -> Result<Ended> {
+    let mut overlay = feed.map(|feed| OverlayState {
+        feed,
+        attached: false,
+    });
+    if let Some(o) = &mut overlay {
+        o.show(m, opts.overlay);
+        o.sync(m);
+    }
     let period = (m.pc.clock().cpu_hz() / REFRESH_HZ).max(1);
     let min_frame_gap = Duration::from_nanos(1_000_000_000 / REFRESH_HZ);
     let shot_base = opts
@@ -173,6 +288,13 @@ pub fn drive(
                     paused = p;
                     log::info!("machine {}", if p { "paused" } else { "resumed" });
                 }
+                Command::Overlay(shown) => {
+                    if let Some(o) = &mut overlay {
+                        o.show(m, shown);
+                    }
+                }
+                // Only a lesson's pause waits for it.
+                Command::Continue => {}
                 Command::Quit => return Ok(Ended::Quit),
             }
         }
@@ -188,6 +310,9 @@ pub fn drive(
         let now = m.cpu.cycles;
         if now >= next_frame {
             next_frame = now + period;
+            if let Some(o) = &overlay {
+                o.sync(m);
+            }
             if let Some(tx) = reports {
                 if last_frame.elapsed() >= min_frame_gap {
                     last_frame = Instant::now();
@@ -266,7 +391,7 @@ mod tests {
         };
         let mut m = demo();
         let (_tx, rx) = crossbeam_channel::bounded(1);
-        let ended = drive(&mut m, &opts, RunLimits::default(), &rx, None, false).unwrap();
+        let ended = drive(&mut m, &opts, RunLimits::default(), &rx, None, false, None).unwrap();
         assert_eq!(ended, Ended::Guest(RunOutcome::Exit(0)));
         let expected = m.cpu.cycles / 20_000;
         assert!(expected >= 1);
@@ -274,6 +399,56 @@ mod tests {
         let last = dir.join(format!("s-{:04}.png", expected));
         assert!(last.exists(), "{}", last.display());
         assert!(!dir.join(format!("s-{:04}.png", expected + 2)).exists());
+    }
+
+    /// The overlay gets the run's events while it is shown (from the
+    /// start with `--overlay`, or from a Ctrl+Alt+O), and without it the
+    /// CPU runs with no observer.
+    #[test]
+    fn the_overlay_is_fed_only_while_shown() {
+        let run = |overlay: bool, cmds: &[bool]| {
+            let mut m = demo();
+            let feed = OverlayFeed::new(None);
+            let opts = FrontendArgs {
+                overlay,
+                ..FrontendArgs::default()
+            };
+            let (tx, rx) = crossbeam_channel::unbounded();
+            for &c in cmds {
+                tx.send(Command::Overlay(c)).unwrap();
+            }
+            let ended = drive(
+                &mut m,
+                &opts,
+                RunLimits::default(),
+                &rx,
+                None,
+                false,
+                Some(&feed),
+            )
+            .unwrap();
+            assert_eq!(ended, Ended::Guest(RunOutcome::Exit(0)));
+            let observed = m.cpu.set_observer(None).is_some();
+            let o = feed.data.lock().unwrap().clone();
+            (observed, o)
+        };
+        let (observed, o) = run(true, &[]);
+        assert!(observed);
+        assert_eq!(o.status_line(), "CPL 0  real mode  paging off  IOPL 0");
+        // The demo's own #DE, caught by its handler.
+        assert!(
+            o.recent
+                .iter()
+                .any(|e| e.kind == "exception" && e.text.contains("#DE")),
+            "{o:?}"
+        );
+        let (observed, o) = run(false, &[]);
+        assert!(!observed);
+        assert!(o.recent.is_empty() && o.changes == 0, "{o:?}");
+        let (observed, o) = run(false, &[true]);
+        assert!(observed && !o.recent.is_empty(), "{o:?}");
+        let (observed, _) = run(true, &[false]);
+        assert!(!observed);
     }
 
     #[test]
@@ -289,6 +464,7 @@ mod tests {
             &crx,
             Some(&rtx),
             false,
+            None,
         )
         .unwrap();
         assert_eq!(ended, Ended::Guest(RunOutcome::Exit(0)));
@@ -304,6 +480,7 @@ mod tests {
             &crx,
             None,
             false,
+            None,
         )
         .unwrap();
         assert_eq!(ended, Ended::Quit);

@@ -9,28 +9,42 @@
 //! - Ctrl+Alt+P: pause / resume the machine
 //! - Ctrl+Alt+G: release / grab the keyboard (released: keys stay with the host)
 //! - Ctrl+Alt+S: screenshot of the window's frame to `ringside-NNNN.png`
+//!   (with the overlay panel when it is shown)
+//! - Ctrl+Alt+O: show / hide the overlay panel (CPL, mode, paging, IOPL
+//!   and the last trap-log events)
 //! - Ctrl+Alt+Q: quit (disk images are flushed, as on any exit)
+//!
+//! In a lesson, Space or Enter goes on from a pause (the lesson guests
+//! have no keyboard, so no key goes to them).
 //!
 //! The frame is shown at the VGA's resolution, with 320-pixel-wide modes
 //! doubled horizontally and 200-line modes doubled vertically (as the VGA
 //! double-scans them), so every mode keeps a 4:3 picture; `--scale`
-//! multiplies the window's size.
+//! multiplies the window's size. A window opened with the overlay shown
+//! (`--overlay`, and every lesson) has room for the panel below the
+//! picture; otherwise the panel, when toggled on, covers the picture's
+//! bottom rows, so the window's picture never changes size (minifb cannot
+//! resize a window, and a stretched picture would lose its sharpness).
 
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use minifb::{Key, ScaleMode, WindowOptions};
+use ringside_machine::traplog::Overlay;
 use ringside_machine::vga::Frame;
-use ringside_machine::{Machine, RunLimits};
+use ringside_machine::{Machine, RunLimits, RunOutcome};
 
 use crate::keymap;
+use crate::lesson::{self, Shown, WindowHooks};
+use crate::overlay::{self, Placement, PANEL_HEIGHT};
 use crate::screenshot;
-use crate::session::{describe_mode, drive, Command, Ended, FrontendArgs, Report};
+use crate::session::{describe_mode, drive, Command, Ended, FrontendArgs, OverlayFeed, Report};
 
 /// The initial window size at scale 1 (the 80x25 text mode with 9-dot
 /// characters).
@@ -41,6 +55,8 @@ pub struct Window {
     win: minifb::Window,
     /// Key downs and ups in the order the window system reported them.
     events: Rc<RefCell<VecDeque<(Key, bool)>>>,
+    /// Opened with room for the overlay panel below the picture.
+    panel_room: bool,
 }
 
 /// Collects minifb's key events in order. `get_keys_pressed` would list a
@@ -57,13 +73,15 @@ impl minifb::InputCallback for KeyEvents {
 }
 
 impl Window {
-    /// Open the window; fails without a display.
-    pub fn open(scale: u32) -> Result<Window, minifb::Error> {
+    /// Open the window, with room for the overlay panel below the picture
+    /// when `panel_room`; fails without a display.
+    pub fn open(scale: u32, panel_room: bool) -> Result<Window, minifb::Error> {
         let s = scale.max(1) as usize;
+        let height = BASE_SIZE.1 + if panel_room { PANEL_HEIGHT as usize } else { 0 };
         let mut win = minifb::Window::new(
             "Ringside",
             BASE_SIZE.0 * s,
-            BASE_SIZE.1 * s,
+            height * s,
             WindowOptions {
                 resize: true,
                 scale_mode: ScaleMode::AspectRatioStretch,
@@ -74,8 +92,12 @@ impl Window {
         win.set_target_fps(0);
         let events = Rc::new(RefCell::new(VecDeque::new()));
         win.set_input_callback(Box::new(KeyEvents(events.clone())));
-        log::info!("window opened, {}x{}", BASE_SIZE.0 * s, BASE_SIZE.1 * s);
-        Ok(Window { win, events })
+        log::info!("window opened, {}x{}", BASE_SIZE.0 * s, height * s);
+        Ok(Window {
+            win,
+            events,
+            panel_room,
+        })
     }
 }
 
@@ -86,36 +108,100 @@ pub fn run(
     m: &mut Machine,
     opts: &FrontendArgs,
     limits: RunLimits,
+    feed: OverlayFeed,
 ) -> Result<Ended> {
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let (rep_tx, rep_rx) = crossbeam_channel::bounded(4);
     let machine = &mut *m;
-    let (ended, last) = std::thread::scope(|s| {
+    let data = feed.data.clone();
+    let (ended, shot) = std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name("machine".into())
             .spawn_scoped(s, move || {
                 // The sender goes with the worker: the window sees the
                 // channel close when the run is over.
                 let tx: Sender<Report> = rep_tx;
-                drive(machine, opts, limits, &cmd_rx, Some(&tx), false)
+                drive(
+                    machine,
+                    opts,
+                    limits,
+                    &cmd_rx,
+                    Some(&tx),
+                    false,
+                    Some(&feed),
+                )
             })
             .map_err(|e| anyhow!("cannot start the machine thread: {e}"))?;
-        let mut ui = Ui::new(window, cmd_tx);
+        let mut ui = Ui::new(window, cmd_tx, View::Guest);
+        ui.overlay = Some(data);
+        ui.overlay_shown = opts.overlay;
         ui.run(&rep_rx);
         // The window closed first: stop the machine.
         let _ = ui.commands.send(Command::Quit);
         let ended = worker
             .join()
             .map_err(|_| anyhow!("the machine thread panicked"))??;
-        Ok::<_, anyhow::Error>((ended, ui.last))
+        Ok::<_, anyhow::Error>((ended, ui.shot_frame()))
     })?;
     if let Some(path) = &opts.screenshot {
         // What the window showed last: the final frame of the run.
-        let frame = last.unwrap_or_else(|| m.pc.vga.render());
+        let frame = shot.unwrap_or_else(|| m.pc.vga.render());
         screenshot::write_png(path, &frame)?;
         log::info!("screenshot written to {}", path.display());
     }
     Ok(ended)
+}
+
+/// A lesson in the window: the guest on a worker thread with `hooks`
+/// (its text onto the lesson screen, its pauses waiting for the window's
+/// Space or Enter, which come over `commands`), the lesson screen and the
+/// overlay panel here. `None` when the person quit.
+pub fn run_lesson(
+    window: Window,
+    m: &mut Machine,
+    name: &str,
+    mut hooks: WindowHooks,
+    commands: Sender<Command>,
+    max_instructions: Option<u64>,
+) -> Result<Option<RunOutcome>> {
+    let shown = hooks.shown.clone();
+    // Nothing is ever sent: the channel closing tells the window the
+    // lesson is over.
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded::<Report>(1);
+    let machine = &mut *m;
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("machine".into())
+            .spawn_scoped(s, move || {
+                let _closes = rep_tx;
+                let outcome = lesson::run_lesson(machine, &mut hooks, max_instructions);
+                if let Ok(mut o) = hooks.shown.overlay.lock() {
+                    o.sync(&machine.cpu);
+                }
+                hooks.shots.end(&hooks.shown);
+                // Keep the last screen up until the class has read it.
+                if outcome.is_some() && !hooks.no_pause {
+                    hooks.wait(lesson::END_PROMPT);
+                }
+                outcome
+            })
+            .map_err(|e| anyhow!("cannot start the machine thread: {e}"))?;
+        let mut ui = Ui::new(
+            window,
+            commands,
+            View::Lesson {
+                name: name.to_string(),
+                shown: shown.clone(),
+            },
+        );
+        ui.overlay = Some(shown.overlay.clone());
+        ui.overlay_shown = true;
+        ui.run(&rep_rx);
+        let _ = ui.commands.send(Command::Quit);
+        worker
+            .join()
+            .map_err(|_| anyhow!("the machine thread panicked"))
+    })
 }
 
 /// `--debug` with a window: the REPL and the machine run on a worker
@@ -159,7 +245,7 @@ pub fn run_debugger(
                 status
             })
             .map_err(|e| anyhow!("cannot start the machine thread: {e}"))?;
-        let mut ui = Ui::new(window, cmd_tx);
+        let mut ui = Ui::new(window, cmd_tx, View::Guest);
         ui.run(&rep_rx);
         if ui.window.win.is_open() {
             log::debug!("the debugger ended: window closing");
@@ -211,12 +297,37 @@ impl Feed {
     }
 }
 
+/// What the window's picture is.
+enum View {
+    /// The guest's VGA screen, from the frames the machine sends.
+    Guest,
+    /// A lesson's screen (its explanations; the lesson guests print on the
+    /// debug console, not the VGA).
+    Lesson {
+        /// The lesson's name, for the title.
+        name: String,
+        /// The lesson screen and overlay the machine side updates.
+        shown: Shown,
+    },
+}
+
 struct Ui {
     window: Window,
     commands: Sender<Command>,
+    view: View,
     /// The frame on screen, as the machine sent it.
     last: Option<Frame>,
-    /// It as window pixels (0RGB), scaled for the aspect ratio.
+    /// The overlay panel's data, when this window has one.
+    overlay: Option<Arc<Mutex<Overlay>>>,
+    /// The panel is shown.
+    overlay_shown: bool,
+    /// The overlay's and the lesson screen's change counters when last
+    /// drawn.
+    seen: (u64, u64),
+    /// Something changed that the picture does not show yet.
+    dirty: bool,
+    /// The window's picture as window pixels (0RGB): the frame scaled for
+    /// the aspect ratio, with the panel.
     pixels: Vec<u32>,
     size: (usize, usize),
     paused: bool,
@@ -233,11 +344,16 @@ struct Ui {
 }
 
 impl Ui {
-    fn new(window: Window, commands: Sender<Command>) -> Ui {
+    fn new(window: Window, commands: Sender<Command>, view: View) -> Ui {
         Ui {
             window,
             commands,
+            view,
             last: None,
+            overlay: None,
+            overlay_shown: false,
+            seen: (u64::MAX, u64::MAX),
+            dirty: true,
             pixels: Vec::new(),
             size: (0, 0),
             paused: false,
@@ -269,11 +385,13 @@ impl Ui {
                 self.take(r, &mut fresh);
             }
             if let Some(f) = fresh {
-                self.show(f);
+                self.last = Some(f);
+                self.dirty = true;
             }
             if self.keys() {
                 return;
             }
+            self.redraw();
             self.update_title();
             let result = if self.pixels.is_empty() {
                 self.window.win.update();
@@ -301,26 +419,83 @@ impl Ui {
         }
     }
 
-    fn show(&mut self, f: Frame) {
-        let (w, h) = (f.width as usize, f.height as usize);
-        let dx = if w <= 400 { 2 } else { 1 };
-        let dy = if h <= 300 { 2 } else { 1 };
-        self.size = (w * dx, h * dy);
-        self.pixels.clear();
-        self.pixels.reserve(self.size.0 * self.size.1);
-        for row in f.rgba.chunks_exact(w * 4).take(h) {
-            let start = self.pixels.len();
-            for px in row.chunks_exact(4) {
-                let c = (px[0] as u32) << 16 | (px[1] as u32) << 8 | px[2] as u32;
-                for _ in 0..dx {
-                    self.pixels.push(c);
-                }
-            }
-            for _ in 1..dy {
-                self.pixels.extend_from_within(start..start + w * dx);
-            }
+    /// The overlay's and the lesson screen's change counters.
+    fn changes(&self) -> (u64, u64) {
+        let o = match (&self.overlay, self.overlay_shown) {
+            (Some(o), true) => o.lock().map(|o| o.changes).unwrap_or(0),
+            _ => 0,
+        };
+        let l = match &self.view {
+            View::Lesson { shown, .. } => shown.screen.lock().map(|s| s.changes).unwrap_or(0),
+            View::Guest => 0,
+        };
+        (o, l)
+    }
+
+    /// The panel for a picture `width` wide, when it is shown.
+    fn panel(&self, width: u32) -> Option<Frame> {
+        let data = self.overlay.as_ref().filter(|_| self.overlay_shown)?;
+        // Copy, then draw without the lock: the machine may be waiting to
+        // record an event.
+        let o = data.lock().map(|o| o.clone()).unwrap_or_default();
+        Some(overlay::panel(&o, width))
+    }
+
+    /// The picture without the panel, at window scale.
+    fn picture(&self) -> Option<Frame> {
+        match &self.view {
+            View::Guest => self.last.as_ref().map(overlay::for_window),
+            View::Lesson { shown, .. } => shown.screen.lock().ok().map(|s| s.render()),
         }
-        self.last = Some(f);
+    }
+
+    /// Rebuild the window's pixels when the frame, the panel or the
+    /// lesson screen changed.
+    fn redraw(&mut self) {
+        let changes = self.changes();
+        if !self.dirty && changes == self.seen {
+            return;
+        }
+        let Some(picture) = self.picture() else {
+            return;
+        };
+        self.seen = changes;
+        self.dirty = false;
+        let panel = self.panel(picture.width);
+        let placement = if self.window.panel_room {
+            Placement::Below
+        } else {
+            Placement::Over
+        };
+        let f = overlay::compose(&picture, panel.as_ref(), placement, self.window.panel_room);
+        self.size = (f.width as usize, f.height as usize);
+        self.pixels.clear();
+        self.pixels.extend(
+            f.rgba
+                .chunks_exact(4)
+                .map(|px| (px[0] as u32) << 16 | (px[1] as u32) << 8 | px[2] as u32),
+        );
+    }
+
+    /// What a screenshot of the window holds: the guest's frame at its own
+    /// resolution, or, with the panel shown (and in a lesson), the picture
+    /// at window scale with the panel below it.
+    fn shot_frame(&self) -> Option<Frame> {
+        if let View::Lesson { shown, .. } = &self.view {
+            return Some(shown.frame(self.overlay_shown, false));
+        }
+        let last = self.last.as_ref()?;
+        if !self.overlay_shown {
+            return Some(last.clone());
+        }
+        let picture = overlay::for_window(last);
+        let panel = self.panel(picture.width);
+        Some(overlay::compose(
+            &picture,
+            panel.as_ref(),
+            Placement::Below,
+            false,
+        ))
     }
 
     /// Keys since the last update, in order: host combinations, else the
@@ -347,11 +522,27 @@ impl Ui {
         let ctrl = self.held.contains(&Key::LeftCtrl) || self.held.contains(&Key::RightCtrl);
         let alt = self.held.contains(&Key::LeftAlt) || self.held.contains(&Key::RightAlt);
         log::debug!("key {k:?} down (Ctrl {ctrl}, Alt {alt}, repeat {repeat})");
-        if ctrl && alt && matches!(k, Key::P | Key::G | Key::S | Key::Q) {
+        if ctrl && alt && matches!(k, Key::P | Key::G | Key::S | Key::Q | Key::O) {
             if !self.host_keys.insert(k) {
                 return false; // a held host key does not repeat its action
             }
+            let lesson = matches!(self.view, View::Lesson { .. });
             match k {
+                // A lesson pauses itself.
+                Key::P if lesson => {}
+                Key::O => {
+                    self.overlay_shown = !self.overlay_shown;
+                    self.dirty = true;
+                    let _ = self.commands.send(Command::Overlay(self.overlay_shown));
+                    log::info!(
+                        "overlay {}",
+                        if self.overlay_shown {
+                            "shown"
+                        } else {
+                            "hidden"
+                        }
+                    );
+                }
                 Key::P => {
                     self.paused = !self.paused;
                     let _ = self.commands.send(Command::Pause(self.paused));
@@ -371,6 +562,17 @@ impl Ui {
                     log::info!("quit key (Ctrl+Alt+Q)");
                     return true;
                 }
+            }
+            return false;
+        }
+        if let View::Lesson { shown, .. } = &self.view {
+            // The lesson guests read no keyboard: Space and Enter are ours,
+            // to go on from a pause (a fresh press: a held key's repeats
+            // must not skip the next pauses too).
+            let waiting = shown.screen.lock().is_ok_and(|s| s.waiting());
+            if waiting && !repeat && matches!(k, Key::Space | Key::Enter | Key::NumPadEnter) {
+                log::info!("going on from the pause ({k:?})");
+                let _ = self.commands.send(Command::Continue);
             }
             return false;
         }
@@ -404,13 +606,13 @@ impl Ui {
     }
 
     fn screenshot(&mut self) {
-        let Some(f) = &self.last else {
+        let Some(f) = self.shot_frame() else {
             log::warn!("screenshot: nothing on screen yet");
             return;
         };
         self.shots += 1;
         let path = screenshot::numbered(&PathBuf::from("ringside.png"), self.shots);
-        match screenshot::write_png(&path, f) {
+        match screenshot::write_png(&path, &f) {
             Ok(()) => log::warn!("screenshot written to {}", path.display()),
             Err(e) => log::error!("{e}"),
         }
@@ -418,6 +620,13 @@ impl Ui {
 
     fn update_title(&mut self) {
         let mut t = String::from("Ringside");
+        if let View::Lesson { name, shown } = &self.view {
+            t.push_str(" — lesson ");
+            t.push_str(name);
+            if shown.screen.lock().is_ok_and(|s| s.waiting()) {
+                t.push_str(" — press Space or Enter to go on");
+            }
+        }
         if !self.status.is_empty() {
             t.push_str(" — ");
             t.push_str(&self.status);

@@ -407,3 +407,311 @@ fn the_window_shows_the_guest_screen_while_the_debugger_is_paused() {
     assert_eq!(got.pixel(0, 0), [0x00, 0x00, 0xAA, 0xFF]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether `text` is drawn at pixel (x0, y0) in 8x16 cells of our font,
+/// `fg` on `bg` (the overlay panel and the lesson screen are drawn this
+/// way, without the text mode's ninth column).
+fn drawn(f: &Frame, x0: u32, y0: u32, text: &str, fg: [u8; 3], bg: [u8; 3]) -> Result<(), String> {
+    use ringside_machine::vga::{font_8x16, GLYPH_BYTES};
+    let font = font_8x16();
+    for (i, c) in text.bytes().enumerate() {
+        for line in 0..16u32 {
+            for bit in 0..8u32 {
+                let on = font[c as usize * GLYPH_BYTES + line as usize] & (0x80 >> bit) != 0;
+                let want = if on { fg } else { bg };
+                let (x, y) = (x0 + i as u32 * 8 + bit, y0 + line);
+                let got = f.pixel(x, y);
+                if got[..3] != want {
+                    return Err(format!(
+                        "{text:?}: character {i} ({:?}) pixel ({x}, {y}) is {got:?}, not {want:?}",
+                        c as char
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// xdotool on the display, for our window (found by its title); false
+/// while there is no such window yet.
+fn xdotool_on_window(x: &Xvfb, title: &str, args: &[&str]) -> bool {
+    let found = Command::new("xdotool")
+        .env("DISPLAY", &x.display)
+        .args(["search", "--name", title])
+        .output()
+        .unwrap();
+    let ids = String::from_utf8_lossy(&found.stdout);
+    let Some(id) = ids.split_whitespace().next() else {
+        return false;
+    };
+    // With no window manager, the keyboard goes to the window under the
+    // pointer.
+    let _ = Command::new("xdotool")
+        .env("DISPLAY", &x.display)
+        .args(["mousemove", "--window", id, "50", "50"])
+        .args(args)
+        .status();
+    true
+}
+
+/// Start `ringside lesson NAME ARGS` in the window (text to a reader
+/// thread, which also signals the window's opening and counts pauses).
+struct LessonRun {
+    child: Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+const PROMPT: &str = "[press Space or Enter in the window to go on]";
+
+fn start_lesson(x: &Xvfb, dir: &Path, name: &str, args: &[&str]) -> LessonRun {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .env("DISPLAY", &x.display)
+        .env("RUST_LOG", "ringside=info")
+        .current_dir(dir)
+        .args(["lesson", name])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("window opened") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let out = child.stdout.take().unwrap();
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let text = stdout.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut out = out;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(30));
+    LessonRun {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl LessonRun {
+    fn prompts(&self) -> usize {
+        self.stdout.lock().unwrap().matches(PROMPT).count()
+    }
+
+    /// Wait until the lesson shows its `n`th prompt.
+    fn wait_prompts(&mut self, n: usize) {
+        let start = Instant::now();
+        while self.prompts() < n {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!("the lesson ended ({s}) before pause {n}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no pause {n}: {}",
+                self.stdout.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Press `key` in the window until the lesson ends; its exit status,
+    /// its stdout without the prompts, and its stderr.
+    fn finish_with(mut self, x: &Xvfb, key: &str) -> (Option<i32>, String, String) {
+        let start = Instant::now();
+        let code = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the lesson never ended: {}",
+                self.stdout.lock().unwrap()
+            );
+            xdotool_on_window(x, "^Ringside", &["key", key]);
+            std::thread::sleep(Duration::from_millis(150));
+        };
+        let err = self.stderr.join().unwrap();
+        // The reader thread sees EOF once the process is gone.
+        std::thread::sleep(Duration::from_millis(200));
+        let out = self.stdout.lock().unwrap().clone();
+        let text = out.replace(&format!("        {PROMPT}\n"), "").replace(
+            "        [end of the lesson: press Space or Enter to close the window]\n",
+            "",
+        );
+        (code, text, err)
+    }
+}
+
+fn wait_for_file(path: &Path) -> Frame {
+    let start = Instant::now();
+    loop {
+        if path.exists() {
+            // Written whole before the key's next event is taken, but give
+            // the encoder a moment to close the file.
+            std::thread::sleep(Duration::from_millis(200));
+            return read_png(path);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const WHITE: [u8; 3] = [0xFF, 0xFF, 0xFF];
+const BLUE: [u8; 3] = [0x00, 0x00, 0xAA];
+const YELLOW: [u8; 3] = [0xFF, 0xFF, 0x55];
+const BLACK: [u8; 3] = [0x00, 0x00, 0x00];
+
+/// A lesson in the window: its text on the lesson screen and the overlay
+/// panel below it (in our font, pixel for pixel), Ctrl+Alt+O hides and
+/// shows the panel, and the lesson's trap log and text are the same as
+/// headless (tests/lessons/rings.*).
+#[test]
+fn a_lesson_in_the_window_shows_the_overlay_and_ctrl_alt_o_toggles_it() {
+    let Some(x) = xvfb(4) else { return };
+    if !common_xdotool("window lesson test") {
+        return;
+    }
+    let dir = scratch("lesson-overlay");
+    let mut run = start_lesson(
+        &x,
+        &dir,
+        "rings",
+        &["--trap-log", "rings.log", "--screenshot", "end.png"],
+    );
+    run.wait_prompts(1);
+    // At the first pause the guest is still in real mode.
+    let shot = |n: u64| dir.join(format!("ringside-{n:04}.png"));
+    while !shot(1).exists() {
+        xdotool_on_window(&x, "^Ringside", &["key", "ctrl+alt+s"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let f = wait_for_file(&shot(1));
+    assert_eq!((f.width, f.height), (720, 400 + 192));
+    drawn(&f, 0, 0, "Lesson: rings", YELLOW, BLACK).unwrap();
+    let status = format!(
+        "{:<74}Ctrl+Alt+O hides",
+        "CPL 0  real mode  paging off  IOPL 0"
+    );
+    drawn(&f, 0, 400, &status, WHITE, BLUE).unwrap();
+    drawn(&f, 0, 416, "no events yet", [0x55; 3], BLACK).unwrap();
+    // The prompt, black on yellow, is the lesson screen's last text row.
+    let rows = run.stdout.lock().unwrap().lines().count() as u32;
+    drawn(&f, 0, (rows - 1) * 16, PROMPT, BLACK, YELLOW).unwrap();
+
+    // Hidden: the screenshot is the lesson screen alone.
+    xdotool_on_window(&x, "^Ringside", &["key", "ctrl+alt+o", "key", "ctrl+alt+s"]);
+    let f = wait_for_file(&shot(2));
+    assert_eq!((f.width, f.height), (720, 400));
+    drawn(&f, 0, 0, "Lesson: rings", YELLOW, BLACK).unwrap();
+    // Shown again.
+    xdotool_on_window(&x, "^Ringside", &["key", "ctrl+alt+o", "key", "ctrl+alt+s"]);
+    let f = wait_for_file(&shot(3));
+    assert_eq!(f.height, 400 + 192);
+    drawn(&f, 0, 400, &status, WHITE, BLUE).unwrap();
+
+    let (code, text, log) = run.finish_with(&x, "space");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("overlay hidden") && log.contains("overlay shown"),
+        "{log}"
+    );
+    let expected = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lessons");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rings.log")).unwrap(),
+        std::fs::read_to_string(expected.join("rings.log")).unwrap(),
+        "the trap log in the window differs from the headless one"
+    );
+    assert_eq!(
+        text,
+        std::fs::read_to_string(expected.join("rings.out")).unwrap()
+    );
+    // The end: protected mode, ring 0, the last event HLT's #GP onto the
+    // TSS's stack.
+    let f = read_png(&dir.join("end.png"));
+    let status = format!(
+        "{:<74}Ctrl+Alt+O hides",
+        "CPL 0  protected mode  paging off  IOPL 0"
+    );
+    drawn(&f, 0, 400, &status, WHITE, BLUE).unwrap();
+    let cyan = [0x55, 0xFF, 0xFF];
+    drawn(
+        &f,
+        0,
+        400 + 10 * 16,
+        "  58402 ring 3 hlt: ring 3 -> ring 0 via interrupt gate 0x0D (DPL 0); stack from the TSS:",
+        cyan,
+        BLACK,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pause in the window holds the lesson until a key there: nothing goes
+/// on by itself, one Space releases exactly one pause, Enter does too.
+#[test]
+fn a_lesson_pause_in_the_window_waits_for_a_key() {
+    let Some(x) = xvfb(5) else { return };
+    if !common_xdotool("window pause test") {
+        return;
+    }
+    let dir = scratch("lesson-pause");
+    let mut run = start_lesson(&x, &dir, "v86", &[]);
+    run.wait_prompts(1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(run.child.try_wait().unwrap().is_none(), "did not wait");
+    assert_eq!(run.prompts(), 1);
+    // The title says so too.
+    assert!(xdotool_on_window(&x, "press Space or Enter", &[]));
+    xdotool_on_window(&x, "^Ringside", &["key", "space"]);
+    run.wait_prompts(2);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(run.prompts(), 2, "one key, one pause");
+    let (code, text, log) = run.finish_with(&x, "Return");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("going on from the pause (Enter)"), "{log}");
+    let expected = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lessons/v86.out");
+    assert_eq!(text, std::fs::read_to_string(expected).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// xdotool is there (or required).
+fn common_xdotool(what: &str) -> bool {
+    let have = Command::new("xdotool")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !have {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
+            "RINGSIDE_REQUIRE_XVFB is set but xdotool is not runnable"
+        );
+        eprintln!("{what} skipped: xdotool is not installed");
+    }
+    have
+}
