@@ -2,8 +2,9 @@
 //! guest (scripts/make-shell-guest.sh: the same disk, with an /init that
 //! leaves a busybox shell on the VGA console and one on COM1) boots on our
 //! BIOS, and
-//! - headless, a command typed on `--serial stdio` runs in the guest's shell
-//!   and `reboot -f` ends the run under `--no-reboot` with exit status 5;
+//! - headless (on SeaBIOS when it is installed), a command typed on
+//!   `--serial stdio` runs in the guest's shell and `reboot -f` ends the
+//!   run under `--no-reboot` with exit status 5;
 //! - in the window (under Xvfb), a command typed into the window with
 //!   xdotool runs in the shell on the kernel's VGA console, the screenshot
 //!   host key (Ctrl+Alt+S) saves the screen, which reads back as the
@@ -64,6 +65,26 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     }
 }
 
+/// SeaBIOS and its VGA BIOS (Debian `seabios`), when installed: the serial
+/// test boots through them, so the interactive guest is covered on both
+/// firmwares (the window test uses ours). Required when `.ci/run` set
+/// `RINGSIDE_REQUIRE_SEABIOS`.
+fn seabios() -> Vec<&'static str> {
+    let (bios, vga) = (
+        "/usr/share/seabios/bios.bin",
+        "/usr/share/seabios/vgabios-stdvga.bin",
+    );
+    if Path::new(bios).exists() && Path::new(vga).exists() {
+        return vec!["--bios", bios, "--vga-bios", vga];
+    }
+    assert!(
+        std::env::var_os("RINGSIDE_REQUIRE_SEABIOS").is_none(),
+        "RINGSIDE_REQUIRE_SEABIOS is set but {bios} or {vga} is missing"
+    );
+    eprintln!("SeaBIOS not installed: the serial shell test boots on our BIOS instead");
+    Vec::new()
+}
+
 #[test]
 fn a_command_typed_on_the_serial_console_runs_in_the_guests_shell() {
     let Some(img) = image() else { return };
@@ -79,8 +100,9 @@ fn a_command_typed_on_the_serial_console_runs_in_the_guests_shell() {
             "--no-reboot",
             "--max-instructions",
             "40000000000",
-            "--disk",
         ])
+        .args(seabios())
+        .arg("--disk")
         .arg(&img)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
