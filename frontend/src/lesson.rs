@@ -171,7 +171,7 @@ pub struct LessonArgs {
     /// stdout and each pause waits for Enter in the terminal.
     #[arg(long)]
     pub headless: bool,
-    /// Window scale (1: the 720x400 lesson screen with the overlay panel
+    /// Window scale (1: the 768x400 lesson screen with the overlay panel
     /// below it).
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=8))]
@@ -194,6 +194,9 @@ pub struct LessonArgs {
 pub trait LessonHooks {
     /// New console text from the guest.
     fn text(&mut self, text: &str);
+    /// The guest stopped (at a pause or its end), before [`LessonHooks::text`]
+    /// and [`LessonHooks::pause`]: a look at the machine.
+    fn stopped(&mut self, _m: &Machine) {}
     /// The guest paused; return to let it go on: true to go on, false to
     /// end the lesson here (the person quit).
     fn pause(&mut self) -> bool;
@@ -210,6 +213,14 @@ pub struct Shown {
 }
 
 impl Shown {
+    /// CPL, mode, paging and IOPL as the machine is now (the last event
+    /// kept may be older: a filtered log, or a POPF that changed IOPL).
+    fn sync(&self, m: &Machine) {
+        if let Ok(mut o) = self.overlay.lock() {
+            o.sync(&m.cpu);
+        }
+    }
+
     fn new() -> Shown {
         Shown {
             screen: Arc::new(Mutex::new(LessonScreen::default())),
@@ -301,6 +312,12 @@ struct Terminal {
 }
 
 impl LessonHooks for Terminal {
+    fn stopped(&mut self, m: &Machine) {
+        if let Some(s) = &self.shown {
+            s.sync(m);
+        }
+    }
+
     fn text(&mut self, text: &str) {
         let mut out = std::io::stdout();
         let _ = out.write_all(text.as_bytes());
@@ -338,6 +355,7 @@ pub fn run_lesson(
     let mut shown = 0;
     loop {
         let outcome = m.run(RunLimits { max_instructions });
+        hooks.stopped(m);
         if let Some(all) = m.pc.debug.captured() {
             if all.len() > shown {
                 hooks.text(&String::from_utf8_lossy(&all[shown..]));
@@ -408,6 +426,10 @@ impl WindowHooks {
 
 #[cfg(feature = "window")]
 impl LessonHooks for WindowHooks {
+    fn stopped(&mut self, m: &Machine) {
+        self.shown.sync(m);
+    }
+
     fn text(&mut self, text: &str) {
         let mut out = std::io::stdout();
         let _ = out.write_all(text.as_bytes());
@@ -454,7 +476,8 @@ pub fn cmd_lesson(args: LessonArgs) -> Result<u8> {
     };
     #[cfg(feature = "window")]
     if !args.headless {
-        match crate::window::Window::open(args.scale, true) {
+        let (w, h) = overlay::LESSON_SIZE;
+        match crate::window::Window::open_sized(args.scale, (w as usize, h as usize), true) {
             Ok(window) => {
                 let shown = Shown::new();
                 let mut m = lesson_machine(lesson.rom, true)?;
@@ -494,9 +517,6 @@ pub fn cmd_lesson(args: LessonArgs) -> Result<u8> {
     };
     let outcome = run_lesson(&mut m, &mut term, args.max_instructions);
     if let Some(s) = &term.shown {
-        if let Ok(mut o) = s.overlay.lock() {
-            o.sync(&m.cpu);
-        }
         term.shots.end(s);
     }
     attached.finish(&mut m);

@@ -25,9 +25,10 @@ pub const PANEL_ROWS: usize = 12;
 pub const PANEL_HEIGHT: u32 = (PANEL_ROWS * CELL_H) as u32;
 /// How many events the overlay keeps (more than fit: long ones wrap).
 pub const KEEP_EVENTS: usize = 16;
-/// The lesson screen: the size of the VGA's 80x25 text mode (720x400),
-/// in 8-pixel columns.
-pub const LESSON_SIZE: (u32, u32) = (720, 400);
+/// The lesson screen: 96 columns of 25 rows (768x400), the VGA text
+/// mode's height and just wide enough for the lessons' lines (up to 94
+/// characters) not to wrap.
+pub const LESSON_SIZE: (u32, u32) = (768, 400);
 
 /// An RGB colour from the VGA's default 16-colour palette.
 pub type Rgb = [u8; 3];

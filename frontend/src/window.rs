@@ -73,14 +73,24 @@ impl minifb::InputCallback for KeyEvents {
 }
 
 impl Window {
-    /// Open the window, with room for the overlay panel below the picture
-    /// when `panel_room`; fails without a display.
+    /// Open the window for the guest's screen (at the 80x25 text mode's
+    /// size), with room for the overlay panel below it when `panel_room`;
+    /// fails without a display.
     pub fn open(scale: u32, panel_room: bool) -> Result<Window, minifb::Error> {
+        Window::open_sized(scale, BASE_SIZE, panel_room)
+    }
+
+    /// [`Window::open`] for a picture of `size` at scale 1.
+    pub fn open_sized(
+        scale: u32,
+        size: (usize, usize),
+        panel_room: bool,
+    ) -> Result<Window, minifb::Error> {
         let s = scale.max(1) as usize;
-        let height = BASE_SIZE.1 + if panel_room { PANEL_HEIGHT as usize } else { 0 };
+        let height = size.1 + if panel_room { PANEL_HEIGHT as usize } else { 0 };
         let mut win = minifb::Window::new(
             "Ringside",
-            BASE_SIZE.0 * s,
+            size.0 * s,
             height * s,
             WindowOptions {
                 resize: true,
@@ -92,7 +102,7 @@ impl Window {
         win.set_target_fps(0);
         let events = Rc::new(RefCell::new(VecDeque::new()));
         win.set_input_callback(Box::new(KeyEvents(events.clone())));
-        log::info!("window opened, {}x{}", BASE_SIZE.0 * s, height * s);
+        log::info!("window opened, {}x{}", size.0 * s, height * s);
         Ok(Window {
             win,
             events,
@@ -175,9 +185,6 @@ pub fn run_lesson(
             .spawn_scoped(s, move || {
                 let _closes = rep_tx;
                 let outcome = lesson::run_lesson(machine, &mut hooks, max_instructions);
-                if let Ok(mut o) = hooks.shown.overlay.lock() {
-                    o.sync(&machine.cpu);
-                }
                 hooks.shots.end(&hooks.shown);
                 // Keep the last screen up until the class has read it.
                 if outcome.is_some() && !hooks.no_pause {

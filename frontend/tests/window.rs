@@ -610,10 +610,10 @@ fn a_lesson_in_the_window_shows_the_overlay_and_ctrl_alt_o_toggles_it() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let f = wait_for_file(&shot(1));
-    assert_eq!((f.width, f.height), (720, 400 + 192));
+    assert_eq!((f.width, f.height), (768, 400 + 192));
     drawn(&f, 0, 0, "Lesson: rings", YELLOW, BLACK).unwrap();
     let status = format!(
-        "{:<74}Ctrl+Alt+O hides",
+        "{:<80}Ctrl+Alt+O hides",
         "CPL 0  real mode  paging off  IOPL 0"
     );
     drawn(&f, 0, 400, &status, WHITE, BLUE).unwrap();
@@ -625,7 +625,7 @@ fn a_lesson_in_the_window_shows_the_overlay_and_ctrl_alt_o_toggles_it() {
     // Hidden: the screenshot is the lesson screen alone.
     xdotool_on_window(&x, "^Ringside", &["key", "ctrl+alt+o", "key", "ctrl+alt+s"]);
     let f = wait_for_file(&shot(2));
-    assert_eq!((f.width, f.height), (720, 400));
+    assert_eq!((f.width, f.height), (768, 400));
     drawn(&f, 0, 0, "Lesson: rings", YELLOW, BLACK).unwrap();
     // Shown again.
     xdotool_on_window(&x, "^Ringside", &["key", "ctrl+alt+o", "key", "ctrl+alt+s"]);
@@ -653,7 +653,7 @@ fn a_lesson_in_the_window_shows_the_overlay_and_ctrl_alt_o_toggles_it() {
     // TSS's stack.
     let f = read_png(&dir.join("end.png"));
     let status = format!(
-        "{:<74}Ctrl+Alt+O hides",
+        "{:<80}Ctrl+Alt+O hides",
         "CPL 0  protected mode  paging off  IOPL 0"
     );
     drawn(&f, 0, 400, &status, WHITE, BLUE).unwrap();
