@@ -31,6 +31,7 @@ pub const CLI_KEYS: &[(&str, &str)] = &[
     ("boot", "machine.boot"),
     ("post_port", "machine.post_port"),
     ("memory", "machine.memory"),
+    ("cpu", "machine.cpu"),
     ("cpu_mhz", "machine.cpu_mhz"),
     ("rtc", "machine.rtc"),
     ("pace", "machine.pace"),
@@ -93,6 +94,9 @@ pub struct MachineSection {
     /// RAM in MiB.
     #[serde(default, deserialize_with = "memory")]
     pub memory: Option<u32>,
+    /// CPU model (`pentium2`, the only one).
+    #[serde(default, deserialize_with = "cpu_model")]
+    pub cpu: Option<String>,
     #[serde(default, deserialize_with = "cpu_mhz")]
     pub cpu_mhz: Option<u64>,
     /// `builtin` (our BIOS) or a ROM file.
@@ -191,6 +195,10 @@ fn memory<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
             Err(format!("{v} MiB is not between 1 and 3584"))
         }
     })
+}
+
+fn cpu_model<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked(d, |s: String| crate::parse_cpu(&s))
 }
 
 fn cpu_mhz<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -445,6 +453,7 @@ pub fn fill(spec: Spec, t: Targets<'_>, explicit: &dyn Fn(&str) -> bool) {
     set_opt(t.post_port, m.post_port, "post_port", explicit);
     let g = &mut *t.guest;
     set(&mut g.memory, m.memory, "memory", explicit);
+    set(&mut g.cpu, m.cpu, "cpu", explicit);
     set(&mut g.cpu_mhz, m.cpu_mhz, "cpu_mhz", explicit);
     set(&mut g.rtc, m.rtc, "rtc", explicit);
     set(&mut g.pace, m.pace, "pace", explicit);
@@ -557,6 +566,7 @@ pub fn print(t: &Targets<'_>) -> String {
     let g = &*t.guest;
     let mut s = String::from("# ringside machine spec (effective configuration)\n\n[machine]\n");
     let _ = writeln!(s, "memory = {}  # MiB", g.memory);
+    let _ = writeln!(s, "cpu = \"{}\"", g.cpu);
     let _ = writeln!(s, "cpu_mhz = {}", g.cpu_mhz);
     match &t.bios {
         Some(Some(p)) => {
@@ -725,6 +735,10 @@ mod tests {
             (
                 "[machine]\ncpu_mhz = 0\n",
                 "vm.toml:2: [machine] cpu_mhz: 0 MHz",
+            ),
+            (
+                "[machine]\ncpu = \"486\"\n",
+                "vm.toml:2: [machine] cpu: `486` is not a CPU model Ringside has (pentium2)",
             ),
             (
                 "[machine]\npace = \"fast\"\n",

@@ -90,6 +90,11 @@ struct GuestOptions {
     /// COM1 (0x3F8, IRQ4): `stdio`, `null`, or `file:PATH` (output only).
     #[arg(long, value_name = "stdio|null|file:PATH", default_value = "null")]
     serial: String,
+    /// CPU model. Ringside has one: `pentium2`, a P6 core whose CPUID says
+    /// GenuineIntel family 6 model 5 (Pentium II) with fpu, pse, tsc, msr,
+    /// pae, cx8, sep, mtrr, pge, cmov and fxsr.
+    #[arg(long, value_name = "MODEL", default_value = "pentium2", value_parser = parse_cpu)]
+    cpu: String,
     /// Nominal CPU frequency: how many virtual cycles make a second for the
     /// timers (PIT, RTC, UART).
     #[arg(long, value_name = "MHz", default_value_t = 200,
@@ -120,6 +125,20 @@ struct GuestOptions {
 enum RtcStart {
     Host,
     Fixed(DateTime),
+}
+
+/// The CPU models Ringside has.
+pub const CPU_MODELS: &[&str] = &["pentium2"];
+
+fn parse_cpu(s: &str) -> Result<String, String> {
+    if CPU_MODELS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a CPU model Ringside has ({})",
+            CPU_MODELS.join(", ")
+        ))
+    }
 }
 
 fn parse_pace(s: &str) -> Result<Pace, String> {
