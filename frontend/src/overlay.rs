@@ -249,6 +249,7 @@ pub fn panel_rows(o: &Overlay, cols: usize, rows: usize) -> Vec<Row> {
 
 /// The panel as pixels, `width` wide and [`PANEL_HEIGHT`] high.
 pub fn panel(o: &Overlay, width: u32) -> Frame {
+    let width = panel_width(width);
     let mut f = blank(width, PANEL_HEIGHT);
     draw_rows(
         &mut f,
@@ -295,39 +296,58 @@ pub enum Placement {
     Below,
     /// Over the bottom of the picture (a window opened without room: its
     /// size stays, so the picture stays sharp).
+    #[cfg_attr(not(feature = "window"), allow(dead_code))]
     Over,
 }
 
-/// The picture with the panel (when there is one): the panel as wide as
-/// the picture, below it or over its bottom rows. With `reserve`, the
-/// space below is kept (black) even without a panel, so a window's
-/// picture does not jump when the panel is toggled.
+/// The narrowest panel: 80 columns. A guest that has not set a video
+/// mode yet can have a frame a few pixels wide.
+pub const MIN_PANEL_WIDTH: u32 = 640;
+
+/// The panel's width for a picture `width` wide.
+pub fn panel_width(width: u32) -> u32 {
+    width.max(MIN_PANEL_WIDTH)
+}
+
+/// The picture with the panel (when there is one): below it or over its
+/// bottom rows, at the picture's top left. With `reserve`, the space below
+/// is kept (black) even without a panel, so a window's picture does not
+/// jump when the panel is toggled. The result is at least as big as the
+/// panel, and as wide as the wider of the two.
 pub fn compose(
     picture: &Frame,
     panel: Option<&Frame>,
     placement: Placement,
     reserve: bool,
 ) -> Frame {
-    let w = picture.width as usize;
     let below = placement == Placement::Below && (panel.is_some() || reserve);
-    let height = picture.height + if below { PANEL_HEIGHT } else { 0 };
-    let mut out = blank(picture.width, height);
-    out.rgba[..picture.rgba.len()].copy_from_slice(&picture.rgba);
-    if let Some(p) = panel {
-        let top = if below {
-            picture.height as usize
-        } else {
-            (picture.height as usize).saturating_sub(p.height as usize)
-        };
-        let pw = (p.width as usize).min(w);
-        for y in 0..p.height as usize {
-            if top + y >= height as usize {
+    let pw = panel.map_or(0, |p| p.width);
+    let ph = panel.map_or(0, |p| p.height);
+    let width = picture.width.max(pw);
+    let height = if below {
+        picture.height + PANEL_HEIGHT
+    } else {
+        picture.height.max(ph)
+    };
+    let mut out = blank(width, height);
+    let paste = |out: &mut Frame, f: &Frame, top: usize| {
+        let (w, fw) = (out.width as usize, f.width as usize);
+        for (y, row) in f.rgba.chunks_exact(fw * 4).enumerate() {
+            if top + y >= out.height as usize {
                 break;
             }
-            let dst = ((top + y) * w) * 4;
-            let src = y * p.width as usize * 4;
-            out.rgba[dst..dst + pw * 4].copy_from_slice(&p.rgba[src..src + pw * 4]);
+            let dst = (top + y) * w * 4;
+            out.rgba[dst..dst + fw * 4].copy_from_slice(row);
         }
+    };
+    paste(&mut out, picture, 0);
+    if let Some(p) = panel {
+        let top = if below {
+            picture.height
+        } else {
+            height - p.height
+        };
+        paste(&mut out, p, top as usize);
     }
     out
 }
@@ -358,6 +378,7 @@ impl LessonScreen {
     }
 
     /// Whether the lesson waits at a pause.
+    #[cfg_attr(not(feature = "window"), allow(dead_code))]
     pub fn waiting(&self) -> bool {
         self.prompt.is_some()
     }
@@ -504,6 +525,16 @@ mod tests {
         assert_eq!(over.height, 400);
         assert_eq!(over.pixel(0, 400 - PANEL_HEIGHT), p.pixel(0, 0));
         assert_eq!(compose(&pic, None, Placement::Over, false), pic);
+        // A frame a few pixels wide (no video mode set yet): the panel
+        // keeps its 80 columns, over or below.
+        let tiny = blank(18, 2);
+        let p = panel(&overlay(), tiny.width);
+        assert_eq!(p.width, MIN_PANEL_WIDTH);
+        let over = compose(&tiny, Some(&p), Placement::Over, false);
+        assert_eq!((over.width, over.height), (640, PANEL_HEIGHT));
+        assert_eq!(over.pixel(0, 0), p.pixel(0, 0));
+        let below = compose(&tiny, Some(&p), Placement::Below, true);
+        assert_eq!((below.width, below.height), (640, 2 + PANEL_HEIGHT));
     }
 
     #[test]

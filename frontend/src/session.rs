@@ -77,8 +77,10 @@ impl Ended {
     }
 }
 
-/// From the window to the machine.
+/// From the window to the machine (without the `window` feature only
+/// the tests send them).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "window"), allow(dead_code))]
 pub enum Command {
     /// A key went down or up (set-1 make code).
     Key(u16, bool),
@@ -94,6 +96,7 @@ pub enum Command {
 
 /// From the machine to the window.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "window"), allow(dead_code))]
 pub enum Report {
     /// The screen.
     Frame(Frame),
