@@ -158,10 +158,11 @@ impl Attached {
 /// `ringside lesson LIST|NAME`.
 #[derive(Args, Debug)]
 pub struct LessonArgs {
-    /// `list`, or a lesson's name (rings, privileged, holes).
+    /// `list`, or a lesson's name (`ringside lesson list` names them).
     #[arg(value_name = "list|NAME")]
     pub name: String,
-    /// Do not wait for Enter at the lesson's pauses (for tests and scripts).
+    /// Do not wait at the lesson's pauses (for tests, scripts and
+    /// screenshots).
     #[arg(long)]
     pub no_pause: bool,
     /// Stop after this many instructions (exit status 124).
