@@ -7,11 +7,14 @@
 //! Skipped (saying so) without Xvfb, unless `RINGSIDE_REQUIRE_XVFB` is set
 //! (`.ci/run` sets it when it installed Xvfb): then a missing Xvfb fails.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Xvfb;
 use ringside_machine::disk::{Disk, DiskMode};
 use ringside_machine::ide::DeviceKind;
 use ringside_machine::vga::Frame;
@@ -78,55 +81,9 @@ fn scratch(test: &str) -> PathBuf {
     d
 }
 
-/// An Xvfb server on a free display, killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// An Xvfb server of this test binary's own (display 200 + 2·pid + n).
 fn xvfb(n: u32) -> Option<Xvfb> {
-    let have = Command::new("Xvfb")
-        .arg("-help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !have {
-        assert!(
-            std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
-            "RINGSIDE_REQUIRE_XVFB is set but Xvfb is not runnable"
-        );
-        eprintln!("window test skipped: Xvfb is not installed (apt-get install xvfb)");
-        return None;
-    }
-    // A display number of our own: the test's pid spread over a range.
-    let num = 200 + (std::process::id() % 500) * 2 + n;
-    let display = format!(":{num}");
-    let child = Command::new("Xvfb")
-        .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start Xvfb");
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{num}"));
-    let start = Instant::now();
-    // The socket file appears at bind(), before the server listens: wait
-    // until a connection is accepted, or a busy machine races the window.
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "Xvfb did not start on {display}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Xvfb { child, display })
+    common::xvfb(200, n, "window test")
 }
 
 fn read_png(path: &Path) -> Frame {
@@ -250,18 +207,7 @@ fn guest_screen_in_a_window_matches_the_vga_render() {
 #[test]
 fn a_key_typed_into_the_window_reaches_the_guest() {
     let Some(x) = xvfb(1) else { return };
-    let have_xdotool = Command::new("xdotool")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !have_xdotool {
-        assert!(
-            std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
-            "RINGSIDE_REQUIRE_XVFB is set but xdotool is not runnable"
-        );
-        eprintln!("window key test skipped: xdotool is not installed");
+    if !common::have_x_tool("xdotool", "window key test") {
         return;
     }
     let dir = scratch("key");
