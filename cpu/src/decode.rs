@@ -8,6 +8,14 @@
 //! code (including a store into the very next instruction) sees its new bytes.
 //! Instructions that cross a page boundary are not cached: their second page
 //! is not tracked, and they are rare.
+//!
+//! All entries live in one arena, addressed by a global index (a [`Link`]).
+//! Beside each entry the arena keeps its key and the index of the entry that
+//! ran after it last time, so the run loop finds the next instruction with
+//! two loads whose addresses are known before the current one finishes: the
+//! successor index, then the successor's key, compared with the new
+//! (physical address, code size). An entry whose page was invalidated gets a
+//! key nothing matches, so a stale index never hits.
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 
@@ -31,12 +39,6 @@ pub struct Entry {
     pub len: u8,
     /// Base cycle cost.
     pub cycles: u8,
-    /// Offset of the instruction within its physical page.
-    pub off: u16,
-    /// Index + 1 (in the same page) of the entry that ran after this one last
-    /// time, or 0: a successor prediction that lets the run loop find the
-    /// next entry without waiting for EIP (see [`DecodeCache::find`]).
-    pub(crate) next: u16,
     /// Whether the entry may be kept in the cache (not crossing a page or
     /// the segment end, not fetched from MMIO).
     pub cacheable: bool,
@@ -53,35 +55,59 @@ pub struct Entry {
 const PAGE_SLOTS: usize = 4096;
 const PAGES: usize = 1 << 20;
 
+/// A page holding more entries than this (code run alternately as 16- and
+/// 32-bit leaves replaced entries behind) is emptied before the next insert.
+const PAGE_MEMBERS_MAX: usize = 2 * PAGE_SLOTS;
+
 pub(crate) struct CachePage {
-    /// Entry index + 1 for each byte offset, 0 when nothing is cached there.
-    slots: [u16; PAGE_SLOTS],
-    entries: Vec<Entry>,
+    /// Arena index of the entry starting at each byte offset, 0 when none.
+    slots: [u32; PAGE_SLOTS],
+    /// Arena indices of every entry that belongs to this page.
+    members: Vec<u32>,
 }
 
-/// Where the previously executed entry lives (page number, entry index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Link {
-    pub page: u32,
-    pub idx: u16,
+/// Arena index of a cached entry. Index 0 is a sentinel that never matches.
+pub(crate) type Link = u32;
+
+/// No entry (the sentinel).
+pub(crate) const LINK_NONE: Link = 0;
+
+/// The lookup key of an entry: physical address and code size.
+#[inline(always)]
+fn key(phys: u32, code32: bool) -> u64 {
+    phys as u64 | (code32 as u64) << 32
 }
 
-impl Link {
-    /// No previous entry.
-    pub const NONE: Link = Link {
-        page: u32::MAX,
-        idx: 0,
-    };
+/// The key of a dead entry (and of the sentinel): no lookup produces it.
+const DEAD: u64 = u64::MAX;
+
+/// Per-entry bookkeeping, kept apart from the entries so the successor
+/// check touches 16 bytes.
+#[derive(Clone, Copy)]
+struct Meta {
+    key: u64,
+    /// The entry that ran after this one last time (or the sentinel).
+    next: Link,
 }
+
+const SENTINEL: Meta = Meta {
+    key: DEAD,
+    next: LINK_NONE,
+};
 
 /// Decoded-instruction cache with hit/miss/invalidation counters.
 pub struct DecodeCache {
+    /// The arena; `entries[i]` and `meta[i]` describe entry `i`.
+    entries: Vec<Entry>,
+    meta: Vec<Meta>,
+    /// Arena indices of dead entries, for reuse.
+    free: Vec<u32>,
     pages: Vec<Option<Box<CachePage>>>,
     /// Page numbers that were given a page since the last flush, so a flush
     /// touches only those, not all 2^20 slots.
     live: Vec<u32>,
     /// Emptied pages kept for reuse: self-modifying code invalidates the
-    /// same pages over and over, and an 8 KiB allocation each time is waste.
+    /// same pages over and over, and a 16 KiB allocation each time is waste.
     spare: Vec<Box<CachePage>>,
     /// Lookups that found an entry.
     pub hits: u64,
@@ -96,6 +122,9 @@ pub struct DecodeCache {
 impl Default for DecodeCache {
     fn default() -> Self {
         DecodeCache {
+            entries: Vec::new(),
+            meta: Vec::new(),
+            free: Vec::new(),
             pages: Vec::new(),
             live: Vec::new(),
             spare: Vec::new(),
@@ -111,56 +140,66 @@ impl DecodeCache {
     pub fn new() -> Self {
         let mut pages = Vec::new();
         pages.resize_with(PAGES, || None);
-        DecodeCache {
+        let mut c = DecodeCache {
             pages,
-            live: Vec::new(),
-            spare: Vec::new(),
-            hits: 0,
-            misses: 0,
-            invalidations: 0,
-        }
+            ..DecodeCache::default()
+        };
+        c.reset_arena();
+        c
     }
 
-    /// Find the entry for `phys`/`code32`, trying the successor that followed
-    /// `prev` last time first. Returns the entry, its index, and whether the
-    /// prediction was right. The predicted path indexes memory only with
-    /// values known before the previous instruction finished, so the host
-    /// CPU can load the next entry while the current one still executes.
+    /// Empty the arena, leaving only the sentinel.
+    fn reset_arena(&mut self) {
+        self.entries.clear();
+        self.meta.clear();
+        self.free.clear();
+        self.entries.push(crate::exec::sentinel_entry());
+        self.meta.push(SENTINEL);
+    }
+
+    /// The entry that followed `prev` last time: read it before `prev`'s
+    /// handler runs, so the successor check does not wait on it.
     #[inline(always)]
-    pub(crate) fn find(&self, prev: Link, phys: u32, code32: bool) -> Option<(&Entry, u16, bool)> {
-        let pno = phys >> 12;
-        let off = (phys & 0xFFF) as u16;
-        if let Some(Some(page)) = self.pages.get(prev.page as usize) {
-            if let Some(pe) = page.entries.get(prev.idx as usize) {
-                let n = pe.next;
-                if n != 0 {
-                    if let Some(c) = page.entries.get(n as usize - 1) {
-                        if c.off == off && c.code32 == code32 && prev.page == pno {
-                            return Some((c, n - 1, true));
-                        }
-                    }
-                }
+    pub(crate) fn predicted(&self, prev: Link) -> Link {
+        self.meta.get(prev as usize).map_or(LINK_NONE, |m| m.next)
+    }
+
+    /// Find the entry for `phys`/`code32`, trying `pred` (the successor
+    /// [`DecodeCache::predicted`] returned) first. Returns the entry, its
+    /// index ([`DecodeCache::entry`]) and whether the prediction was right.
+    #[inline(always)]
+    pub(crate) fn find(&self, pred: Link, phys: u32, code32: bool) -> Option<(Link, bool)> {
+        let k = key(phys, code32);
+        if let Some(m) = self.meta.get(pred as usize) {
+            if m.key == k {
+                return Some((pred, true));
             }
         }
-        let page = self.pages.get(pno as usize)?.as_deref()?;
-        let slot = page.slots[off as usize];
-        if slot == 0 {
+        self.find_slot(k, phys)
+    }
+
+    /// The lookup by address, for a wrong or missing prediction.
+    #[inline]
+    fn find_slot(&self, k: u64, phys: u32) -> Option<(Link, bool)> {
+        let page = self.pages.get((phys >> 12) as usize)?.as_deref()?;
+        let idx = page.slots[(phys & 0xFFF) as usize];
+        if idx == LINK_NONE || self.meta[idx as usize].key != k {
             return None;
         }
-        let e = &page.entries[slot as usize - 1];
-        (e.code32 == code32).then_some((e, slot - 1, false))
+        Some((idx, false))
     }
 
-    /// Record that entry `idx` ran after `prev` (same page only).
+    /// The entry at `idx`, an index [`DecodeCache::find`] returned.
     #[inline(always)]
-    pub(crate) fn link(&mut self, prev: Link, page: u32, idx: u16) {
-        if prev.page != page {
-            return;
-        }
-        if let Some(Some(p)) = self.pages.get_mut(page as usize) {
-            if let Some(pe) = p.entries.get_mut(prev.idx as usize) {
-                pe.next = idx + 1;
-            }
+    pub(crate) fn entry(&self, idx: Link) -> &Entry {
+        &self.entries[idx as usize]
+    }
+
+    /// Record that entry `idx` ran after `prev`.
+    #[inline(always)]
+    pub(crate) fn link(&mut self, prev: Link, idx: Link) {
+        if let Some(m) = self.meta.get_mut(prev as usize) {
+            m.next = idx;
         }
     }
 
@@ -172,21 +211,26 @@ impl DecodeCache {
             .count()
     }
 
-    /// Remember `e` at `phys`; returns its index in the page.
-    pub(crate) fn insert(&mut self, phys: u32, e: Entry) -> Option<u16> {
+    /// Remember `e` at `phys`; returns its index.
+    pub(crate) fn insert(&mut self, phys: u32, e: Entry) -> Option<Link> {
         if self.pages.is_empty() {
             return None;
         }
-        let pno = (phys >> 12) as usize;
-        if self.pages[pno].is_none() {
+        let pno = phys >> 12;
+        if let Some(p) = self.pages[pno as usize].as_deref() {
+            if p.members.len() >= PAGE_MEMBERS_MAX {
+                self.drop_page(pno);
+            }
+        }
+        if self.pages[pno as usize].is_none() {
             let page = self.spare.pop().unwrap_or_else(|| {
                 Box::new(CachePage {
-                    slots: [0; PAGE_SLOTS],
-                    entries: Vec::with_capacity(64),
+                    slots: [LINK_NONE; PAGE_SLOTS],
+                    members: Vec::with_capacity(64),
                 })
             });
-            self.pages[pno] = Some(page);
-            self.live.push(pno as u32);
+            self.pages[pno as usize] = Some(page);
+            self.live.push(pno);
             if self.live.len() >= 8192 {
                 // Invalidated pages stay listed until here: keep the list
                 // bounded by the pages really present.
@@ -196,30 +240,54 @@ impl DecodeCache {
                 self.live.dedup();
             }
         }
-        let p = self.pages[pno].as_deref_mut()?;
-        if p.entries.len() >= u16::MAX as usize - 1 {
-            p.entries.clear();
-            p.slots.fill(0);
-        }
-        p.entries.push(e);
-        p.slots[(phys & 0xFFF) as usize] = p.entries.len() as u16;
-        Some(p.entries.len() as u16 - 1)
+        let meta = Meta {
+            key: key(phys, e.code32),
+            next: LINK_NONE,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = e;
+                self.meta[i as usize] = meta;
+                i
+            }
+            None => {
+                let i = u32::try_from(self.entries.len()).ok()?;
+                self.entries.push(e);
+                self.meta.push(meta);
+                i
+            }
+        };
+        let p = self.pages[pno as usize].as_deref_mut()?;
+        p.members.push(idx);
+        p.slots[(phys & 0xFFF) as usize] = idx;
+        Some(idx)
     }
 
     /// Drop every entry of physical page `page`.
     pub fn invalidate_page(&mut self, page: u32) {
-        if let Some(slot) = self.pages.get_mut(page as usize) {
-            if let Some(p) = slot.take() {
-                self.invalidations += 1;
-                self.recycle(p);
-            }
+        if self.drop_page(page) {
+            self.invalidations += 1;
         }
+    }
+
+    /// Kill the entries of `page` (their keys then match nothing) and free
+    /// their arena slots. Whether the page held any.
+    fn drop_page(&mut self, page: u32) -> bool {
+        let Some(p) = self.pages.get_mut(page as usize).and_then(Option::take) else {
+            return false;
+        };
+        for &i in &p.members {
+            self.meta[i as usize] = SENTINEL;
+            self.free.push(i);
+        }
+        self.recycle(p);
+        true
     }
 
     fn recycle(&mut self, mut p: Box<CachePage>) {
         if self.spare.len() < 64 {
-            p.slots.fill(0);
-            p.entries.clear();
+            p.slots.fill(LINK_NONE);
+            p.members.clear();
             self.spare.push(p);
         }
     }
@@ -234,6 +302,9 @@ impl DecodeCache {
         }
         self.live = live;
         self.live.clear();
+        if !self.pages.is_empty() {
+            self.reset_arena();
+        }
     }
 }
 
@@ -320,17 +391,52 @@ mod tests {
         let mut c = DecodeCache::new();
         c.insert(0x7C00, entry());
         c.insert(0x8000, entry());
-        assert!(c.find(Link::NONE, 0x7C00, false).is_some());
+        assert!(c.find(LINK_NONE, 0x7C00, false).is_some());
         assert!(
-            c.find(Link::NONE, 0x7C00, true).is_none(),
+            c.find(LINK_NONE, 0x7C00, true).is_none(),
             "code size is part of the key"
         );
         c.invalidate_page(7);
-        assert!(c.find(Link::NONE, 0x7C00, false).is_none());
+        assert!(c.find(LINK_NONE, 0x7C00, false).is_none());
         assert_eq!(c.cached_pages(), 1);
         c.flush();
-        assert!(c.find(Link::NONE, 0x8000, false).is_none());
+        assert!(c.find(LINK_NONE, 0x8000, false).is_none());
         assert_eq!(c.cached_pages(), 0);
+    }
+
+    #[test]
+    fn stale_prediction_never_matches() {
+        let mut c = DecodeCache::new();
+        let a = c.insert(0x7C00, entry()).unwrap();
+        let b = c.insert(0x7C01, entry()).unwrap();
+        c.link(a, b);
+        assert_eq!(c.predicted(a), b);
+        assert_eq!(c.find(b, 0x7C01, false), Some((b, true)));
+        // Wrong address or code size: found by address, not predicted.
+        assert_eq!(c.find(b, 0x7C00, false), Some((a, false)));
+        assert!(c.find(b, 0x7C01, true).is_none());
+        // The page is dropped: the old index no longer hits, and its arena
+        // slot may come back for another address.
+        c.invalidate_page(7);
+        assert!(c.find(b, 0x7C01, false).is_none());
+        let d = c.insert(0x9000, entry()).unwrap();
+        assert!(c.find(b, 0x7C01, false).is_none());
+        assert!(c.find(d, 0x9000, false).is_some());
+        // A flush empties the arena: old indices are out of range.
+        c.flush();
+        assert!(c.find(d, 0x9000, false).is_none());
+        assert_eq!(c.predicted(d), LINK_NONE);
+    }
+
+    #[test]
+    fn alternating_code_size_stays_bounded() {
+        let mut c = DecodeCache::new();
+        for i in 0..50_000 {
+            let mut e = entry();
+            e.code32 = i % 2 == 0;
+            c.insert(0x7C00, e);
+        }
+        assert!(c.entries.len() <= PAGE_MEMBERS_MAX + 2);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use iced_x86::Register;
 use ringside_mmu::PhysMem;
 
-use crate::decode::{decode_bytes, DecodeCache, Decoded, Entry, Link};
+use crate::decode::{decode_bytes, DecodeCache, Decoded, Entry, Link, LINK_NONE};
 use crate::events::{Event, Observer};
 use crate::exec;
 use crate::flags::{self, Flags};
@@ -459,13 +459,15 @@ impl Cpu {
         max_instructions: u64,
     ) -> StopReason {
         let icount_limit = self.instructions.saturating_add(max_instructions);
-        let mut prev = Link::NONE;
+        // The entry that ran last and the one that followed it last time
+        // (read before the last one's handler ran; see `DecodeCache::find`).
+        let (mut prev, mut pred) = (LINK_NONE, LINK_NONE);
         loop {
             if self.shutdown {
                 return StopReason::Shutdown;
             }
             if self.attention != 0 || self.mem.smc_pending() {
-                prev = Link::NONE;
+                (prev, pred) = (LINK_NONE, LINK_NONE);
                 if let Some(r) = self.boundary_work(bus, cache) {
                     return r;
                 }
@@ -476,7 +478,7 @@ impl Cpu {
             if self.cycles >= cycle_limit || self.instructions >= icount_limit {
                 return StopReason::Budget;
             }
-            prev = self.execute_with(bus, cache, prev);
+            (prev, pred) = self.execute_with(bus, cache, prev, pred);
         }
     }
 
@@ -507,7 +509,7 @@ impl Cpu {
         if self.halted {
             return StopReason::Halted;
         }
-        self.execute_with(bus, cache, Link::NONE);
+        self.execute_with(bus, cache, LINK_NONE, LINK_NONE);
         if self.shutdown {
             StopReason::Shutdown
         } else if self.halted {
@@ -577,14 +579,22 @@ impl Cpu {
     }
 
     /// Fetch (through the decode cache), execute, and handle faults and the
-    /// single-step trap. `prev` is where the previous instruction's entry
-    /// lives; the return value is this one's, for the next call.
+    /// single-step trap. `prev` is the previous instruction's entry and
+    /// `pred` the entry that followed it last time; the return value is
+    /// this instruction's pair, for the next call.
     #[inline(always)]
-    fn execute_with(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache, prev: Link) -> Link {
+    fn execute_with(
+        &mut self,
+        bus: &mut dyn Bus,
+        cache: &mut DecodeCache,
+        prev: Link,
+        pred: Link,
+    ) -> (Link, Link) {
+        const NONE: (Link, Link) = (LINK_NONE, LINK_NONE);
         let cs = &self.segs[SegReg::Cs as usize];
         if self.eip > cs.limit {
             self.deliver_fault(bus, Fault::gp(0));
-            return Link::NONE;
+            return NONE;
         }
         let lin = cs.base.wrapping_add(self.eip);
         let code32 = cs.big();
@@ -592,10 +602,10 @@ impl Cpu {
             match self.check_exec_breakpoints(lin) {
                 Ok(false) => {}
                 // A host breakpoint: stop before this instruction.
-                Ok(true) => return Link::NONE,
+                Ok(true) => return NONE,
                 Err(f) => {
                     self.deliver_fault(bus, f);
-                    return Link::NONE;
+                    return NONE;
                 }
             }
         }
@@ -603,28 +613,29 @@ impl Cpu {
             Ok(p) => p & self.mem.a20_mask(),
             Err(f) => {
                 self.deliver_fault(bus, f);
-                return Link::NONE;
+                return NONE;
             }
         };
-        let page = phys >> 12;
-        if let Some((e, idx, predicted)) = cache.find(prev, phys, code32) {
-            self.execute_entry(bus, e);
+        if let Some((idx, predicted)) = cache.find(pred, phys, code32) {
             cache.hits += 1;
             if !predicted {
-                cache.link(prev, page, idx);
+                cache.link(prev, idx);
             }
-            return Link { page, idx };
+            // Handlers never touch the cache: the successor read here is
+            // the one the next lookup would read after the handler.
+            let next = cache.predicted(idx);
+            self.execute_entry(bus, cache.entry(idx));
+            return (idx, next);
         }
         cache.misses += 1;
         match self.decode_miss(bus, lin, phys, code32) {
-            Ok(mut e) => {
-                let mut here = Link::NONE;
+            Ok(e) => {
+                let mut here = NONE;
                 if e.cacheable {
-                    e.off = (phys & 0xFFF) as u16;
                     self.mem.mark_code_page(phys);
                     if let Some(idx) = cache.insert(phys, e) {
-                        cache.link(prev, page, idx);
-                        here = Link { page, idx };
+                        cache.link(prev, idx);
+                        here = (idx, LINK_NONE);
                     }
                 }
                 self.execute_entry(bus, &e);
@@ -632,7 +643,7 @@ impl Cpu {
             }
             Err(f) => {
                 self.deliver_fault(bus, f);
-                Link::NONE
+                NONE
             }
         }
     }

@@ -115,8 +115,6 @@ pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
         len: ins.len() as u8,
         cycles: cycle_cost(&ins),
         cacheable: false,
-        off: 0,
-        next: 0,
         r0: reg_slot(&ins, 0),
         r1: reg_slot(&ins, 1),
         imm: 0,
@@ -143,6 +141,23 @@ pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
     }
     e.handler = select(&e);
     e
+}
+
+/// The decode cache's sentinel entry (arena index 0): never executed.
+pub(crate) fn sentinel_entry() -> Entry {
+    Entry {
+        ins: Instruction::default(),
+        handler: undefined,
+        size: 0,
+        addr32: false,
+        code32: false,
+        len: 1,
+        cycles: 0,
+        cacheable: false,
+        r0: 0xFF,
+        r1: 0xFF,
+        imm: 0,
+    }
 }
 
 fn select(e: &Entry) -> Handler {
