@@ -236,6 +236,7 @@ impl Cpu {
                             current
                         );
                         self.shutdown = true;
+                        self.attention |= crate::processor::ATTN_STOP;
                         return;
                     }
                     let pf_class = |f: Fault| f.vector == 14;

@@ -39,6 +39,10 @@ pub enum StopReason {
 const ATTN_IRQ: u32 = 1;
 const ATTN_YIELD: u32 = 2;
 const ATTN_FLUSH: u32 = 4;
+/// The CPU halted or shut down: the run loop looks at `halted` and
+/// `shutdown` only when some attention bit is set, so whatever sets either
+/// sets this too.
+pub(crate) const ATTN_STOP: u32 = 8;
 
 /// An x86 processor (P6-class integer core; real mode in this milestone).
 pub struct Cpu {
@@ -458,27 +462,50 @@ impl Cpu {
         cycle_limit: u64,
         max_instructions: u64,
     ) -> StopReason {
+        // An observer cannot come or go while the loop runs (only the host
+        // attaches one), so the loop is built twice and the per-instruction
+        // path of the usual one has no observer test.
+        if self.observer.is_some() {
+            self.run_loop::<true>(bus, cache, cycle_limit, max_instructions)
+        } else {
+            self.run_loop::<false>(bus, cache, cycle_limit, max_instructions)
+        }
+    }
+
+    #[inline(always)]
+    fn run_loop<const OBSERVED: bool>(
+        &mut self,
+        bus: &mut dyn Bus,
+        cache: &mut DecodeCache,
+        cycle_limit: u64,
+        max_instructions: u64,
+    ) -> StopReason {
         let icount_limit = self.instructions.saturating_add(max_instructions);
         // The entry that ran last and the one that followed it last time
         // (read before the last one's handler ran; see `DecodeCache::find`).
         let (mut prev, mut pred) = (LINK_NONE, LINK_NONE);
         loop {
-            if self.shutdown {
-                return StopReason::Shutdown;
-            }
+            // `shutdown` and `halted` only become true with ATTN_STOP set,
+            // so with no attention bit both are false.
             if self.attention != 0 || self.mem.smc_pending() {
-                (prev, pred) = (LINK_NONE, LINK_NONE);
-                if let Some(r) = self.boundary_work(bus, cache) {
-                    return r;
+                if self.shutdown {
+                    return StopReason::Shutdown;
                 }
-            }
-            if self.halted {
-                return StopReason::Halted;
+                self.attention &= !ATTN_STOP;
+                if self.attention != 0 || self.mem.smc_pending() {
+                    (prev, pred) = (LINK_NONE, LINK_NONE);
+                    if let Some(r) = self.boundary_work(bus, cache) {
+                        return r;
+                    }
+                }
+                if self.halted {
+                    return StopReason::Halted;
+                }
             }
             if self.cycles >= cycle_limit || self.instructions >= icount_limit {
                 return StopReason::Budget;
             }
-            (prev, pred) = self.execute_with(bus, cache, prev, pred);
+            (prev, pred) = self.execute_with::<OBSERVED>(bus, cache, prev, pred);
         }
     }
 
@@ -509,7 +536,7 @@ impl Cpu {
         if self.halted {
             return StopReason::Halted;
         }
-        self.execute_with(bus, cache, LINK_NONE, LINK_NONE);
+        self.execute_with::<true>(bus, cache, LINK_NONE, LINK_NONE);
         if self.shutdown {
             StopReason::Shutdown
         } else if self.halted {
@@ -582,8 +609,9 @@ impl Cpu {
     /// single-step trap. `prev` is the previous instruction's entry and
     /// `pred` the entry that followed it last time; the return value is
     /// this instruction's pair, for the next call.
+    /// `OBSERVED` false: no observer is attached.
     #[inline(always)]
-    fn execute_with(
+    fn execute_with<const OBSERVED: bool>(
         &mut self,
         bus: &mut dyn Bus,
         cache: &mut DecodeCache,
@@ -624,7 +652,7 @@ impl Cpu {
             // Handlers never touch the cache: the successor read here is
             // the one the next lookup would read after the handler.
             let next = cache.predicted(idx);
-            self.execute_entry(bus, cache.entry(idx));
+            self.execute_entry::<OBSERVED>(bus, cache.entry(idx));
             return (idx, next);
         }
         cache.misses += 1;
@@ -638,7 +666,7 @@ impl Cpu {
                         here = (idx, LINK_NONE);
                     }
                 }
-                self.execute_entry(bus, &e);
+                self.execute_entry::<OBSERVED>(bus, &e);
                 here
             }
             Err(f) => {
@@ -795,8 +823,8 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn execute_entry(&mut self, bus: &mut dyn Bus, e: &Entry) {
-        if self.observer.is_some() {
+    fn execute_entry<const OBSERVED: bool>(&mut self, bus: &mut dyn Bus, e: &Entry) {
+        if OBSERVED && self.observer.is_some() {
             return self.execute_entry_observed(bus, e);
         }
         self.execute_entry_inner(bus, e)

@@ -73,6 +73,7 @@ pub(crate) fn require_cpl0(cpu: &Cpu) -> Result<(), Fault> {
 fn hlt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
     require_cpl0(cpu)?;
     cpu.halted = true;
+    cpu.attention |= crate::processor::ATTN_STOP;
     Ok(())
 }
 
