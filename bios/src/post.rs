@@ -80,8 +80,8 @@ pub(crate) fn detect_disks(bios: &mut Bios, c: &mut Call) {
                 let n = 0xE0 + bios.cdroms.len() as u8;
                 bios.cdroms.push(d);
                 format!(
-                    "{pos}: CD-ROM \"{model}\", {} MiB, drive {n:02X}h\n",
-                    (d.sectors * 2048) >> 20
+                    "{pos}: CD-ROM \"{model}\", {}, drive {n:02X}h\n",
+                    cd_size(d.sectors)
                 )
             } else {
                 let n = 0x80 + bios.disks.len() as u8;
@@ -102,6 +102,18 @@ pub(crate) fn detect_disks(bios: &mut Bios, c: &mut Call) {
     c.wr8(disk::BDA_DISK_COUNT, n);
     if bios.disks.is_empty() && bios.cdroms.is_empty() {
         c.say("No IDE devices found\n");
+    }
+}
+
+/// A disc's size for the POST line: MiB, or KiB below one MiB (a small
+/// boot CD such as GRUB's rescue image is under 1 MiB), "no disc" for an
+/// empty tray (READ CAPACITY failed).
+fn cd_size(sectors: u64) -> String {
+    let bytes = sectors * 2048;
+    match bytes {
+        0 => "no disc".to_string(),
+        b if b < 1 << 20 => format!("{} KiB", b >> 10),
+        b => format!("{} MiB", b >> 20),
     }
 }
 
@@ -234,4 +246,18 @@ pub(crate) fn boot(bios: &mut Bios, c: &mut Call) {
 /// INT 18h: nothing could boot.
 pub(crate) fn no_boot(c: &mut Call) {
     c.say("No bootable device. Attach a disk image (--hda/--disk) or a CD (--cdrom); the machine stops here.\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cd_size;
+
+    #[test]
+    fn cd_sizes_on_the_post_line() {
+        // GRUB's rescue CD: 413 sectors of 2 KiB, which was "0 MiB".
+        assert_eq!(cd_size(413), "826 KiB");
+        assert_eq!(cd_size(512), "1 MiB");
+        assert_eq!(cd_size(330_000), "644 MiB");
+        assert_eq!(cd_size(0), "no disc");
+    }
 }
