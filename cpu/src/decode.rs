@@ -50,7 +50,25 @@ pub struct Entry {
     /// Operand 1's immediate, sign-extended as encoded and truncated to the
     /// operand size (0 when operand 1 is not an immediate).
     pub imm: u32,
+    /// The memory operand's base register (0–7, [`crate::Cpu::regs`]
+    /// order), [`EA_NONE`] without one, or [`EA_SLOW`] when the effective
+    /// address must be computed from `ins` (8-bit index of XLAT).
+    pub(crate) mbase: u8,
+    /// The memory operand's index register (0–7), or [`EA_NONE`].
+    pub(crate) mindex: u8,
+    /// log2 of the index scale.
+    pub(crate) mscale: u8,
+    /// The memory operand's segment (override or default).
+    pub(crate) mseg: crate::regs::SegReg,
 }
+
+/// [`Entry::mbase`]/[`Entry::mindex`]: no register.
+pub(crate) const EA_NONE: u8 = 0xFF;
+/// [`Entry::mbase`]: compute the effective address from the instruction.
+pub(crate) const EA_SLOW: u8 = 0xFE;
+
+// One entry per host cache line.
+const _: () = assert!(std::mem::size_of::<Entry>() <= 64);
 
 const PAGE_SLOTS: usize = 4096;
 const PAGES: usize = 1 << 20;

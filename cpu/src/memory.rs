@@ -37,7 +37,7 @@ impl Cpu {
         } else {
             last > seg.limit as u64
         };
-        if bad || (self.protected() && !type_allows(seg.attrs, write)) {
+        if bad || (!type_allows(seg.attrs, write) && self.protected()) {
             return Err(if s == SegReg::Ss {
                 Fault::ss(0)
             } else {

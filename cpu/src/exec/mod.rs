@@ -20,9 +20,10 @@ pub(crate) mod system;
 
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
-use crate::decode::Entry;
+use crate::decode::{Entry, EA_NONE, EA_SLOW};
 use crate::interrupt::Fault;
 use crate::processor::Cpu;
+use crate::regs::SegReg;
 use crate::Bus;
 
 /// An instruction handler: executes the decoded instruction.
@@ -97,6 +98,37 @@ fn reg_slot(ins: &Instruction, n: u32) -> u8 {
     }
 }
 
+/// The effective-address form of the memory operand as (base, index, log2
+/// scale) register numbers for [`Cpu::ea`]: 16- and 32-bit general registers
+/// only (16-bit addressing masks the sum to 16 bits, so a 16-bit register
+/// reads as its full 32-bit register). Anything else is [`EA_SLOW`].
+fn ea_form(ins: &Instruction) -> (u8, u8, u8) {
+    let reg = |r: Register| -> Option<u8> {
+        if r == Register::None {
+            return Some(EA_NONE);
+        }
+        let n = r as u32;
+        for base in [Register::EAX, Register::AX] {
+            let rel = n.wrapping_sub(base as u32);
+            if rel < 8 {
+                return Some(rel as u8);
+            }
+        }
+        None
+    };
+    let scale = match ins.memory_index_scale() {
+        1 => 0,
+        2 => 1,
+        4 => 2,
+        8 => 3,
+        _ => return (EA_SLOW, EA_NONE, 0),
+    };
+    match (reg(ins.memory_base()), reg(ins.memory_index())) {
+        (Some(b), Some(i)) => (b, i, scale),
+        _ => (EA_SLOW, EA_NONE, 0),
+    }
+}
+
 /// Build the cache entry for a freshly decoded instruction.
 pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
     let mut size = operand::op_size(&ins, 0).unwrap_or(if code32 { 4 } else { 2 });
@@ -118,7 +150,12 @@ pub(crate) fn make_entry(ins: Instruction, code32: bool) -> Entry {
         r0: reg_slot(&ins, 0),
         r1: reg_slot(&ins, 1),
         imm: 0,
+        mbase: EA_NONE,
+        mindex: EA_NONE,
+        mscale: 0,
+        mseg: SegReg::from_iced(ins.memory_segment()),
     };
+    (e.mbase, e.mindex, e.mscale) = ea_form(&ins);
     if ins.op_count() > 1 {
         let mask = match size {
             1 => 0xFF,
@@ -157,6 +194,10 @@ pub(crate) fn sentinel_entry() -> Entry {
         r0: 0xFF,
         r1: 0xFF,
         imm: 0,
+        mbase: EA_NONE,
+        mindex: EA_NONE,
+        mscale: 0,
+        mseg: SegReg::Ds,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use iced_x86::{OpKind, Register};
 
-use crate::decode::Entry;
+use crate::decode::{Entry, EA_SLOW};
 use crate::interrupt::Fault;
 use crate::processor::Cpu;
 use crate::regs::SegReg;
@@ -18,9 +18,27 @@ pub(crate) enum Loc {
 
 impl Cpu {
     /// Effective address (offset within the segment) of the memory operand,
-    /// wrapped to the address size.
+    /// wrapped to the address size, from the registers decoded once into
+    /// the entry.
     #[inline(always)]
     pub(crate) fn ea(&self, e: &Entry) -> u32 {
+        let mut a = e.ins.memory_displacement32();
+        if e.mbase < 8 {
+            a = a.wrapping_add(self.regs[(e.mbase & 7) as usize]);
+        } else if e.mbase == EA_SLOW {
+            return self.ea_slow(e);
+        }
+        if e.mindex < 8 {
+            a = a.wrapping_add(self.regs[(e.mindex & 7) as usize] << e.mscale);
+        }
+        let r = if e.addr32 { a } else { a & 0xFFFF };
+        debug_assert_eq!(r, self.ea_slow(e));
+        r
+    }
+
+    /// [`Cpu::ea`] from iced's operand description.
+    #[cold]
+    fn ea_slow(&self, e: &Entry) -> u32 {
         let ins = &e.ins;
         let mut a = ins.memory_displacement32();
         let b = ins.memory_base();
@@ -41,7 +59,7 @@ impl Cpu {
     /// The segment of the memory operand (override or the default).
     #[inline(always)]
     pub(crate) fn mem_seg(&self, e: &Entry) -> SegReg {
-        SegReg::from_iced(e.ins.memory_segment())
+        e.mseg
     }
 
     /// Resolve operand `n` (register or memory) to a location.
