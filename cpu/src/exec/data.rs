@@ -93,6 +93,54 @@ fn movsx(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     Ok(())
 }
 
+/// MOVZX/MOVSX with the source and destination sizes fixed at decode time
+/// (`MEM`: the source is memory, else the register in `r1`); the same as
+/// [`movzx`]/[`movsx`].
+fn movx<const SIGNED: bool, const MEM: bool, const SRC: u8, const DST: u8>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    e: &Entry,
+) -> Result<(), Fault> {
+    let v = if MEM {
+        let (s, off) = (cpu.mem_seg(e), cpu.ea(e));
+        cpu.read_mem(bus, s, off, SRC)?
+    } else {
+        cpu.gpr::<SRC>(e.r1)
+    };
+    let v = match (SIGNED, SRC) {
+        (false, _) => v,
+        (true, 1) => v as u8 as i8 as i32 as u32,
+        (true, _) => v as u16 as i16 as i32 as u32,
+    };
+    cpu.set_gpr::<DST>(e.r0, v);
+    Ok(())
+}
+
+fn select_movx<const SIGNED: bool>(e: &Entry) -> Option<Handler> {
+    let ins = &e.ins;
+    if ins.op_count() != 2 || e.r0 == 0xFF || !matches!(e.size, 2 | 4) {
+        return None;
+    }
+    let mem = match ins.op1_kind() {
+        OpKind::Memory => true,
+        OpKind::Register if e.r1 != 0xFF => false,
+        _ => return None,
+    };
+    let src = op_size(ins, 1)?;
+    macro_rules! pick {
+        ($mem:expr) => {
+            match (src, e.size) {
+                (1, 2) => movx::<SIGNED, { $mem }, 1, 2> as Handler,
+                (1, 4) => movx::<SIGNED, { $mem }, 1, 4>,
+                (2, 2) => movx::<SIGNED, { $mem }, 2, 2>,
+                (2, 4) => movx::<SIGNED, { $mem }, 2, 4>,
+                _ => return None,
+            }
+        };
+    }
+    Some(if mem { pick!(true) } else { pick!(false) })
+}
+
 fn xchg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let l0 = cpu.loc(e, 0);
     let l1 = cpu.loc(e, 1);
@@ -340,8 +388,8 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
                 mov_generic
             }
         }
-        Mnemonic::Movzx => movzx,
-        Mnemonic::Movsx => movsx,
+        Mnemonic::Movzx => select_movx::<false>(e).unwrap_or(movzx),
+        Mnemonic::Movsx => select_movx::<true>(e).unwrap_or(movsx),
         Mnemonic::Xchg => xchg,
         Mnemonic::Lea => {
             if ins.op1_kind() != OpKind::Memory {

@@ -22,26 +22,36 @@ fn count_of(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry, n: u32) -> Result<u32, 
     } & 0x1F)
 }
 
-fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
-    let size = e.size;
-    let dst = cpu.loc(e, 0);
-    let cnt = if e.ins.op_count() > 1 {
-        count_of(cpu, bus, e, 1)?
-    } else {
-        1
-    };
-    let v = cpu.read_loc(bus, dst, size)?;
-    if cnt == 0 {
-        return Ok(());
+const ROL: u8 = 0;
+const ROR: u8 = 1;
+const RCL: u8 = 2;
+const RCR: u8 = 3;
+const SHL: u8 = 4;
+const SHR: u8 = 5;
+const SAR: u8 = 6;
+
+fn op_of(m: Mnemonic) -> u8 {
+    match m {
+        Mnemonic::Rol => ROL,
+        Mnemonic::Ror => ROR,
+        Mnemonic::Rcl => RCL,
+        Mnemonic::Rcr => RCR,
+        Mnemonic::Shl | Mnemonic::Sal => SHL,
+        Mnemonic::Shr => SHR,
+        _ => SAR,
     }
+}
+
+/// Shift or rotate `v` (already masked to `size`) by a nonzero masked
+/// count: (result, CF, OF, AF).
+#[inline(always)]
+fn compute(op: u8, size: u8, v: u32, cnt: u32, cf_in: bool) -> (u32, bool, bool, bool) {
     let bits = size as u32 * 8;
     let (mask, sign) = size_mask(size);
-    let v = v & mask;
-    let cf_in = cpu.flags.cf();
     let (r, cf, of);
     let mut af = false;
-    match e.ins.mnemonic() {
-        Mnemonic::Rol => {
+    match op {
+        ROL => {
             let c = cnt % bits;
             r = if c == 0 {
                 v
@@ -51,7 +61,7 @@ fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             cf = r & 1 != 0;
             of = ((r & sign) != 0) != cf;
         }
-        Mnemonic::Ror => {
+        ROR => {
             let c = cnt % bits;
             r = if c == 0 {
                 v
@@ -61,7 +71,7 @@ fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             cf = r & sign != 0;
             of = ((r ^ (r << 1)) & sign) != 0;
         }
-        Mnemonic::Rcl => {
+        RCL => {
             let c = cnt % (bits + 1);
             let wide = (v as u64) | ((cf_in as u64) << bits);
             let w = bits as u64 + 1;
@@ -74,7 +84,7 @@ fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             cf = (rot >> bits) & 1 != 0;
             of = ((r & sign) != 0) != cf;
         }
-        Mnemonic::Rcr => {
+        RCR => {
             let c = cnt % (bits + 1);
             let wide = (v as u64) | ((cf_in as u64) << bits);
             let w = bits as u64 + 1;
@@ -87,14 +97,14 @@ fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             cf = (rot >> bits) & 1 != 0;
             of = ((r ^ (r << 1)) & sign) != 0;
         }
-        Mnemonic::Shl | Mnemonic::Sal => {
+        SHL => {
             let wide = (v as u64) << cnt;
             r = wide as u32 & mask;
             cf = (wide >> bits) & 1 != 0;
             of = ((r & sign) != 0) != cf;
             af = cnt != 0 && r & 0x10 != 0;
         }
-        Mnemonic::Shr => {
+        SHR => {
             r = if cnt >= bits { 0 } else { v >> cnt };
             cf = cnt <= bits && (v >> (cnt - 1)) & 1 != 0;
             of = v & sign != 0;
@@ -108,12 +118,13 @@ fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             of = false;
         }
     }
-    cpu.write_loc(bus, dst, size, r)?;
-    let rot = matches!(
-        e.ins.mnemonic(),
-        Mnemonic::Rol | Mnemonic::Ror | Mnemonic::Rcl | Mnemonic::Rcr
-    );
-    if rot {
+    (r, cf, of, af)
+}
+
+/// Set the flags after a shift or rotate by a nonzero count.
+#[inline(always)]
+fn set_flags(cpu: &mut Cpu, op: u8, size: u8, r: u32, cf: bool, of: bool, af: bool) {
+    if op <= RCR {
         // Rotates change only CF and OF.
         let f = cpu.flags.get();
         let f = (f & !(crate::flags::CF | crate::flags::OF)) | cf as u32 | (of as u32) << 11;
@@ -121,7 +132,99 @@ fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     } else {
         cpu.flags.set_result_explicit(size, r, cf, of, af);
     }
+}
+
+fn shift(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let size = e.size;
+    let dst = cpu.loc(e, 0);
+    let cnt = if e.ins.op_count() > 1 {
+        count_of(cpu, bus, e, 1)?
+    } else {
+        1
+    };
+    let v = cpu.read_loc(bus, dst, size)?;
+    if cnt == 0 {
+        return Ok(());
+    }
+    let (mask, _) = size_mask(size);
+    let op = op_of(e.ins.mnemonic());
+    // Only RCL/RCR read CF (lazily evaluated: skip it for the others).
+    let cf_in = (op == RCL || op == RCR) && cpu.flags.cf();
+    let (r, cf, of, af) = compute(op, size, v & mask, cnt, cf_in);
+    cpu.write_loc(bus, dst, size, r)?;
+    set_flags(cpu, op, size, r, cf, of, af);
     Ok(())
+}
+
+/// Count forms of [`shift_r`].
+const CNT_IMM: u8 = 0;
+const CNT_CL: u8 = 1;
+const CNT_ONE: u8 = 2;
+
+/// A shift or rotate of a general register by an immediate, CL or 1: the
+/// same as [`shift`] with the operand kinds fixed at decode time.
+fn shift_r<const OP: u8, const SIZE: u8, const CNT: u8>(
+    cpu: &mut Cpu,
+    _: &mut dyn Bus,
+    e: &Entry,
+) -> Result<(), Fault> {
+    let cnt = match CNT {
+        CNT_IMM => e.imm & 0x1F,
+        CNT_CL => cpu.regs[crate::regs::gpr::ECX] & 0x1F,
+        _ => 1,
+    };
+    if cnt == 0 {
+        return Ok(());
+    }
+    let v = cpu.gpr::<SIZE>(e.r0);
+    let cf_in = (OP == RCL || OP == RCR) && cpu.flags.cf();
+    let (r, cf, of, af) = compute(OP, SIZE, v, cnt, cf_in);
+    cpu.set_gpr::<SIZE>(e.r0, r);
+    set_flags(cpu, OP, SIZE, r, cf, of, af);
+    Ok(())
+}
+
+fn select_shift_r(e: &Entry) -> Option<Handler> {
+    if e.r0 == 0xFF {
+        return None;
+    }
+    let cnt = if e.ins.op_count() == 1 {
+        CNT_ONE
+    } else {
+        match e.ins.op1_kind() {
+            OpKind::Immediate8 => CNT_IMM,
+            OpKind::Register if e.ins.op1_register() == iced_x86::Register::CL => CNT_CL,
+            _ => return None,
+        }
+    };
+    macro_rules! by_count {
+        ($op:expr, $size:expr) => {
+            match cnt {
+                CNT_IMM => shift_r::<{ $op }, { $size }, CNT_IMM> as Handler,
+                CNT_CL => shift_r::<{ $op }, { $size }, CNT_CL>,
+                _ => shift_r::<{ $op }, { $size }, CNT_ONE>,
+            }
+        };
+    }
+    macro_rules! by_size {
+        ($op:expr) => {
+            match e.size {
+                1 => by_count!($op, 1),
+                2 => by_count!($op, 2),
+                4 => by_count!($op, 4),
+                _ => return None,
+            }
+        };
+    }
+    Some(match op_of(e.ins.mnemonic()) {
+        ROL => by_size!(ROL),
+        ROR => by_size!(ROR),
+        RCL => by_size!(RCL),
+        RCR => by_size!(RCR),
+        SHL => by_size!(SHL),
+        SHR => by_size!(SHR),
+        _ => by_size!(SAR),
+    })
 }
 
 /// SHLD/SHRD r/m, r, imm8/CL (SDM Vol. 2B). With a count above the operand
@@ -178,7 +281,7 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         | Mnemonic::Shl
         | Mnemonic::Sal
         | Mnemonic::Shr
-        | Mnemonic::Sar => shift,
+        | Mnemonic::Sar => select_shift_r(e).unwrap_or(shift),
         Mnemonic::Shld | Mnemonic::Shrd => double_shift,
         _ => return None,
     })
