@@ -31,6 +31,13 @@ impl Cpu {
     fn seg_check_access(&self, s: SegReg, off: u32, size: u32, write: bool) -> Result<u32, Fault> {
         let seg = &self.segs[s as usize];
         let last = off as u64 + size as u64 - 1;
+        // The usual case first: a present expand-up data segment (writable,
+        // for a write) passes the type test in every mode, leaving only the
+        // limit test.
+        let (mask, want) = if write { (0x9E, 0x92) } else { (0x9C, 0x90) };
+        if seg.attrs & mask == want && last <= seg.limit as u64 {
+            return Ok(seg.base.wrapping_add(off));
+        }
         let bad = if seg.expand_down() {
             let upper: u64 = if seg.big() { 0xFFFF_FFFF } else { 0xFFFF };
             (off as u64) <= seg.limit as u64 || last > upper
