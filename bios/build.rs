@@ -141,16 +141,24 @@ fn build_rom() -> R<(Vec<u8>, Symbols)> {
         0xEFC7,
     )?;
     // INT 1Eh diskette parameter table (1.44 MB values) at its traditional
-    // place; nothing uses it without a floppy drive, but INT 1Eh must
-    // point at something sane.
+    // place, what INT 1Eh points at without a floppy drive; then one table
+    // per drive type for INT 13h AH=08h (the POST points INT 1Eh at drive
+    // A:'s).
     put(
         &mut rom,
-        0xEFC7,
-        &[
-            0xAF, 0x02, 0x25, 0x02, 0x12, 0x1B, 0xFF, 0x6C, 0xF6, 0x0F, 0x08,
-        ],
-        0xFFF0,
+        DPT_OFFSET,
+        &diskette_parameters(4),
+        DPT_TABLES_OFFSET,
     )?;
+    for t in 1..=5 {
+        put(&mut rom, dpt_offset(t), &diskette_parameters(t), 0xFFF0)?;
+        symbols.push((
+            ROM_BASE + dpt_offset(t) as u32,
+            format!("diskette_parameters_type{t}"),
+        ));
+    }
+    symbols.push((ROM_BASE + DPT_OFFSET as u32, "diskette_parameters".into()));
+    symbols.sort();
     // Reset vector: JMP FAR F000:post_reset, so CS gets a real-mode base of
     // 0xF0000 and we run from the ROM's low copy. Then the build date and
     // the AT model byte, where software looks for them.
@@ -259,10 +267,19 @@ fn services() -> R<Block> {
         a.mov(word_ptr(0x6E), 0)?;
         a.mov(byte_ptr(0x70), 1)?;
         a.set_label(&mut no_midnight)?;
-        // Diskette motor count-down (40:40), as PC BIOSes keep it.
+        // Diskette motor count-down (40:40), as PC BIOSes keep it: at
+        // zero the motors go off (DOR: controller on, DMA and IRQ gate,
+        // no motors) and 40:3F forgets them.
         a.cmp(byte_ptr(0x40), 0)?;
         a.je(no_carry)?;
         a.dec(byte_ptr(0x40))?;
+        a.jnz(no_carry)?;
+        a.and(byte_ptr(0x3F), 0xF0)?;
+        a.push(dx)?;
+        a.mov(dx, 0x3F2u32)?;
+        a.mov(al, 0x0Cu32)?;
+        a.out(dx, al)?;
+        a.pop(dx)?;
         a.set_label(&mut no_carry)?;
         a.int(0x1C)?;
         eoi(a, false)?;
@@ -733,7 +750,7 @@ fn post(s: &Services, strings: &mut Strings) -> R<Block> {
         // Data pointers: diskette parameters (INT 1Eh) and the graphics
         // font (INT 43h); the video parameter and 8x8 font pointers (1Dh,
         // 1Fh) and the fixed-disk tables (41h, 46h) are null.
-        set_vector(a, 0x1E, 0xEFC7)?;
+        set_vector(a, 0x1E, DPT_OFFSET as i32)?;
         set_vector(a, 0x43, FONT_OFFSET as i32)?;
         for v in [0x1D, 0x1F, 0x41, 0x46] {
             a.mov(dword_ptr(v * 4).es(), 0)?;

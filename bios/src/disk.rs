@@ -367,14 +367,22 @@ pub(crate) fn int13(bios: &mut Bios, c: &mut Call) {
     let ah = c.ah();
     let dl = c.lo(gpr::EDX);
     if ah == 0x01 {
-        // Status of the last operation.
-        let s = c.rd8(BDA_DISK_STATUS);
+        // Status of the last operation (diskettes keep theirs at 40:41).
+        let at = if dl < 0x80 {
+            crate::floppy::BDA_STATUS
+        } else {
+            BDA_DISK_STATUS
+        };
+        let s = c.rd8(at);
         c.set_ah(s);
         c.set_cf(s != 0);
         return;
     }
+    if let Some(t) = bios.floppy(dl) {
+        return crate::floppy::int13(bios, c, dl, t);
+    }
     let Some(d) = bios.drive(dl) else {
-        // No such drive (floppies included: the board has no FDC).
+        // No such drive.
         if ah == 0x15 {
             c.set_ah(0);
             c.set_cf(false);

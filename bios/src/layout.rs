@@ -29,6 +29,41 @@ pub const SIGNATURE_OFFSET: u16 = 0xE000;
 pub const SIGNATURE: &[u8] = b"Ringside BIOS 0.1 (hypercall port 0xE0)";
 /// INT 15h AH=C0h system configuration table (at its traditional offset).
 pub const CONFIG_TABLE_OFFSET: u16 = 0xE6F5;
+/// INT 1Eh's diskette parameter table at its traditional place (1.44M
+/// values), what the vector holds without a floppy drive.
+pub const DPT_OFFSET: u16 = 0xEFC7;
+/// One 11-byte diskette parameter table per CMOS drive type 1–5, 16 bytes
+/// apart from here: INT 13h AH=08h returns the drive's, and the POST
+/// points INT 1Eh at drive A:'s.
+pub const DPT_TABLES_OFFSET: u16 = 0xEFE0;
+
+/// The diskette parameter table for CMOS drive type `t` (1 = 360K,
+/// 2 = 1.2M, 3 = 720K, 4 = 1.44M, 5 = 2.88M; others as 4): SPECIFY's two
+/// bytes (step rate 0xA = 6 ms at 500 kbps, head unload 240 ms; head load
+/// 4 ms, DMA), motor-off delay in ticks, 512-byte sectors, sectors per
+/// track, gap length, data length, format gap, format filler byte, head
+/// settle time (ms), motor start time (1/8 s).
+pub const fn diskette_parameters(t: u8) -> [u8; 11] {
+    let (spt, gap, format_gap) = match t {
+        1 => (9, 0x2A, 0x50),
+        2 => (15, 0x1B, 0x54),
+        3 => (9, 0x2A, 0x50),
+        5 => (36, 0x1B, 0x53),
+        _ => (18, 0x1B, 0x6C),
+    };
+    [
+        0xAF, 0x02, 0x25, 0x02, spt, gap, 0xFF, format_gap, 0xF6, 0x0F, 0x08,
+    ]
+}
+
+/// Where the table for CMOS drive type `t` (1–5) is.
+pub const fn dpt_offset(t: u8) -> u16 {
+    match t {
+        1..=5 => DPT_TABLES_OFFSET + (t as u16 - 1) * 16,
+        _ => DPT_OFFSET,
+    }
+}
+
 /// The reset vector.
 pub const RESET_VECTOR_OFFSET: u16 = 0xFFF0;
 

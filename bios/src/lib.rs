@@ -36,6 +36,7 @@
 pub mod acpi;
 mod call;
 mod disk;
+mod floppy;
 mod keyboard;
 pub mod layout;
 mod post;
@@ -141,6 +142,9 @@ pub struct Bios {
     pub(crate) disks: Vec<Drive>,
     /// CD-ROM drives E0h, E1h, ...
     pub(crate) cdroms: Vec<Drive>,
+    /// Diskette drives 00h and 01h (from CMOS 10h), by their media.
+    #[serde(default)]
+    pub(crate) floppies: [Option<ringside_devices::fdc::FloppyType>; 2],
     /// The drive number we booted from.
     pub(crate) boot_drive: Option<u8>,
     /// RAM from 1 MiB up to the 4 GiB hole, in bytes (from CMOS).

@@ -7,6 +7,7 @@ use ringside_cpu::gpr;
 use crate::acpi;
 use crate::call::Call;
 use crate::disk::{self, Op};
+use crate::floppy;
 use crate::Bios;
 
 /// Boot device codes in CMOS 3Dh/38h (Bochs/SeaBIOS convention).
@@ -46,9 +47,11 @@ pub(crate) fn init(bios: &mut Bios, c: &mut Call) {
             ports += 1;
         }
     }
-    // Equipment: x87 (from CMOS 14h), 80x25 colour, serial port count.
-    let fpu = c.cmos(0x14) & 0x02;
-    let equipment = fpu as u16 | 0x0020 | ports << 9;
+    // Equipment: diskette drives and x87 (from CMOS 14h: bit 0 drives
+    // installed, bits 7-6 their count - 1, bit 1 x87), 80x25 colour,
+    // serial port count.
+    let cmos_equipment = c.cmos(0x14) & 0xC3;
+    let equipment = cmos_equipment as u16 | 0x0020 | ports << 9;
     c.wr16(0x410, equipment);
     c.wr8(0x496, 0x10); // 101/102-key keyboard
     let mib = (bios.ram_below_4g + bios.ram_above_4g + (1 << 20)) >> 20;
@@ -64,6 +67,7 @@ pub(crate) fn init(bios: &mut Bios, c: &mut Call) {
 /// IDENTIFY on the four IDE positions; number hard disks from 80h and
 /// CD-ROMs from E0h; print each.
 pub(crate) fn detect_disks(bios: &mut Bios, c: &mut Call) {
+    floppy::detect(bios, c);
     bios.disks.clear();
     bios.cdroms.clear();
     for ch in 0..2 {
@@ -139,6 +143,30 @@ fn boot_disk(bios: &Bios, c: &mut Call) -> Result<(), String> {
     if sig != 0xAA55 {
         return Err(format!(
             "hard disk 80h: no boot signature (55h AAh at offset 510 of the MBR; found {:02X}h {:02X}h)",
+            sig as u8,
+            sig >> 8
+        ));
+    }
+    Ok(())
+}
+
+/// Try to load the boot sector of diskette drive 00h at 0000:7C00. The
+/// 55h AAh signature is checked unless CMOS 38h bit 0 is set (the
+/// Bochs/QEMU convention SeaBIOS follows: old DOS diskettes lack it).
+fn boot_floppy(bios: &Bios, c: &mut Call) -> Result<(), String> {
+    if bios.floppy(0).is_none() {
+        return Err("no floppy drive".into());
+    }
+    let (n, status) = floppy::transfer(bios, c, 0, (0, 0, 1), 1, 0x7C00, floppy::Op::Read);
+    if n != 1 {
+        return Err(format!(
+            "floppy 00h: reading the boot sector failed (status {status:02X}h)"
+        ));
+    }
+    let sig = c.rd16(0x7DFE);
+    if c.cmos(0x38) & 1 == 0 && sig != 0xAA55 {
+        return Err(format!(
+            "floppy 00h: no boot signature (55h AAh at offset 510 of the boot sector; found {:02X}h {:02X}h)",
             sig as u8,
             sig >> 8
         ));
@@ -224,7 +252,10 @@ pub(crate) fn boot(bios: &mut Bios, c: &mut Call) {
                 boot_disk(bios, c).map(|()| (0x80, 0x0000, 0x7C00)),
             ),
             BOOT_CDROM => ("CD-ROM", boot_cdrom(bios, c).map(|seg| (0xE0, seg, 0))),
-            BOOT_FLOPPY => ("floppy", Err("no floppy drive on this board".to_string())),
+            BOOT_FLOPPY => (
+                "floppy",
+                boot_floppy(bios, c).map(|()| (0x00, 0x0000, 0x7C00)),
+            ),
             _ => continue,
         };
         match result {
@@ -245,7 +276,7 @@ pub(crate) fn boot(bios: &mut Bios, c: &mut Call) {
 
 /// INT 18h: nothing could boot.
 pub(crate) fn no_boot(c: &mut Call) {
-    c.say("No bootable device. Attach a disk image (--hda/--disk) or a CD (--cdrom); the machine stops here.\n");
+    c.say("No bootable device. Attach a disk image (--hda/--disk), a CD (--cdrom) or a floppy (--floppy); the machine stops here.\n");
 }
 
 #[cfg(test)]

@@ -571,6 +571,21 @@ impl Cmos {
     pub fn time(&self) -> DateTime {
         self.time
     }
+
+    /// Record the diskette drives, as a setup utility would: register 10h
+    /// (drive 0 type in the high nibble, drive 1 in the low; 1 = 360K,
+    /// 2 = 1.2M, 3 = 720K, 4 = 1.44M, 5 = 2.88M, 0 = none) and the
+    /// equipment byte 14h (bit 0: drives installed, bits 7–6: count - 1).
+    pub fn set_floppy_types(&mut self, types: [u8; 2]) {
+        self.ram[0x10] = (types[0] & 0x0F) << 4 | (types[1] & 0x0F);
+        let count = types.iter().filter(|&&t| t != 0).count() as u8;
+        let eq = self.ram[0x14] & !0xC1;
+        self.ram[0x14] = match count {
+            0 => eq,
+            n => eq | 0x01 | (n - 1) << 6,
+        };
+        self.update_checksum();
+    }
 }
 
 #[cfg(test)]
@@ -591,6 +606,21 @@ mod tests {
     fn set(c: &mut Cmos, reg: u8, v: u8, now: u64) {
         c.write(0x70, reg, now);
         c.write(0x71, v, now);
+    }
+
+    #[test]
+    fn floppy_types_and_equipment_byte() {
+        let mut c = cmos();
+        c.set_floppy_types([4, 0]);
+        assert_eq!(get(&mut c, 0x10, 0), 0x40);
+        assert_eq!(get(&mut c, 0x14, 0), 0x03, "x87 + one drive");
+        c.set_floppy_types([4, 3]);
+        assert_eq!(get(&mut c, 0x14, 0), 0x43, "two drives");
+        let sum: u16 = (0x10..=0x2D).map(|r| get(&mut c, r, 0) as u16).sum();
+        assert_eq!(
+            (get(&mut c, 0x2E, 0), get(&mut c, 0x2F, 0)),
+            ((sum >> 8) as u8, sum as u8)
+        );
     }
 
     #[test]

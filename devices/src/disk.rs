@@ -57,6 +57,13 @@ pub enum DiskError {
         /// The unit it must be a multiple of.
         unit: usize,
     },
+    /// A floppy image whose size is none of the formats a drive takes.
+    FloppySize {
+        /// The image.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// Another process holds a lock on the image.
     Locked {
         /// The image.
@@ -73,6 +80,12 @@ impl std::fmt::Display for DiskError {
             DiskError::BadSize { path, size, unit } => write!(
                 f,
                 "{}: disk image is {size} bytes; it must be a non-zero multiple of {unit} bytes",
+                path.display()
+            ),
+            DiskError::FloppySize { path, size } => write!(
+                f,
+                "{}: floppy image is {size} bytes; it must be 368640 (360K), 737280 (720K), \
+                 1228800 (1.2M), 1474560 (1.44M) or 2949120 (2.88M) bytes",
                 path.display()
             ),
             DiskError::Locked { path } => write!(

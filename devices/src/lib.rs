@@ -11,6 +11,8 @@ pub mod clock;
 pub mod cmos;
 pub mod debugport;
 pub mod disk;
+pub mod dma;
+pub mod fdc;
 pub mod fwcfg;
 pub mod ide;
 pub mod pc;

@@ -23,6 +23,9 @@ use crate::bochsports::BochsPorts;
 use crate::clock::{Clock, Scheduler, Timer};
 use crate::cmos::{Cmos, CmosConfig};
 use crate::debugport::{Console, DebugPorts};
+use crate::disk::{Disk, DiskError};
+use crate::dma::{Dma, DmaMemory};
+use crate::fdc::{self, Fdc, FloppyType};
 use crate::fwcfg::FwCfg;
 use crate::ide::{Ide, CHANNEL_IRQ};
 use crate::pci::Pci;
@@ -112,6 +115,11 @@ pub struct Pc {
     /// (0x8900).
     #[serde(default)]
     pub bochs: BochsPorts,
+    /// The floppy disk controller (0x3F0–0x3F7, IRQ6, DMA channel 2);
+    /// attach images with [`Pc::attach_floppy`].
+    pub fdc: Fdc,
+    /// The ISA DMA controllers and page registers.
+    pub dma: Dma,
     clock: Clock,
     scheduler: Scheduler,
     /// The cycle count as of the current instruction slice. Not saved in
@@ -150,6 +158,11 @@ impl Pc {
                 }
             }
         }
+        for (d, l) in saved.fdc.drives.iter_mut().zip(&mut self.fdc.drives) {
+            if let (Some(d), Some(l)) = (&mut d.disk, &mut l.disk) {
+                d.adopt_host(l);
+            }
+        }
         *self = saved;
     }
 
@@ -170,6 +183,8 @@ impl Pc {
             pm: Pm::new(clock),
             fwcfg: FwCfg::new(),
             bochs: BochsPorts::new(),
+            fdc: Fdc::new(),
+            dma: Dma::new(),
             clock,
             scheduler: Scheduler::default(),
             now: 0,
@@ -216,6 +231,9 @@ impl Pc {
         self.pm.reset();
         self.fwcfg.reset();
         self.bochs.reset();
+        self.fdc.reset();
+        self.dma.reset();
+        self.pic.set_irq(fdc::IRQ, false);
         self.pic.set_irq(SCI_IRQ, false);
         self.scheduler = Scheduler::default();
         let now = self.now;
@@ -331,8 +349,44 @@ impl Pc {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.debug.flush()?;
         self.ide.flush()?;
+        self.fdc.flush()?;
         self.com1.flush()?;
         self.com2.flush()
+    }
+
+    /// Put a floppy image into drive `drive` (0 = A:, 1 = B:) and record
+    /// the drive in CMOS (type register 10h, equipment byte 14h), as the
+    /// machine's setup would. The image's size picks the format.
+    pub fn attach_floppy(
+        &mut self,
+        drive: usize,
+        disk: Disk,
+        write_protected: bool,
+    ) -> Result<FloppyType, DiskError> {
+        let t = self.fdc.attach(drive, disk, write_protected)?;
+        self.cmos.set_floppy_types(self.fdc.cmos_types());
+        Ok(t)
+    }
+
+    /// Whether the floppy controller waits for a DMA transfer that the
+    /// DMA controller would serve now: the machine then calls
+    /// [`Pc::run_dma`] with guest memory.
+    #[inline]
+    pub fn dma_pending(&self) -> bool {
+        self.fdc.wants_dma() && self.dma.channel_ready(fdc::DMA_CHANNEL)
+    }
+
+    /// Run the pending DMA transfer (if any) against `mem`; the controller
+    /// then posts its result and raises IRQ6.
+    pub fn run_dma(&mut self, mem: &mut dyn DmaMemory) {
+        if self.dma_pending() {
+            self.fdc.run_dma(&mut self.dma, mem);
+            self.update_fdc();
+        }
+    }
+
+    fn update_fdc(&mut self) {
+        self.pic.set_irq(fdc::IRQ, self.fdc.irq_level());
     }
 
     /// Whether the board drives the A20 gate open.
@@ -404,6 +458,12 @@ impl Pc {
                 v
             }
             SYSTEM_CONTROL_A => self.read_system_control_a(),
+            _ if Fdc::claims(port) => {
+                let v = self.fdc.read(port);
+                self.update_fdc();
+                v
+            }
+            _ if Dma::claims(port) => self.dma.read(port),
             _ => return None,
         };
         Some(v)
@@ -435,6 +495,11 @@ impl Pc {
                 self.update_uarts(now);
             }
             SYSTEM_CONTROL_A => self.write_system_control_a(v),
+            _ if Fdc::claims(port) => {
+                self.fdc.write(port, v);
+                self.update_fdc();
+            }
+            _ if Dma::claims(port) => self.dma.write(port, v),
             // Any write to 0xF0 clears the IRQ13 latch (and asserts IGNNE#
             // on an AT); 0xF1 resets the coprocessor interface the same way.
             0xF0 | 0xF1 => {
@@ -801,6 +866,61 @@ mod tests {
         assert_eq!(p.acknowledge_interrupt(), 0x70);
         p.io_write(0x70, 1, 0x0C);
         assert_eq!(p.io_read(0x71, 1), 0xC0);
+    }
+
+    #[test]
+    fn floppy_controller_on_irq6_dma_channel_2_and_cmos() {
+        use crate::disk::{testutil::TempFile, DiskMode};
+        let mut img = vec![0u8; 1_474_560];
+        img[512..1024].fill(0xA7); // sector 2
+        let f = TempFile::with_contents("pc-fd", &img);
+        let mut p = pc();
+        init_pics(&mut p);
+        p.io_write(0x21, 1, 0xBF); // IRQ6 only
+        let disk = Disk::open(f.path(), DiskMode::Snapshot).unwrap();
+        assert_eq!(p.attach_floppy(0, disk, false).unwrap(), FloppyType::M1_44);
+        p.io_write(0x70, 1, 0x10);
+        assert_eq!(p.io_read(0x71, 1), 0x40, "CMOS 10h: drive 0 is a 1.44M");
+        // Leave reset: IRQ6 → vector 0Eh.
+        p.io_write(0x3F2, 1, 0x1C);
+        assert_eq!(p.acknowledge_interrupt(), 0x0E);
+        for _ in 0..4 {
+            p.io_write(0x3F5, 1, 0x08);
+            p.io_read(0x3F5, 1);
+            p.io_read(0x3F5, 1);
+        }
+        p.io_write(0x20, 1, 0x20);
+        assert!(!p.interrupt_pending());
+        // DMA channel 2 → 0x2000, 512 bytes; READ DATA C0 H0 S2.
+        for (port, v) in [
+            (0x0A, 0x06),
+            (0x0C, 0),
+            (0x04, 0x00),
+            (0x04, 0x20),
+            (0x0C, 0),
+            (0x05, 0xFF),
+            (0x05, 0x01),
+            (0x0B, 0x46),
+            (0x81, 0x00),
+            (0x0A, 0x02),
+        ] {
+            p.io_write(port, 1, v);
+        }
+        p.io_write(0x3F7, 1, 0x00);
+        for b in [0xE6, 0x00, 0, 0, 2, 2, 18, 0x1B, 0xFF] {
+            p.io_write(0x3F5, 1, b);
+        }
+        assert!(p.dma_pending());
+        let mut mem = ringside_cpu::PhysMem::new(1 << 20);
+        p.run_dma(&mut mem);
+        assert!(!p.dma_pending());
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x0E);
+        assert_eq!(p.io_read(0x3F5, 1), 0x00, "ST0: normal termination");
+        assert_eq!(mem.peek(0x2000), 0xA7);
+        assert_eq!(mem.peek(0x21FF), 0xA7);
+        assert_eq!(mem.peek(0x2200), 0x00);
+        assert_eq!(p.unclaimed_accesses(), 0);
     }
 
     #[test]

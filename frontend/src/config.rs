@@ -41,6 +41,7 @@ pub const CLI_KEYS: &[(&str, &str)] = &[
     ("hda", "disks.hda"),
     ("hdb", "disks.hdb"),
     ("cdrom", "disks.cdrom"),
+    ("floppy", "disks.floppy"),
     ("snapshot", "disks.snapshot"),
     ("serial", "console.serial"),
     ("debugcon", "console.debugcon"),
@@ -122,6 +123,8 @@ pub struct DisksSection {
     pub hda: Option<PathBuf>,
     pub hdb: Option<PathBuf>,
     pub cdrom: Option<PathBuf>,
+    /// A diskette image in drive A: (360K, 720K, 1.2M, 1.44M or 2.88M).
+    pub floppy: Option<PathBuf>,
     /// Copy-on-write: guest writes stay in memory.
     pub snapshot: Option<bool>,
 }
@@ -354,6 +357,7 @@ impl Spec {
         d.disk.iter_mut().flatten().for_each(fix);
         d.hda.iter_mut().for_each(fix);
         d.hdb.iter_mut().for_each(fix);
+        d.floppy.iter_mut().for_each(fix);
         // `empty` is a drive with no disc, not a file next to the spec.
         d.cdrom
             .iter_mut()
@@ -483,6 +487,7 @@ pub fn fill(spec: Spec, t: Targets<'_>, explicit: &dyn Fn(&str) -> bool) {
     set_opt(&mut t.disks.hda, k.hda, "hda", explicit);
     set_opt(&mut t.disks.hdb, k.hdb, "hdb", explicit);
     set_opt(&mut t.disks.cdrom, k.cdrom, "cdrom", explicit);
+    set_opt(&mut t.disks.floppy, k.floppy, "floppy", explicit);
     set(&mut t.disks.snapshot, k.snapshot, "snapshot", explicit);
     let b = spec.debug;
     set(&mut t.debug.debug, b.repl, "debug", explicit);
@@ -629,7 +634,12 @@ pub fn print(t: &Targets<'_>) -> String {
     let d = &*t.disks;
     let list: Vec<String> = d.disk.iter().map(|p| qp(p)).collect();
     let _ = writeln!(s, "disk = [{}]", list.join(", "));
-    for (key, v) in [("hda", &d.hda), ("hdb", &d.hdb), ("cdrom", &d.cdrom)] {
+    for (key, v) in [
+        ("hda", &d.hda),
+        ("hdb", &d.hdb),
+        ("cdrom", &d.cdrom),
+        ("floppy", &d.floppy),
+    ] {
         match v {
             Some(p) => {
                 let _ = writeln!(s, "{key} = {}", qp(p));
@@ -769,6 +779,11 @@ mod tests {
                 "vm.toml:2: [machine] max_instructions: ",
             ),
             ("[disks]\ndisk = \"a.img\"\n", "vm.toml:2: [disks] disk: "),
+            ("[disks]\nfloppy = 3\n", "vm.toml:2: [disks] floppy: "),
+            (
+                "[disks]\nfda = \"a.img\"\n",
+                "vm.toml:2: [disks] fda: unknown field",
+            ),
             (
                 "[disks]\nsnapshot = \"yes\"\n",
                 "vm.toml:2: [disks] snapshot: ",
@@ -888,6 +903,8 @@ mod tests {
             "c.img",
             "--cdrom",
             "x.iso",
+            "--fda",
+            "boot.img",
             "--snapshot",
             "--serial",
             "file:s.txt",

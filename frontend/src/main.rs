@@ -367,6 +367,11 @@ struct DiskArgs {
     /// named `empty` is `./empty`).
     #[arg(long, value_name = "ISO|empty")]
     cdrom: Option<PathBuf>,
+    /// Raw diskette image in drive A: on the floppy controller (0x3F0,
+    /// IRQ 6, DMA 2); its size picks the format: 360K, 720K, 1.2M, 1.44M
+    /// or 2.88M. A file we may not write is a write-protected diskette.
+    #[arg(long, visible_alias = "fda", value_name = "FILE")]
+    floppy: Option<PathBuf>,
     /// Keep guest writes to the hard disks in memory: the image files are
     /// never modified.
     #[arg(long)]
@@ -417,6 +422,14 @@ fn attach_disks(m: &mut Machine, d: &DiskArgs) -> Result<()> {
             };
             m.pc.ide.attach(channel, slot, kind, disk);
         }
+    }
+    if let Some(path) = &d.floppy {
+        let disk = Disk::open(path, mode)?;
+        // A file we may not write (opened for reading only) is a diskette
+        // with its write-protect tab set; `--snapshot` keeps writes in
+        // memory instead.
+        let write_protected = mode == DiskMode::ReadWrite && !disk.writes_through();
+        m.pc.attach_floppy(0, disk, write_protected)?;
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub use ringside_bios as bios;
 pub use ringside_cpu::{Cpu, StopReason};
 /// The storage and display devices, for frontends that attach disks or
 /// show the screen.
-pub use ringside_devices::{disk, ide, vga};
+pub use ringside_devices::{disk, fdc, ide, vga};
 pub use ringside_devices::{
     BootDevice, Clock, CmosConfig, Console, DateTime, Pc, PcConfig, SerialBackend, DEFAULT_CPU_HZ,
 };
@@ -576,6 +576,13 @@ impl Machine {
     fn service_board(&mut self) -> Option<RunOutcome> {
         if let Some(service) = self.pc.take_hypercall() {
             self.hypercall(service);
+        }
+        // A floppy command waiting for ISA DMA (the CPU yields after every
+        // port access, so it runs right after the OUT that started it or
+        // unmasked its channel).
+        if self.pc.dma_pending() {
+            self.pc.run_dma(&mut self.cpu.mem);
+            self.cpu.poll_interrupts();
         }
         if self.pc.take_reset_request() {
             if self.no_reboot {

@@ -215,6 +215,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn floppy_dma_and_irq6_replay_bit_for_bit_from_a_snapshot() {
+        use crate::disk::{Disk, DiskMode};
+        // The same loop on diskette drive 00h: our BIOS drives the floppy
+        // controller and DMA channel 2 for it.
+        let mut img = disk_loop();
+        img[17] = 0x00; // mov dx, 0000h
+        img.resize(1_474_560, 0);
+        let path =
+            std::env::temp_dir().join(format!("ringside-snap-{}-floppy.img", std::process::id()));
+        std::fs::write(&path, &img).unwrap();
+        let mut m = Machine::with_our_bios(MachineConfig {
+            boot_order: vec![crate::BootDevice::Floppy],
+            ..config()
+        })
+        .unwrap();
+        m.pc.attach_floppy(0, Disk::open(&path, DiskMode::Snapshot).unwrap(), false)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let m = round_trip(m, 400_000, 1_500_000);
+        let count = u16::from_le_bytes([m.cpu.mem.ram()[0x8000], m.cpu.mem.ram()[0x8001]]);
+        assert!(count > 20, "{count} loops");
+        // INT 0Eh ran for the controller's interrupts (40:3E bit 7).
+        assert_eq!(m.cpu.mem.ram()[0x43E] & 0x80, 0x80);
+    }
+
+    #[test]
     fn protected_mode_tasks_and_v86_replay_bit_for_bit() {
         let m = Machine::new(ringside_roms::PMTEST.to_vec(), config()).unwrap();
         round_trip(m, 300, 3_000);
