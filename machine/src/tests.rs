@@ -441,3 +441,71 @@ fn guest_reset_under_no_reboot_ends_the_run() {
     assert!(matches!(out, RunOutcome::TripleFault { .. }), "{out:?}");
     assert_eq!(out.exit_status(), 4);
 }
+
+/// Our BIOS boots a diskette whose boot sector writes a sector back with
+/// INT 13h AH=03h and exits with the status in AH: 0, or 03h (write
+/// protected) when the medium is.
+fn floppy_write_status(write_protected: bool) -> (RunOutcome, Vec<u8>) {
+    use crate::disk::{Disk, DiskMode};
+    let code: &[u8] = &[
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0x8E, 0xC0, // mov es, ax
+        0xB8, 0x01, 0x03, // mov ax, 0301h
+        0xBB, 0x00, 0x7C, // mov bx, 7C00h
+        0xB9, 0x02, 0x00, // mov cx, 0002h
+        0xBA, 0x00, 0x00, // mov dx, 0000h
+        0xCD, 0x13, // int 13h
+        0x88, 0xE0, // mov al, ah
+        0xE6, 0xF4, // out 0F4h, al
+        0xF4, // hlt
+    ];
+    let mut img = vec![0u8; 737_280];
+    img[..code.len()].copy_from_slice(code);
+    img[510] = 0x55;
+    img[511] = 0xAA;
+    let path = std::env::temp_dir().join(format!(
+        "ringside-machine-{}-fdwp-{write_protected}.img",
+        std::process::id()
+    ));
+    std::fs::write(&path, &img).unwrap();
+    let mut m = Machine::with_our_bios(MachineConfig {
+        memory_mib: 16,
+        boot_order: vec![BootDevice::Floppy],
+        ..MachineConfig::default()
+    })
+    .unwrap();
+    let disk = Disk::open(&path, DiskMode::Snapshot).unwrap();
+    let t = m.pc.attach_floppy(0, disk, write_protected).unwrap();
+    assert_eq!(t, crate::fdc::FloppyType::K720);
+    let _ = std::fs::remove_file(&path);
+    let out = m.run(RunLimits {
+        max_instructions: Some(50_000_000),
+    });
+    let mut sector = vec![0u8; 512];
+    m.pc.fdc.drives[0]
+        .disk
+        .as_ref()
+        .unwrap()
+        .read_sectors(1, &mut sector)
+        .unwrap();
+    (out, sector)
+}
+
+#[test]
+fn diskette_writes_reach_the_medium_unless_write_protected() {
+    let (out, sector) = floppy_write_status(false);
+    assert_eq!(out, RunOutcome::Exit(0));
+    assert_eq!(
+        &sector[..4],
+        &[0x31, 0xC0, 0x8E, 0xD8],
+        "boot sector copied"
+    );
+    let (out, sector) = floppy_write_status(true);
+    assert_eq!(
+        out,
+        RunOutcome::Exit(3),
+        "INT 13h status 03h: write protected"
+    );
+    assert!(sector.iter().all(|&b| b == 0));
+}
