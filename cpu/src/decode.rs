@@ -10,11 +10,11 @@
 //! is not tracked, and they are rare.
 //!
 //! All entries live in one arena, addressed by a global index (a [`Link`]).
-//! Beside each entry the arena keeps its key and the index of the entry that
+//! With each entry the arena keeps its key and the index of the entry that
 //! ran after it last time, so the run loop finds the next instruction with
 //! two loads whose addresses are known before the current one finishes: the
 //! successor index, then the successor's key, compared with the new
-//! (physical address, code size). An entry whose page was invalidated gets a
+//! (physical address, code size), next to the successor entry itself. An entry whose page was invalidated gets a
 //! key nothing matches, so a stale index never hits.
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
@@ -99,25 +99,19 @@ fn key(phys: u32, code32: bool) -> u64 {
 /// The key of a dead entry (and of the sentinel): no lookup produces it.
 const DEAD: u64 = u64::MAX;
 
-/// Per-entry bookkeeping, kept apart from the entries so the successor
-/// check touches 16 bytes.
+/// One arena slot: an entry with its lookup key and successor.
 #[derive(Clone, Copy)]
-struct Meta {
+struct Slot {
     key: u64,
     /// The entry that ran after this one last time (or the sentinel).
     next: Link,
+    entry: Entry,
 }
-
-const SENTINEL: Meta = Meta {
-    key: DEAD,
-    next: LINK_NONE,
-};
 
 /// Decoded-instruction cache with hit/miss/invalidation counters.
 pub struct DecodeCache {
-    /// The arena; `entries[i]` and `meta[i]` describe entry `i`.
-    entries: Vec<Entry>,
-    meta: Vec<Meta>,
+    /// The arena; index 0 is the sentinel.
+    slots: Vec<Slot>,
     /// Arena indices of dead entries, for reuse.
     free: Vec<u32>,
     pages: Vec<Option<Box<CachePage>>>,
@@ -140,8 +134,7 @@ pub struct DecodeCache {
 impl Default for DecodeCache {
     fn default() -> Self {
         DecodeCache {
-            entries: Vec::new(),
-            meta: Vec::new(),
+            slots: Vec::new(),
             free: Vec::new(),
             pages: Vec::new(),
             live: Vec::new(),
@@ -168,27 +161,22 @@ impl DecodeCache {
 
     /// Empty the arena, leaving only the sentinel.
     fn reset_arena(&mut self) {
-        self.entries.clear();
-        self.meta.clear();
+        self.slots.clear();
         self.free.clear();
-        self.entries.push(crate::exec::sentinel_entry());
-        self.meta.push(SENTINEL);
-    }
-
-    /// The entry that followed `prev` last time: read it before `prev`'s
-    /// handler runs, so the successor check does not wait on it.
-    #[inline(always)]
-    pub(crate) fn predicted(&self, prev: Link) -> Link {
-        self.meta.get(prev as usize).map_or(LINK_NONE, |m| m.next)
+        self.slots.push(Slot {
+            key: DEAD,
+            next: LINK_NONE,
+            entry: crate::exec::sentinel_entry(),
+        });
     }
 
     /// Find the entry for `phys`/`code32`, trying `pred` (the successor
-    /// [`DecodeCache::predicted`] returned) first. Returns the entry, its
+    /// [`DecodeCache::entry`] returned for the previous entry) first. Returns the entry, its
     /// index ([`DecodeCache::entry`]) and whether the prediction was right.
     #[inline(always)]
     pub(crate) fn find(&self, pred: Link, phys: u32, code32: bool) -> Option<(Link, bool)> {
         let k = key(phys, code32);
-        if let Some(m) = self.meta.get(pred as usize) {
+        if let Some(m) = self.slots.get(pred as usize) {
             if m.key == k {
                 return Some((pred, true));
             }
@@ -201,22 +189,24 @@ impl DecodeCache {
     fn find_slot(&self, k: u64, phys: u32) -> Option<(Link, bool)> {
         let page = self.pages.get((phys >> 12) as usize)?.as_deref()?;
         let idx = page.slots[(phys & 0xFFF) as usize];
-        if idx == LINK_NONE || self.meta[idx as usize].key != k {
+        if idx == LINK_NONE || self.slots[idx as usize].key != k {
             return None;
         }
         Some((idx, false))
     }
 
-    /// The entry at `idx`, an index [`DecodeCache::find`] returned.
+    /// The entry at `idx`, an index [`DecodeCache::find`] returned, and
+    /// the entry that followed it last time.
     #[inline(always)]
-    pub(crate) fn entry(&self, idx: Link) -> &Entry {
-        &self.entries[idx as usize]
+    pub(crate) fn entry(&self, idx: Link) -> (&Entry, Link) {
+        let s = &self.slots[idx as usize];
+        (&s.entry, s.next)
     }
 
     /// Record that entry `idx` ran after `prev`.
     #[inline(always)]
     pub(crate) fn link(&mut self, prev: Link, idx: Link) {
-        if let Some(m) = self.meta.get_mut(prev as usize) {
+        if let Some(m) = self.slots.get_mut(prev as usize) {
             m.next = idx;
         }
     }
@@ -258,20 +248,19 @@ impl DecodeCache {
                 self.live.dedup();
             }
         }
-        let meta = Meta {
+        let slot = Slot {
             key: key(phys, e.code32),
             next: LINK_NONE,
+            entry: e,
         };
         let idx = match self.free.pop() {
             Some(i) => {
-                self.entries[i as usize] = e;
-                self.meta[i as usize] = meta;
+                self.slots[i as usize] = slot;
                 i
             }
             None => {
-                let i = u32::try_from(self.entries.len()).ok()?;
-                self.entries.push(e);
-                self.meta.push(meta);
+                let i = u32::try_from(self.slots.len()).ok()?;
+                self.slots.push(slot);
                 i
             }
         };
@@ -295,7 +284,9 @@ impl DecodeCache {
             return false;
         };
         for &i in &p.members {
-            self.meta[i as usize] = SENTINEL;
+            let s = &mut self.slots[i as usize];
+            s.key = DEAD;
+            s.next = LINK_NONE;
             self.free.push(i);
         }
         self.recycle(p);
@@ -428,7 +419,7 @@ mod tests {
         let a = c.insert(0x7C00, entry()).unwrap();
         let b = c.insert(0x7C01, entry()).unwrap();
         c.link(a, b);
-        assert_eq!(c.predicted(a), b);
+        assert_eq!(c.entry(a).1, b);
         assert_eq!(c.find(b, 0x7C01, false), Some((b, true)));
         // Wrong address or code size: found by address, not predicted.
         assert_eq!(c.find(b, 0x7C00, false), Some((a, false)));
@@ -443,7 +434,7 @@ mod tests {
         // A flush empties the arena: old indices are out of range.
         c.flush();
         assert!(c.find(d, 0x9000, false).is_none());
-        assert_eq!(c.predicted(d), LINK_NONE);
+        assert!(c.find(LINK_NONE, 0x9000, false).is_none());
     }
 
     #[test]
@@ -454,7 +445,7 @@ mod tests {
             e.code32 = i % 2 == 0;
             c.insert(0x7C00, e);
         }
-        assert!(c.entries.len() <= PAGE_MEMBERS_MAX + 2);
+        assert!(c.slots.len() <= PAGE_MEMBERS_MAX + 2);
     }
 
     #[test]

@@ -651,8 +651,8 @@ impl Cpu {
             }
             // Handlers never touch the cache: the successor read here is
             // the one the next lookup would read after the handler.
-            let next = cache.predicted(idx);
-            self.execute_entry::<OBSERVED>(bus, cache.entry(idx));
+            let (e, next) = cache.entry(idx);
+            self.execute_entry::<OBSERVED>(bus, e);
             return (idx, next);
         }
         cache.misses += 1;
