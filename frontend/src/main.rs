@@ -58,21 +58,70 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a system ROM (BIOS image) with RAM and the debug ports.
+    /// Boot a PC: our BIOS (or `--bios FILE`) with the disks, CD and
+    /// diskette given, in a window or headless.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Run the built-in demo guest and say what it did.
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
     /// Run the benchmark guests and report guest MIPS.
+    #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
     /// Run a conformance suite.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = CONFORMANCE_EXAMPLES)]
     Conformance(ConformanceCommand),
     /// Explain an instruction in Popek and Goldberg's terms (privileged,
     /// sensitive, innocuous), or print the whole table with --table.
+    #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(explain::ExplainArgs),
     /// Run a built-in lesson (`ringside lesson list` names them).
+    #[command(after_help = LESSON_EXAMPLES)]
     Lesson(lesson::LessonArgs),
 }
+
+const RUN_EXAMPLES: &str = "Examples:
+  ringside run --disk linux-i686.img                      boot a disk in the window
+  ringside run --disk linux-i686.img --headless --serial stdio
+                                                          the same, COM1 in the terminal
+  ringside run --cdrom grub-cd.iso --boot cdrom           boot a CD (El Torito, no emulation)
+  ringside run --floppy dos.img --boot floppy             boot a diskette
+  ringside run --bios /usr/share/seabios/bios.bin --vga-bios /usr/share/seabios/vgabios-stdvga.bin --disk d.img
+                                                          third-party firmware
+  ringside run --disk d.img --debug                       debugger REPL at the reset vector
+  ringside run --disk d.img --gdb 1234                    gdb: target remote :1234
+  ringside run --disk d.img --trap-log stderr --stats     every ring change and trap, counted
+  ringside run --config examples/vm.toml --print-config   a machine spec file, merged
+  ringside run --bios rom.bin --debugcon stdio            a bare ROM, QEMU's debug ports
+
+Host keys in the window: Ctrl+Alt+P pause, Ctrl+Alt+G release the keyboard,
+Ctrl+Alt+S screenshot, Ctrl+Alt+O overlay panel, Ctrl+Alt+Q quit.";
+
+const DEMO_EXAMPLES: &str = "Examples:
+  ringside demo                                 our BIOS boots the demo disk in the window
+  ringside demo --headless --screenshot d.png   headless, with the final screen as a PNG
+  ringside demo --overlay --trap-log stderr     with the overlay panel and the trap log
+  ringside demo --bios /usr/share/seabios/bios.bin
+                                                the demo disk on SeaBIOS";
+
+const BENCH_EXAMPLES: &str = "Examples:
+  ringside bench                 every workload, guest MIPS each
+  ringside bench int-loop        one workload
+  ringside bench --debugger      the same with the debugger attached";
+
+const CONFORMANCE_EXAMPLES: &str = "Examples:
+  ringside conformance singlestep ../shared/conformance/singlestep-286
+  ringside conformance singlestep DIR --only F6.6 --show-failures 10";
+
+const EXPLAIN_EXAMPLES: &str = "Examples:
+  ringside explain popf       what POPF does at CPL 3 and why a VMM never sees it
+  ringside explain --table    the whole classification, as Markdown";
+
+const LESSON_EXAMPLES: &str = "Examples:
+  ringside lesson list                           the lessons
+  ringside lesson rings --trap-log stderr        a lesson, pausing at each step
+  ringside lesson holes --no-pause --stats       straight through, with statistics
+  ringside lesson paging --headless              in the terminal instead of the window";
 
 /// Options every guest run shares.
 #[derive(Args, Debug)]
