@@ -126,6 +126,40 @@ fn alu_ri<const OP: u8, const SIZE: u8>(
     Ok(())
 }
 
+/// Register, memory at a fixed size: as [`alu_generic`] (memory read
+/// first), with the operand kinds fixed at decode time.
+fn alu_rm<const OP: u8, const SIZE: u8>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    e: &Entry,
+) -> Result<(), Fault> {
+    let (s, off) = (cpu.mem_seg(e), cpu.ea(e));
+    let b = cpu.read_mem(bus, s, off, SIZE)?;
+    let a = cpu.gpr::<SIZE>(e.r0);
+    let r = cpu.alu(op_from(OP), SIZE, a, b);
+    if OP != 7 && OP != 8 {
+        cpu.set_gpr::<SIZE>(e.r0, r);
+    }
+    Ok(())
+}
+
+/// Memory, register (`IMM` false) or memory, immediate (`IMM` true) at a
+/// fixed size: as [`alu_generic`].
+fn alu_m<const OP: u8, const SIZE: u8, const IMM: bool>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    e: &Entry,
+) -> Result<(), Fault> {
+    let (s, off) = (cpu.mem_seg(e), cpu.ea(e));
+    let b = if IMM { e.imm } else { cpu.gpr::<SIZE>(e.r1) };
+    let a = cpu.read_mem(bus, s, off, SIZE)?;
+    let r = cpu.alu(op_from(OP), SIZE, a, b);
+    if OP != 7 && OP != 8 {
+        cpu.write_mem(bus, s, off, SIZE, r)?;
+    }
+    Ok(())
+}
+
 fn inc_r<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let a = cpu.gpr::<SIZE>(e.r0);
     let r = a.wrapping_add(1);
@@ -203,6 +237,11 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         );
     let rr = e.r0 != 0xFF && e.r1 != 0xFF;
     let ri = e.r0 != 0xFF && imm1;
+    let two = ins.op_count() == 2;
+    let rm = two && e.r0 != 0xFF && ins.op1_kind() == OpKind::Memory;
+    let m0 = two && ins.op0_kind() == OpKind::Memory && matches!(e.size, 1 | 2 | 4);
+    let mr = m0 && e.r1 != 0xFF;
+    let mi = m0 && imm1;
     macro_rules! sized {
         ($f:ident, $($op:literal)?) => {
             match e.size {
@@ -220,6 +259,20 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
                 sized!(alu_ri, $n)
             } else if reg_form {
                 alu_reg::<$n> as Handler
+            } else if rm {
+                sized!(alu_rm, $n)
+            } else if mr {
+                match e.size {
+                    1 => alu_m::<$n, 1, false> as Handler,
+                    2 => alu_m::<$n, 2, false>,
+                    _ => alu_m::<$n, 4, false>,
+                }
+            } else if mi {
+                match e.size {
+                    1 => alu_m::<$n, 1, true> as Handler,
+                    2 => alu_m::<$n, 2, true>,
+                    _ => alu_m::<$n, 4, true>,
+                }
             } else {
                 alu_generic::<$n> as Handler
             }

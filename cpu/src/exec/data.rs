@@ -174,6 +174,15 @@ fn lea(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     Ok(())
 }
 
+/// LEA into a general register of a size fixed at decode time: the
+/// effective address as [`Cpu::ea`] computes it (address size), truncated
+/// to the operand size.
+fn lea_r<const SIZE: u8>(cpu: &mut Cpu, _: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
+    let a = cpu.ea(e);
+    cpu.set_gpr::<SIZE>(e.r0, a);
+    Ok(())
+}
+
 /// LDS/LES/LFS/LGS/LSS r, m16:16 or m16:32.
 fn load_far_pointer(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let s = match e.ins.mnemonic() {
@@ -395,7 +404,12 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
             if ins.op1_kind() != OpKind::Memory {
                 return Some(super::undefined);
             }
-            lea
+            match (e.r0, e.size) {
+                (0xFF, _) => lea,
+                (_, 2) => lea_r::<2>,
+                (_, 4) => lea_r::<4>,
+                _ => lea,
+            }
         }
         Mnemonic::Lds | Mnemonic::Les | Mnemonic::Lfs | Mnemonic::Lgs | Mnemonic::Lss => {
             load_far_pointer
