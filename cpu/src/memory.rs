@@ -276,16 +276,25 @@ impl Cpu {
         Ok(self.read_lin(bus, lin, 1, user)? as u8)
     }
 
-    /// Linear → physical for an instruction fetch (TLB, walk, #PF).
+    /// Linear → physical for an instruction fetch when no walk is needed
+    /// (paging off, or a TLB hit); `None` sends the caller to
+    /// [`Cpu::translate_fetch_slow`]. No `Result` on this path, so nothing
+    /// is spilled for the common case.
     #[inline(always)]
-    pub(crate) fn translate_fetch(&mut self, lin: u32) -> Result<u32, Fault> {
+    pub(crate) fn fetch_phys(&mut self, lin: u32) -> Option<u32> {
         if !self.paging {
-            return Ok(lin);
+            return Some(lin);
         }
         let user = self.cpl == 3;
-        if let Some(p) = self.tlb.lookup(lin, ringside_mmu::tlb::needed(false, user)) {
-            return Ok(p);
-        }
+        self.tlb.lookup(lin, ringside_mmu::tlb::needed(false, user))
+    }
+
+    /// The fetch translation after [`Cpu::fetch_phys`] found nothing: the
+    /// walk, which fills the TLB or raises #PF.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn translate_fetch_slow(&mut self, lin: u32) -> Result<u32, Fault> {
+        let user = self.cpl == 3;
         self.translate_miss(lin, false, user, true)
     }
 

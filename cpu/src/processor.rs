@@ -620,13 +620,15 @@ impl Cpu {
     ) -> (Link, Link) {
         const NONE: (Link, Link) = (LINK_NONE, LINK_NONE);
         let cs = &self.segs[SegReg::Cs as usize];
-        if self.eip > cs.limit {
-            self.deliver_fault(bus, Fault::gp(0));
-            return NONE;
-        }
         let lin = cs.base.wrapping_add(self.eip);
         let code32 = cs.big();
         if self.bp_exec {
+            // The CS limit test comes first here as on the path below
+            // (where a hit's own length test covers it).
+            if self.eip > self.segs[SegReg::Cs as usize].limit {
+                self.deliver_fault(bus, Fault::gp(0));
+                return NONE;
+            }
             match self.check_exec_breakpoints(lin) {
                 Ok(false) => {}
                 // A host breakpoint: stop before this instruction.
@@ -637,23 +639,42 @@ impl Cpu {
                 }
             }
         }
-        let phys = match self.translate_fetch(lin) {
-            Ok(p) => p & self.mem.a20_mask(),
-            Err(f) => {
-                self.deliver_fault(bus, f);
-                return NONE;
-            }
-        };
-        if let Some((idx, predicted)) = cache.find(pred, phys, code32) {
+        let phys = match self.fetch_phys(lin) {
+            Some(p) => p,
+            None => match self.translate_fetch_slow(lin) {
+                Ok(p) => p,
+                Err(f) => {
+                    // EIP beyond the CS limit is #GP before any fetch (SDM
+                    // Vol. 3A §5.3), so it outranks the code page fault.
+                    let f = if self.eip > self.segs[SegReg::Cs as usize].limit {
+                        Fault::gp(0)
+                    } else {
+                        f
+                    };
+                    self.deliver_fault(bus, f);
+                    return NONE;
+                }
+            },
+        } & self.mem.a20_mask();
+        // The predicted successor: one bounds check, one key compare, and
+        // the entry is in the same slot. An EIP beyond the CS limit is
+        // caught by the entry's own length test in `execute_entry_inner`.
+        if let Some((e, next)) = cache.predicted(pred, phys, code32) {
+            self.execute_entry::<OBSERVED>(bus, e);
+            return (pred, next);
+        }
+        if let Some(idx) = cache.find_by_address(phys, code32) {
             cache.hits += 1;
-            if !predicted {
-                cache.link(prev, idx);
-            }
+            cache.link(prev, idx);
             // Handlers never touch the cache: the successor read here is
             // the one the next lookup would read after the handler.
             let (e, next) = cache.entry(idx);
             self.execute_entry::<OBSERVED>(bus, e);
             return (idx, next);
+        }
+        if self.eip > self.segs[SegReg::Cs as usize].limit {
+            self.deliver_fault(bus, Fault::gp(0));
+            return NONE;
         }
         cache.misses += 1;
         match self.decode_miss(bus, lin, phys, code32) {
