@@ -298,9 +298,56 @@ impl Cpu {
         self.translate_miss(lin, false, user, true)
     }
 
+    /// The physical address of the usual access, decided in one straight
+    /// run: a present expand-up data segment (writable for a write) with
+    /// every byte inside its limit, no data breakpoint armed, no alignment
+    /// check possible (not CPL 3 with CR0.AM and EFLAGS.AC), and paging off
+    /// or a TLB hit for an access within one page. `None` sends the access
+    /// down the full path, which repeats every check and raises the faults;
+    /// nothing here changes state.
+    #[inline(always)]
+    fn fast_phys(&self, s: SegReg, off: u32, size: u8, write: bool) -> Option<u32> {
+        let seg = &self.segs[s as usize];
+        let (mask, want) = if write { (0x9E, 0x92) } else { (0x9C, 0x90) };
+        let last = off.checked_add(size as u32 - 1)?;
+        if seg.attrs & mask != want || last > seg.limit || self.bp_data {
+            return None;
+        }
+        let user = self.cpl == 3;
+        if user && self.cr[0] & crate::regs::cr0::AM != 0 && self.flags.control(flags::AC) {
+            return None;
+        }
+        let lin = seg.base.wrapping_add(off);
+        if !self.paging {
+            return Some(lin);
+        }
+        if (lin & 0xFFF) + size as u32 > 0x1000 {
+            return None;
+        }
+        self.tlb.probe(lin, ringside_mmu::tlb::needed(write, user))
+    }
+
     /// Read `size` bytes at `s:off` with the segment checks.
     #[inline(always)]
     pub(crate) fn read_mem(
+        &mut self,
+        bus: &mut dyn Bus,
+        s: SegReg,
+        off: u32,
+        size: u8,
+    ) -> Result<u32, Fault> {
+        if let Some(p) = self.fast_phys(s, off, size, false) {
+            if self.paging {
+                self.tlb.stats.hits += 1;
+            }
+            return Ok(self.read_phys(bus, p, size));
+        }
+        self.read_mem_checked(bus, s, off, size)
+    }
+
+    /// [`Cpu::read_mem`] with every check in turn (and its faults).
+    #[inline(never)]
+    fn read_mem_checked(
         &mut self,
         bus: &mut dyn Bus,
         s: SegReg,
@@ -326,6 +373,26 @@ impl Cpu {
         size: u8,
         v: u32,
     ) -> Result<(), Fault> {
+        if let Some(p) = self.fast_phys(s, off, size, true) {
+            if self.paging {
+                self.tlb.stats.hits += 1;
+            }
+            self.write_phys(bus, p, size, v);
+            return Ok(());
+        }
+        self.write_mem_checked(bus, s, off, size, v)
+    }
+
+    /// [`Cpu::write_mem`] with every check in turn (and its faults).
+    #[inline(never)]
+    fn write_mem_checked(
+        &mut self,
+        bus: &mut dyn Bus,
+        s: SegReg,
+        off: u32,
+        size: u8,
+        v: u32,
+    ) -> Result<(), Fault> {
         let lin = self.seg_check_write(s, off, size as u32)?;
         self.check_alignment(lin, size)?;
         if self.bp_data {
@@ -339,9 +406,11 @@ impl Cpu {
     /// (SDM Vol. 3A §6.15, interrupt 17).
     #[inline(always)]
     fn check_alignment(&self, lin: u32, size: u8) -> Result<(), Fault> {
-        if size > 1
+        // CPL first: outside ring 3 (the kernel, which sets CR0.AM) one
+        // compare decides.
+        if self.cpl == 3
+            && size > 1
             && lin & (size as u32 - 1) != 0
-            && self.cpl == 3
             && self.cr[0] & crate::regs::cr0::AM != 0
             && self.flags.control(flags::AC)
         {
