@@ -96,6 +96,13 @@ fn key(phys: u32, code32: bool) -> u64 {
     phys as u64 | (code32 as u64) << 32
 }
 
+/// [`key`] from the CS attributes (D bit 14 moved to bit 32: a mask and a
+/// shift, where the `bool` form costs a compare and a select).
+#[inline(always)]
+pub(crate) fn key_cs(phys: u32, cs_attrs: u16) -> u64 {
+    phys as u64 | ((cs_attrs as u64 & 0x4000) << 18)
+}
+
 /// The key of a dead entry (and of the sentinel): no lookup produces it.
 const DEAD: u64 = u64::MAX;
 
@@ -183,16 +190,12 @@ impl DecodeCache {
 
     /// The entry `pred` names and its successor, if `pred` is the entry
     /// for `phys`/`code32`: the run loop's usual case, one bounds check and
-    /// one compare, with the entry in the same slot. Counts the hit.
+    /// one compare, with the entry in the same slot. `k` is the wanted
+    /// [`key_cs`]. Counts the hit.
     #[inline(always)]
-    pub(crate) fn predicted(
-        &mut self,
-        pred: Link,
-        phys: u32,
-        code32: bool,
-    ) -> Option<(&Entry, Link)> {
+    pub(crate) fn predicted(&mut self, pred: Link, k: u64) -> Option<(&Entry, Link)> {
         let s = self.slots.get(pred as usize)?;
-        if s.key != key(phys, code32) {
+        if s.key != k {
             return None;
         }
         self.hits += 1;
@@ -426,6 +429,16 @@ mod tests {
         c.flush();
         assert!(c.find(LINK_NONE, 0x8000, false).is_none());
         assert_eq!(c.cached_pages(), 0);
+    }
+
+    #[test]
+    fn key_from_cs_attributes_matches_the_code_size_key() {
+        for phys in [0, 0x7C00, 0xFFFF_FFF0] {
+            assert_eq!(key_cs(phys, 0x4093), key(phys, true));
+            assert_eq!(key_cs(phys, 0xC09B), key(phys, true));
+            assert_eq!(key_cs(phys, 0x0093), key(phys, false));
+            assert_ne!(key_cs(phys, 0x809B), key(phys, true));
+        }
     }
 
     #[test]

@@ -659,7 +659,8 @@ impl Cpu {
         // The predicted successor: one bounds check, one key compare, and
         // the entry is in the same slot. An EIP beyond the CS limit is
         // caught by the entry's own length test in `execute_entry_inner`.
-        if let Some((e, next)) = cache.predicted(pred, phys, code32) {
+        let k = crate::decode::key_cs(phys, self.segs[SegReg::Cs as usize].attrs);
+        if let Some((e, next)) = cache.predicted(pred, k) {
             self.execute_entry::<OBSERVED>(bus, e);
             return (pred, next);
         }
