@@ -286,7 +286,8 @@ impl Cpu {
             return Some(lin);
         }
         let user = self.cpl == 3;
-        self.tlb.lookup(lin, ringside_mmu::tlb::needed(false, user))
+        self.tlb
+            .lookup_fetch(lin, ringside_mmu::tlb::needed(false, user))
     }
 
     /// The fetch translation after [`Cpu::fetch_phys`] found nothing: the
