@@ -110,7 +110,10 @@ impl Cpu {
     ) -> Result<u32, Fault> {
         let mode = self.paging_mode();
         let access = ringside_mmu::Access { write, user, fetch };
-        match ringside_mmu::walk(&mut self.mem, mode, lin, access, true) {
+        let walked = ringside_mmu::walk(&mut self.mem, mode, lin, access, true);
+        // The walk's accessed/dirty updates are stores too.
+        self.note_smc();
+        match walked {
             Ok(t) => {
                 self.tlb.fill(lin, &t);
                 self.emit(|| crate::events::Event::TlbFill {
@@ -173,6 +176,23 @@ impl Cpu {
 
     #[inline(always)]
     fn write_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8, v: u32) {
+        let plain = match size {
+            1 => self.mem.write_ram_u8(p, v as u8),
+            2 => self.mem.write_ram_u16(p, v as u16),
+            _ => self.mem.write_ram_u32(p, v),
+        };
+        if !plain {
+            self.write_phys_other(bus, p, size, v);
+        }
+    }
+
+    /// A write to anything but a plain RAM page: ROM (dropped), MMIO, a
+    /// page crossing, or a page holding decoded code, which the memory map
+    /// queues; the run loop learns of the queue through its attention word
+    /// (it does not poll the queue per instruction).
+    #[cold]
+    #[inline(never)]
+    fn write_phys_other(&mut self, bus: &mut dyn Bus, p: u32, size: u8, v: u32) {
         let ok = match size {
             1 => self.mem.write_u8(p, v as u8),
             2 => self.mem.write_u16(p, v as u16),
@@ -180,6 +200,15 @@ impl Cpu {
         };
         if !ok {
             self.write_phys_slow(bus, p, size, v);
+        }
+        self.note_smc();
+    }
+
+    /// Raise the run loop's attention if a store queued a code page.
+    #[inline]
+    pub(crate) fn note_smc(&mut self) {
+        if self.mem.smc_pending() {
+            self.attention |= crate::processor::ATTN_SMC;
         }
     }
 

@@ -43,6 +43,12 @@ const ATTN_FLUSH: u32 = 4;
 /// `shutdown` only when some attention bit is set, so whatever sets either
 /// sets this too.
 pub(crate) const ATTN_STOP: u32 = 8;
+/// A store hit a page with decoded code ([`PhysMem::smc_pending`]): every
+/// CPU store that can queue one goes through `Cpu::write_phys_other` or the
+/// page walk, which set this, so the loop tests one word, not the queue.
+/// Stores from outside (the host, DMA) happen between runs, and `run`
+/// starts with attention raised.
+pub(crate) const ATTN_SMC: u32 = 16;
 
 /// An x86 processor (P6-class integer core; real mode in this milestone).
 pub struct Cpu {
@@ -486,8 +492,10 @@ impl Cpu {
         let (mut prev, mut pred) = (LINK_NONE, LINK_NONE);
         loop {
             // `shutdown` and `halted` only become true with ATTN_STOP set,
-            // so with no attention bit both are false.
-            if self.attention != 0 || self.mem.smc_pending() {
+            // so with no attention bit both are false; a queued code page
+            // sets ATTN_SMC.
+            debug_assert!(self.attention != 0 || !self.mem.smc_pending());
+            if self.attention != 0 {
                 if self.shutdown {
                     return StopReason::Shutdown;
                 }
@@ -574,6 +582,8 @@ impl Cpu {
         let yield_now = self.attention & ATTN_YIELD != 0;
         let irq = self.attention & ATTN_IRQ != 0;
         self.attention = 0;
+        // The debug trap above may have pushed onto a code page.
+        self.note_smc();
         let mut took_nmi = false;
         if irq {
             // NMI first: it outranks INTR and ignores IF, but not the

@@ -367,23 +367,49 @@ impl PhysMem {
     /// Write a word; `false` if any byte is MMIO (nothing is written then).
     #[inline(always)]
     pub fn write_u16(&mut self, addr: u32, v: u16) -> bool {
-        let a = (addr & self.a20_mask) as usize;
-        if a & 0xFFF <= 0xFFE && a + 1 < self.ram.len() && self.page_flags[a >> PAGE_SHIFT] == 0 {
-            self.ram[a..a + 2].copy_from_slice(&v.to_le_bytes());
-            return true;
-        }
-        self.write_bytes_checked(addr, &v.to_le_bytes())
+        self.write_ram_u16(addr, v) || self.write_bytes_checked(addr, &v.to_le_bytes())
     }
 
     /// Write a dword; `false` if any byte is MMIO (nothing is written then).
     #[inline(always)]
     pub fn write_u32(&mut self, addr: u32, v: u32) -> bool {
+        self.write_ram_u32(addr, v) || self.write_bytes_checked(addr, &v.to_le_bytes())
+    }
+
+    /// The fast half of [`PhysMem::write_u8`]: write only to a plain RAM
+    /// page (not ROM, MMIO or holding decoded code). `false`: nothing was
+    /// written, use `write_u8`. A caller that takes the other path knows
+    /// that is where a code page can be queued ([`PhysMem::smc_pending`]).
+    #[inline(always)]
+    pub fn write_ram_u8(&mut self, addr: u32, v: u8) -> bool {
+        let a = (addr & self.a20_mask) as usize;
+        if a < self.ram.len() && self.page_flags[a >> PAGE_SHIFT] == 0 {
+            self.ram[a] = v;
+            return true;
+        }
+        false
+    }
+
+    /// [`PhysMem::write_ram_u8`] for a word within one page.
+    #[inline(always)]
+    pub fn write_ram_u16(&mut self, addr: u32, v: u16) -> bool {
+        let a = (addr & self.a20_mask) as usize;
+        if a & 0xFFF <= 0xFFE && a + 1 < self.ram.len() && self.page_flags[a >> PAGE_SHIFT] == 0 {
+            self.ram[a..a + 2].copy_from_slice(&v.to_le_bytes());
+            return true;
+        }
+        false
+    }
+
+    /// [`PhysMem::write_ram_u8`] for a dword within one page.
+    #[inline(always)]
+    pub fn write_ram_u32(&mut self, addr: u32, v: u32) -> bool {
         let a = (addr & self.a20_mask) as usize;
         if a & 0xFFF <= 0xFFC && a + 3 < self.ram.len() && self.page_flags[a >> PAGE_SHIFT] == 0 {
             self.ram[a..a + 4].copy_from_slice(&v.to_le_bytes());
             return true;
         }
-        self.write_bytes_checked(addr, &v.to_le_bytes())
+        false
     }
 
     fn write_bytes_checked(&mut self, addr: u32, bytes: &[u8]) -> bool {
