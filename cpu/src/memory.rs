@@ -357,6 +357,31 @@ impl Cpu {
         self.tlb.probe(lin, ringside_mmu::tlb::needed(write, user))
     }
 
+    /// [`Cpu::fast_phys`] for `len` bytes (a run of string elements): the
+    /// whole range inside the segment limit and inside one page (checked
+    /// with paging off too, since the memory map decides per page). Counts
+    /// nothing; the caller counts `hits` TLB hits once it has used it.
+    pub(crate) fn fast_range(&self, s: SegReg, off: u32, len: u32, write: bool) -> Option<u32> {
+        let seg = &self.segs[s as usize];
+        let (mask, want) = if write { (0x9E, 0x92) } else { (0x9C, 0x90) };
+        let last = off.checked_add(len.checked_sub(1)?)?;
+        if seg.attrs & mask != want || last > seg.limit || self.bp_data {
+            return None;
+        }
+        let user = self.cpl == 3;
+        if user && self.cr[0] & crate::regs::cr0::AM != 0 && self.flags.control(flags::AC) {
+            return None;
+        }
+        let lin = seg.base.wrapping_add(off);
+        if (lin & 0xFFF) + len > 0x1000 {
+            return None;
+        }
+        if !self.paging {
+            return Some(lin);
+        }
+        self.tlb.probe(lin, ringside_mmu::tlb::needed(write, user))
+    }
+
     /// Read `size` bytes at `s:off` with the segment checks.
     #[inline(always)]
     pub(crate) fn read_mem(

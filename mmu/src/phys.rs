@@ -424,6 +424,54 @@ impl PhysMem {
         true
     }
 
+    /// Copy `len` bytes from `src` to `dst` (physical) in host memory, for a
+    /// string move's run of elements: only when the source is RAM or ROM
+    /// (not MMIO) and the destination plain RAM (not ROM, MMIO or holding
+    /// decoded code), each range within one page, and the destination does
+    /// not start inside the source (a forward element-by-element move there
+    /// repeats a pattern that a block copy would not). `false`: nothing was
+    /// copied.
+    pub fn copy_within_pages(&mut self, src: u32, dst: u32, len: u32) -> bool {
+        let (s, d, n) = (
+            (src & self.a20_mask) as usize,
+            (dst & self.a20_mask) as usize,
+            len as usize,
+        );
+        if n == 0
+            || (s & 0xFFF) + n > PAGE_SIZE
+            || (d & 0xFFF) + n > PAGE_SIZE
+            || s + n > self.ram.len()
+            || d + n > self.ram.len()
+            || self.page_flags[s >> PAGE_SHIFT] & F_MMIO != 0
+            || self.page_flags[d >> PAGE_SHIFT] != 0
+            || (d > s && d < s + n)
+        {
+            return false;
+        }
+        self.ram.copy_within(s..s + n, d);
+        true
+    }
+
+    /// Fill `count` elements of `size` bytes (1, 2, 4) at `dst` with the low
+    /// bytes of `v`, for a string store's run: only plain RAM within one
+    /// page, as [`PhysMem::copy_within_pages`]. `false`: nothing was written.
+    pub fn fill_within_page(&mut self, dst: u32, size: u8, count: u32, v: u32) -> bool {
+        let d = (dst & self.a20_mask) as usize;
+        let n = size as usize * count as usize;
+        if n == 0
+            || (d & 0xFFF) + n > PAGE_SIZE
+            || d + n > self.ram.len()
+            || self.page_flags[d >> PAGE_SHIFT] != 0
+        {
+            return false;
+        }
+        let bytes = v.to_le_bytes();
+        for chunk in self.ram[d..d + n].chunks_exact_mut(size as usize) {
+            chunk.copy_from_slice(&bytes[..size as usize]);
+        }
+        true
+    }
+
     /// Whether `addr` (after the A20 gate) is MMIO.
     pub fn is_mmio(&self, addr: u32) -> bool {
         let a = (addr & self.a20_mask) as usize;

@@ -87,9 +87,27 @@ fn string_op(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
         SegReg::Ds
     };
     let mut done = 0u32;
+    let block = rep && delta == size as u32 && matches!(kind, Kind::Movs | Kind::Stos);
     loop {
         if rep && cpu.index(gpr::ECX, a32) == 0 {
             break;
+        }
+        if block {
+            let n = rep_block(cpu, kind, size, a32, src_seg, CHUNK - done);
+            if n > 0 {
+                done += n;
+                if cpu.index(gpr::ECX, a32) == 0 {
+                    break;
+                }
+                if done >= CHUNK {
+                    cpu.cycles += done as u64;
+                    cpu.eip = cpu.eip.wrapping_sub(e.len as u32)
+                        & if e.code32 { u32::MAX } else { 0xFFFF };
+                    return Ok(());
+                }
+                // The next element crosses a page or needs the checks.
+                continue;
+            }
         }
         match kind {
             Kind::Movs => {
@@ -163,6 +181,64 @@ fn string_op(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     }
     cpu.cycles += done as u64;
     Ok(())
+}
+
+/// The fast part of a forward REP MOVS/STOS: the elements (at most `max`,
+/// and (E)CX) that keep every operand inside one page, its segment limit
+/// and (16-bit addressing) below the 64 KiB wrap, with plain RAM to write,
+/// are moved in host memory at once, and (E)SI/(E)DI/(E)CX advance as the
+/// element loop would leave them. Returns how many were done; 0 leaves the
+/// next element to the general path (page crossing, MMIO, a code page, a
+/// fault to raise, …), which behaves exactly as before.
+fn rep_block(cpu: &mut Cpu, kind: Kind, size: u8, a32: bool, src_seg: SegReg, max: u32) -> u32 {
+    let sz = size as u32;
+    let di = cpu.index(gpr::EDI, a32);
+    // Elements left before the page end (and the offset wrap).
+    let room = |seg: SegReg, off: u32| {
+        let lin = cpu.segs[seg as usize].base.wrapping_add(off);
+        let page = (0x1000 - (lin & 0xFFF)) / sz;
+        if a32 {
+            page
+        } else {
+            page.min((0x1_0000 - off) / sz)
+        }
+    };
+    let mut n = cpu.index(gpr::ECX, a32).min(max).min(room(SegReg::Es, di));
+    if kind == Kind::Movs {
+        let si = cpu.index(gpr::ESI, a32);
+        n = n.min(room(src_seg, si));
+        if n == 0 {
+            return 0;
+        }
+        let Some(src) = cpu.fast_range(src_seg, si, n * sz, false) else {
+            return 0;
+        };
+        let Some(dst) = cpu.fast_range(SegReg::Es, di, n * sz, true) else {
+            return 0;
+        };
+        if !cpu.mem.copy_within_pages(src, dst, n * sz) {
+            return 0;
+        }
+        cpu.advance(gpr::ESI, a32, n * sz);
+    } else {
+        if n == 0 {
+            return 0;
+        }
+        let Some(dst) = cpu.fast_range(SegReg::Es, di, n * sz, true) else {
+            return 0;
+        };
+        if !cpu.mem.fill_within_page(dst, size, n, cpu.regs[gpr::EAX]) {
+            return 0;
+        }
+    }
+    if cpu.paging {
+        // One hit per element and operand, as the element loop counts.
+        let per = if kind == Kind::Movs { 2 } else { 1 };
+        cpu.tlb.stats.hits += per * n as u64;
+    }
+    cpu.advance(gpr::EDI, a32, n * sz);
+    cpu.advance(gpr::ECX, a32, n.wrapping_neg());
+    n
 }
 
 fn acc(size: u8) -> Register {
