@@ -602,7 +602,11 @@ impl Pc {
         if Pci::claims(port) {
             self.pci.io_write(port, size, v);
             // PMBA/PMREGMISC place the PM block.
-            self.pm.set_base(self.pci.pm_base());
+            let base = self.pci.pm_base();
+            if base != self.pm.base() {
+                log::debug!("PIIX4 PM: register block at {base:x?}");
+                self.pm.set_base(base);
+            }
             if self.pci.take_reset_request() {
                 self.reset_requested = true;
             }
