@@ -90,8 +90,8 @@ fn smi_saves_the_state_at_the_sdm_offsets_and_rsm_restores_it() {
     assert_eq!(at(map::CR4), 0x10);
     assert_eq!(at(map::EFLAGS), 0x2);
     assert_eq!(at(map::EIP), CODE + 1);
-    for i in 0..8 {
-        assert_eq!(at(map::EAX + 4 * i as u32), before_regs[i], "GPR {i}");
+    for (i, &r) in before_regs.iter().enumerate() {
+        assert_eq!(at(map::EAX + 4 * i as u32), r, "GPR {i}");
     }
     assert_eq!(at(0xFFEC), before_regs[gpr::EDI], "EDI at 7FECh");
     assert_eq!(at(map::ES_SEL), DATA0 as u32);
