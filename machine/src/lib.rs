@@ -589,7 +589,13 @@ impl Machine {
                 log::info!("guest requested a reset (port 0x92, 0xCF9 or 8042): ending the run (--no-reboot)");
                 return Some(RunOutcome::GuestReset);
             }
-            log::info!("guest requested a reset (port 0x92, 0xCF9 or 8042): resetting the machine");
+            let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize];
+            log::info!(
+                "guest requested a reset (port 0x92, 0xCF9 or 8042) at {:04X}:{:08X} (linear {:08X}): resetting the machine",
+                cs.selector,
+                self.cpu.eip,
+                cs.base.wrapping_add(self.cpu.eip)
+            );
             self.reset();
             return None;
         }
