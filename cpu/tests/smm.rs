@@ -238,3 +238,26 @@ fn smi_and_nmi_wait_while_smm_runs() {
         .collect();
     assert_eq!(kinds, vec!["smi", "rsm", "smi", "rsm", "nmi"]);
 }
+
+#[test]
+fn a_snapshot_taken_in_smm_restores_smm_and_the_smram_routing() {
+    let mut cpu = protected(&[NOP, HLT]);
+    cpu.mem.add_mmio(0xA_0000, 0xB_FFFF);
+    cpu.mem.set_smram_control(0x0A); // G_SMRAME, closed
+    cpu.mem.poke(0x3_8000, &RSM);
+    let mut bus = SmiBus::default();
+    bus.smi = true;
+    cpu.step(&mut bus);
+    assert!(cpu.in_smm());
+    assert_eq!(cpu.mem.read_u8(0xA_0000), Some(0), "SMRAM while in SMM");
+    let mut other = protected(&[NOP, HLT]);
+    other.mem.add_mmio(0xA_0000, 0xB_FFFF);
+    other.restore_state(&cpu.save_state()).unwrap();
+    assert!(other.in_smm());
+    assert_eq!(other.smm_state(), cpu.smm_state());
+    assert_eq!(other.mem.read_u8(0xA_0000), Some(0));
+    other.step(&mut bus); // RSM
+    assert!(!other.in_smm());
+    assert_eq!(other.mem.read_u8(0xA_0000), None, "the VGA again");
+    assert_eq!(other.eip, CODE, "the SMI struck before the NOP");
+}
