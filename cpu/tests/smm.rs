@@ -245,8 +245,10 @@ fn a_snapshot_taken_in_smm_restores_smm_and_the_smram_routing() {
     cpu.mem.add_mmio(0xA_0000, 0xB_FFFF);
     cpu.mem.set_smram_control(0x0A); // G_SMRAME, closed
     cpu.mem.poke(0x3_8000, &RSM);
-    let mut bus = SmiBus::default();
-    bus.smi = true;
+    let mut bus = SmiBus {
+        smi: true,
+        ..SmiBus::default()
+    };
     cpu.step(&mut bus);
     assert!(cpu.in_smm());
     assert_eq!(cpu.mem.read_u8(0xA_0000), Some(0), "SMRAM while in SMM");
