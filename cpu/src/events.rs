@@ -117,6 +117,10 @@ pub enum Event {
     SmmEntry {
         /// SMBASE (where SMRAM and the state-save map are).
         smbase: u32,
+        /// CS selector where the SMI struck (saved in the state-save map).
+        cs: u16,
+        /// EIP where the SMI struck.
+        eip: u32,
         /// The processor was halted (the auto-HALT restart field says so).
         halted: bool,
     },

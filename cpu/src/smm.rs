@@ -196,6 +196,7 @@ impl Cpu {
             self.tr.selector,
         );
         let halted = self.halted;
+        let (from_cs, from_eip) = (self.segs[SegReg::Cs as usize].selector, self.eip);
         // SMRAM opens first: the state goes to SMRAM, not the VGA.
         self.smm.active = true;
         self.mem.set_smm(true);
@@ -272,6 +273,8 @@ impl Cpu {
         self.cycles += SMI_CYCLES;
         self.emit(|| Event::SmmEntry {
             smbase: base,
+            cs: from_cs,
+            eip: from_eip,
             halted,
         });
         self.emit_state_changes(cpl, mode, paging, tr, "SMI");

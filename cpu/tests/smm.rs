@@ -141,6 +141,8 @@ fn smi_saves_the_state_at_the_sdm_offsets_and_rsm_restores_it() {
         vec![
             Event::SmmEntry {
                 smbase: 0x3_0000,
+                cs: CODE0,
+                eip: CODE + 1,
                 halted: false
             },
             Event::Rsm { smbase: 0xA_0000 },

@@ -844,8 +844,14 @@ pub fn describe(e: &Event, cpu: &Cpu, ctx: &mut Context) -> Line {
             fields.push(("phys_page", format!("\"0x{phys:08X}\"")));
             format!("TLB miss, page walk: linear 0x{l:08X} → physical 0x{phys:08X}")
         }
-        Event::SmmEntry { smbase, halted } => {
+        Event::SmmEntry {
+            smbase,
+            cs: from_cs,
+            eip: from_eip,
+            halted,
+        } => {
             fields.push(("smbase", format!("\"0x{smbase:X}\"")));
+            fields.push(("from", format!("\"{from_cs:04X}:{from_eip:08X}\"")));
             fields.push(("halted", halted.to_string()));
             summary(e)
         }
@@ -942,8 +948,13 @@ pub fn summary(e: &Event) -> String {
         Event::TlbFill { linear, phys } => {
             format!("TLB fill: linear 0x{linear:08X} → physical 0x{phys:08X}")
         }
-        Event::SmmEntry { smbase, halted } => format!(
-            "SMI → SMM at SMBASE 0x{smbase:X}: state saved at 0x{:X}, handler at 0x{:X}{}",
+        Event::SmmEntry {
+            smbase,
+            cs,
+            eip,
+            halted,
+        } => format!(
+            "SMI at {cs:04X}:{eip:08X} → SMM at SMBASE 0x{smbase:X}: state saved at 0x{:X}, handler at 0x{:X}{}",
             smbase.wrapping_add(0xFE00),
             smbase.wrapping_add(0x8000),
             if halted {
