@@ -7,7 +7,10 @@
 //! - RSDT with one entry, the FADT;
 //! - FADT (revision 1, 116 bytes): SCI on IRQ 9, no SMI command port (the
 //!   board is always in ACPI mode), PM1a event/control blocks and the PM
-//!   timer at `ringside_devices::acpi`'s ports, C2/C3 absent, no GPE block;
+//!   timer in the PIIX4 PM function's register block: at
+//!   `ringside_devices::acpi::PM_BASE` (0xB000), where our POST puts it, or
+//!   at [`SEABIOS_PM_BASE`] in the copy for SeaBIOS; C2/C3 absent, no GPE
+//!   block;
 //! - FACS (64 bytes, 64-byte aligned; the global lock and waking vector);
 //! - DSDT whose AML is one object: `Name (_S5, Package () { 5, 5, 0, 0 })`,
 //!   the sleep type values for soft off that the OS writes to PM1a_CNT.
@@ -15,7 +18,12 @@
 //! Everything but the RSDP lives in the last [`TABLES_SIZE`] bytes of RAM
 //! below 4 GiB, which the E820 map reports as ACPI reclaimable memory.
 
-use ringside_devices::acpi::{PM1A_CNT, PM1A_EVT, PM_TMR, SCI_IRQ, SLP_TYP_S5};
+use ringside_devices::acpi::{PM_BASE, SCI_IRQ, SLP_TYP_S5};
+
+/// Where SeaBIOS puts the PIIX4 PM function's registers (its
+/// `acpi_pm_base`, the address QEMU's tables name for this board): the
+/// tables SeaBIOS loads through fw_cfg must say the same.
+pub const SEABIOS_PM_BASE: u16 = 0x600;
 
 use crate::call::Call;
 use crate::layout::EBDA_SEG;
@@ -118,8 +126,9 @@ pub(crate) fn rsdt(entries: &[u32]) -> Vec<u8> {
     t
 }
 
-/// The FADT (revision 1) with the FACS and DSDT at these addresses.
-pub(crate) fn fadt(facs: u32, dsdt: u32) -> Vec<u8> {
+/// The FADT (revision 1) with the FACS and DSDT at these addresses and
+/// the PM registers in the block at `pm_base`.
+pub(crate) fn fadt(facs: u32, dsdt: u32, pm_base: u16) -> Vec<u8> {
     let mut t = header(b"FACP", 116, 1);
     t.resize(116, 0);
     put32(&mut t, 36, facs); // FIRMWARE_CTRL
@@ -127,9 +136,10 @@ pub(crate) fn fadt(facs: u32, dsdt: u32) -> Vec<u8> {
     t[44] = 0; // INT_MODEL: dual PIC
     put16(&mut t, 46, SCI_IRQ as u16); // SCI_INT
     put32(&mut t, 48, 0); // SMI_CMD: none, always in ACPI mode
-    put32(&mut t, 56, PM1A_EVT as u32); // PM1a_EVT_BLK
-    put32(&mut t, 64, PM1A_CNT as u32); // PM1a_CNT_BLK
-    put32(&mut t, 76, PM_TMR as u32); // PM_TMR_BLK
+    let pm = pm_base as u32;
+    put32(&mut t, 56, pm); // PM1a_EVT_BLK
+    put32(&mut t, 64, pm + 4); // PM1a_CNT_BLK
+    put32(&mut t, 76, pm + 8); // PM_TMR_BLK
     t[88] = 4; // PM1_EVT_LEN
     t[89] = 2; // PM1_CNT_LEN
     t[91] = 4; // PM_TMR_LEN
@@ -168,7 +178,10 @@ pub(crate) fn install(c: &mut Call, base: u32) {
     }
     c.write_bytes(base + RSDT_AT, &rsdt(&[base + FADT_AT]));
     c.write_bytes(base + FACS_AT, &facs());
-    c.write_bytes(base + FADT_AT, &fadt(base + FACS_AT, base + DSDT_AT));
+    c.write_bytes(
+        base + FADT_AT,
+        &fadt(base + FACS_AT, base + DSDT_AT, PM_BASE),
+    );
     c.write_bytes(base + DSDT_AT, &dsdt());
     let rsdp_at = ((EBDA_SEG as u32) << 4) + RSDP_EBDA_OFFSET;
     c.write_bytes(rsdp_at, &rsdp(base + RSDT_AT));
@@ -196,7 +209,7 @@ pub fn fw_cfg_files() -> Vec<(&'static str, Vec<u8>)> {
     };
     put(RSDT_AT, &rsdt(&[FADT_AT]));
     put(FACS_AT, &facs());
-    put(FADT_AT, &fadt(FACS_AT, DSDT_AT));
+    put(FADT_AT, &fadt(FACS_AT, DSDT_AT, SEABIOS_PM_BASE));
     put(DSDT_AT, &dsdt());
     let rsdp = rsdp(RSDT_AT).to_vec();
 
@@ -264,26 +277,30 @@ mod tests {
         let r = rsdp(0x7FF_0000);
         assert!(sums_to_zero(&r));
         assert_eq!(&r[16..20], &0x7FF_0000u32.to_le_bytes());
-        for t in [rsdt(&[0x1234]), fadt(0x40, 0x100), dsdt()] {
+        for t in [rsdt(&[0x1234]), fadt(0x40, 0x100, PM_BASE), dsdt()] {
             assert!(sums_to_zero(&t), "{:?}", &t[..4]);
             assert_eq!(
                 u32::from_le_bytes([t[4], t[5], t[6], t[7]]) as usize,
                 t.len()
             );
         }
-        assert_eq!(fadt(0, 0).len(), 116);
+        assert_eq!(fadt(0, 0, PM_BASE).len(), 116);
         assert_eq!(&facs()[..8], b"FACS\x40\0\0\0");
     }
 
     #[test]
     fn fadt_points_at_the_board_registers() {
-        let t = fadt(0x40, 0x100);
+        use ringside_devices::acpi::{PM1A_CNT, PM1A_EVT, PM_TMR};
+        let t = fadt(0x40, 0x100, PM_BASE);
         let at = |o: usize| u32::from_le_bytes([t[o], t[o + 1], t[o + 2], t[o + 3]]);
         assert_eq!(at(36), 0x40);
         assert_eq!(at(40), 0x100);
         assert_eq!(at(56), PM1A_EVT as u32);
         assert_eq!(at(64), PM1A_CNT as u32);
         assert_eq!(at(76), PM_TMR as u32);
+        let t = &fw_cfg_files()[1].1[FADT_AT as usize..];
+        let at = |o: usize| u32::from_le_bytes([t[o], t[o + 1], t[o + 2], t[o + 3]]);
+        assert_eq!(at(64), SEABIOS_PM_BASE as u32 + 4, "SeaBIOS's copy");
         assert_eq!(u16::from_le_bytes([t[46], t[47]]), 9);
     }
 

@@ -36,6 +36,8 @@ pub(crate) fn init(bios: &mut Bios, c: &mut Call) {
     if let Some(base) = bios.acpi_base {
         acpi::install(c, base);
     }
+    // The PM registers where the FADT says they are, in ACPI mode.
+    c.pc.setup_acpi_pm(ringside_devices::acpi::PM_BASE);
 
     // Serial ports: a 16550 keeps what is written to its scratch register.
     let mut ports = 0u16;

@@ -112,6 +112,23 @@ pub enum Event {
         /// Whether it ran (only the BIOS ROM's own code in real mode may).
         honoured: bool,
     },
+    /// An SMI was taken: the state went to SMRAM and the processor runs
+    /// the SMM handler at SMBASE + 0x8000.
+    SmmEntry {
+        /// SMBASE (where SMRAM and the state-save map are).
+        smbase: u32,
+        /// CS selector where the SMI struck (saved in the state-save map).
+        cs: u16,
+        /// EIP where the SMI struck.
+        eip: u32,
+        /// The processor was halted (the auto-HALT restart field says so).
+        halted: bool,
+    },
+    /// RSM left system-management mode.
+    Rsm {
+        /// SMBASE from now on (the handler may have relocated it).
+        smbase: u32,
+    },
     /// A control register was written.
     ControlRegisterWrite {
         /// Which (0, 2, 3, 4).

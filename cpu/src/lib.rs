@@ -22,6 +22,7 @@ mod processor;
 mod protect;
 pub mod regs;
 pub mod segment;
+pub mod smm;
 pub mod snapshot;
 pub mod task;
 
@@ -59,6 +60,13 @@ pub trait Bus {
     /// (an edge on the NMI line); the CPU takes it at the next instruction
     /// boundary unless an NMI handler is still running (SDM Vol. 3A §6.7.1).
     fn take_nmi(&mut self) -> bool {
+        false
+    }
+    /// Whether a system-management interrupt was requested since the last
+    /// call (an SMI# edge); the CPU latches it and enters SMM at the next
+    /// instruction boundary, or after RSM if SMM is running (SDM Vol. 3C
+    /// §34.5). Asked whenever the CPU looks at its interrupt lines.
+    fn take_smi(&mut self) -> bool {
         false
     }
     /// Whether a maskable interrupt is being requested (the INTR line).

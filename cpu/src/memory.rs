@@ -145,7 +145,7 @@ impl Cpu {
 
     /// Read `size` bytes at a physical address (RAM/ROM fast path, else MMIO).
     #[inline(always)]
-    fn read_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8) -> u32 {
+    pub(crate) fn read_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8) -> u32 {
         let fast = match size {
             1 => self.mem.read_u8(p).map(|v| v as u32),
             2 => self.mem.read_u16(p).map(|v| v as u32),
@@ -175,7 +175,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn write_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8, v: u32) {
+    pub(crate) fn write_phys(&mut self, bus: &mut dyn Bus, p: u32, size: u8, v: u32) {
         let plain = match size {
             1 => self.mem.write_ram_u8(p, v as u8),
             2 => self.mem.write_ram_u16(p, v as u16),

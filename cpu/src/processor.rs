@@ -84,6 +84,8 @@ pub struct Cpu {
     pub(crate) nmi_blocked: bool,
     /// An NMI arrived while blocked and waits for the IRET.
     pub(crate) nmi_pending: bool,
+    /// System-management mode (see [`crate::smm`]).
+    pub(crate) smm: crate::smm::Smm,
     /// DR7 enables an instruction breakpoint.
     pub(crate) bp_exec: bool,
     /// DR7 enables a data breakpoint.
@@ -158,6 +160,7 @@ impl Cpu {
             bp_exec: false,
             nmi_blocked: false,
             nmi_pending: false,
+            smm: crate::smm::Smm::default(),
             bp_data: false,
             host: Default::default(),
             observer: None,
@@ -236,6 +239,9 @@ impl Cpu {
         self.pending_debug_trap = false;
         self.nmi_blocked = false;
         self.nmi_pending = false;
+        // RESET leaves SMM and puts SMBASE back to its default.
+        self.smm = crate::smm::Smm::default();
+        self.mem.set_smm(false);
         // DR7 is clear again; the host debugger's own points stay armed.
         self.update_breakpoints();
     }
@@ -529,13 +535,15 @@ impl Cpu {
     fn step_with(&mut self, bus: &mut dyn Bus, cache: &mut DecodeCache) -> StopReason {
         self.attention |= ATTN_IRQ;
         let delivered = self.interrupts_delivered;
+        let in_smm = self.smm.active;
         if let Some(r) = self.boundary_work(bus, cache) {
             if r != StopReason::Yield {
                 return r;
             }
         }
-        if self.interrupts_delivered != delivered {
-            // An interrupt was taken: stop at the handler's first instruction.
+        if self.interrupts_delivered != delivered || self.smm.active != in_smm {
+            // An interrupt or SMI was taken: stop at the handler's first
+            // instruction.
             return StopReason::Budget;
         }
         if self.shutdown {
@@ -575,6 +583,9 @@ impl Cpu {
             }
             self.smc_scratch = pages;
         }
+        // SMI outranks the previous instruction's #DB trap, NMI and INTR
+        // (SDM Vol. 3A Table 6-2); entry keeps a pending #DB for after RSM.
+        let took_smi = self.attention & ATTN_IRQ != 0 && self.poll_smi(bus);
         if self.pending_debug_trap {
             self.pending_debug_trap = false;
             self.deliver_trap(bus, Vector::Debug as u8);
@@ -584,8 +595,12 @@ impl Cpu {
         self.attention = 0;
         // The debug trap above may have pushed onto a code page.
         self.note_smc();
-        let mut took_nmi = false;
-        if irq {
+        // After an SMI entry (IF and NMIs masked now) INTR and NMI wait.
+        let mut took_nmi = took_smi;
+        if took_smi {
+            self.attention |= ATTN_IRQ;
+        }
+        if irq && !took_smi {
             // NMI first: it outranks INTR and ignores IF, but not the
             // MOV SS shadow, and not a running NMI handler (the IRET that
             // ends it polls again).

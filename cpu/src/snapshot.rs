@@ -88,6 +88,9 @@ pub struct CpuState<M = MemState> {
     pub last_exception: Option<(u8, Option<u32>)>,
     /// The x87.
     pub fpu: FpuState,
+    /// System-management mode: in SMM, SMBASE, SMI pending, NMI blocking
+    /// and #DB trap saved at entry.
+    pub smm: (bool, u32, bool, bool, bool),
     /// Physical memory.
     pub mem: M,
 }
@@ -134,6 +137,13 @@ impl Cpu {
                 pointers: (f.fip, f.fcs, f.fip_linear, f.fdp, f.fds),
                 ferr: f.ferr,
             },
+            smm: (
+                self.smm.active,
+                self.smm.smbase,
+                self.smm.pending,
+                self.smm.saved_nmi_blocked,
+                self.smm.saved_debug_trap,
+            ),
             mem: self.mem.save_state(),
         }
     }
@@ -194,6 +204,13 @@ impl Cpu {
         f.valid = s.fpu.valid;
         (f.fip, f.fcs, f.fip_linear, f.fdp, f.fds) = s.fpu.pointers;
         f.ferr = s.fpu.ferr;
+        (
+            self.smm.active,
+            self.smm.smbase,
+            self.smm.pending,
+            self.smm.saved_nmi_blocked,
+            self.smm.saved_debug_trap,
+        ) = s.smm;
         self.paging = self.cr[0] & crate::regs::cr0::PG != 0;
         self.update_breakpoints();
         self.tlb.flush(ringside_mmu::FlushCause::ControlBits, false);

@@ -18,7 +18,7 @@
 
 use ringside_cpu::Bus;
 
-use crate::acpi::{Pm, SCI_IRQ};
+use crate::acpi::Pm;
 use crate::bochsports::BochsPorts;
 use crate::clock::{Clock, Scheduler, Timer};
 use crate::cmos::{Cmos, CmosConfig};
@@ -52,6 +52,13 @@ pub const HYPERCALL_PORT: u16 = 0xE0;
 pub const SYSTEM_CONTROL_A: u16 = 0x92;
 const SCA_RESET: u8 = 1 << 0;
 const SCA_A20: u8 = 1 << 1;
+
+/// APM control port (APMC): a write raises SMI# when the PIIX4 PM
+/// function's APMC_EN is set; ACPI's SMI_CMD in firmware that has one.
+pub const APM_CONTROL: u16 = 0xB2;
+/// APM status port (APMS): a scratch byte firmware and its SMI handler
+/// talk through.
+pub const APM_STATUS: u16 = 0xB3;
 
 /// What the board is built with.
 #[derive(Debug)]
@@ -139,6 +146,10 @@ pub struct Pc {
     /// The x87's FERR# line as last seen, and whether IRQ13 is latched.
     ferr: bool,
     irq13: bool,
+    /// APM control and status ports as last written (0xB2, 0xB3).
+    apm: [u8; 2],
+    /// SMI# asserted (by an APM control write) and not yet taken by the CPU.
+    smi_requested: bool,
 }
 
 impl Pc {
@@ -197,6 +208,8 @@ impl Pc {
             unclaimed_accesses: 0,
             ferr: false,
             irq13: false,
+            apm: [0; 2],
+            smi_requested: false,
         };
         // The interrupt lines start at the chips' output levels.
         pc.update_pit(0);
@@ -229,12 +242,15 @@ impl Pc {
         self.vga.reset();
         self.pci.reset();
         self.pm.reset();
+        self.pm.set_base(self.pci.pm_base());
+        self.apm = [0; 2];
+        self.smi_requested = false;
         self.fwcfg.reset();
         self.bochs.reset();
         self.fdc.reset();
         self.dma.reset();
         self.pic.set_irq(fdc::IRQ, false);
-        self.pic.set_irq(SCI_IRQ, false);
+        self.pic.set_irq(self.pci.sci_irq(), false);
         self.scheduler = Scheduler::default();
         let now = self.now;
         self.update_pit(now);
@@ -410,6 +426,17 @@ impl Pc {
         self.debug.exit_request()
     }
 
+    /// Our BIOS's POST set-up of the PIIX4 PM function: its registers at
+    /// `base` (PMBA, PMREGMISC on) and ACPI mode on (SCI_EN), since our
+    /// FADT declares no SMI command port (ACPI: such a platform is always
+    /// in ACPI mode). Third-party firmware programs the function itself.
+    pub fn setup_acpi_pm(&mut self, base: u16) {
+        self.pci.enable_pm(base);
+        self.pm.set_base(self.pci.pm_base());
+        let cnt = self.pm.read(base + 4, 2, self.now);
+        self.pm.write(base + 4, 2, cnt | 1, self.now);
+    }
+
     /// Whether the guest turned the machine off (ACPI S5 through
     /// PM1a_CNT, or `Shutdown` written to Bochs' port 0x8900).
     pub fn power_off_requested(&self) -> bool {
@@ -458,6 +485,8 @@ impl Pc {
                 v
             }
             SYSTEM_CONTROL_A => self.read_system_control_a(),
+            APM_CONTROL => self.apm[0],
+            APM_STATUS => self.apm[1],
             _ if Fdc::claims(port) => {
                 let v = self.fdc.read(port);
                 self.update_fdc();
@@ -495,6 +524,13 @@ impl Pc {
                 self.update_uarts(now);
             }
             SYSTEM_CONTROL_A => self.write_system_control_a(v),
+            APM_CONTROL => {
+                self.apm[0] = v;
+                if self.pci.apmc_smi_enabled() {
+                    self.smi_requested = true;
+                }
+            }
+            APM_STATUS => self.apm[1] = v,
             _ if Fdc::claims(port) => {
                 self.fdc.write(port, v);
                 self.update_fdc();
@@ -545,7 +581,7 @@ impl Pc {
         if Pci::claims(port) {
             return self.pci.io_read(port, size);
         }
-        if Pm::claims(port) {
+        if self.pm.claims(port) {
             return Some(self.pm.read(port, size, self.now));
         }
         if self.fwcfg.claims(port) {
@@ -565,6 +601,12 @@ impl Pc {
         }
         if Pci::claims(port) {
             self.pci.io_write(port, size, v);
+            // PMBA/PMREGMISC place the PM block.
+            let base = self.pci.pm_base();
+            if base != self.pm.base() {
+                log::debug!("PIIX4 PM: register block at {base:x?}");
+                self.pm.set_base(base);
+            }
             if self.pci.take_reset_request() {
                 self.reset_requested = true;
             }
@@ -574,9 +616,9 @@ impl Pc {
             self.fwcfg.write(port, size, v);
             return true;
         }
-        if Pm::claims(port) {
+        if self.pm.claims(port) {
             self.pm.write(port, size, v, self.now);
-            self.pic.set_irq(SCI_IRQ, self.pm.sci(self.now));
+            self.pic.set_irq(self.pci.sci_irq(), self.pm.sci(self.now));
             return true;
         }
         if BochsPorts::claims(port) {
@@ -692,6 +734,10 @@ impl Bus for Pc {
         }
     }
 
+    fn take_smi(&mut self) -> bool {
+        std::mem::take(&mut self.smi_requested)
+    }
+
     fn interrupt_pending(&mut self) -> bool {
         self.pic.intr()
     }
@@ -739,6 +785,38 @@ mod tests {
         // 0xCF9 reset control.
         p.io_write(0xCF9, 1, 0x06);
         assert!(p.take_reset_request());
+    }
+
+    #[test]
+    fn apm_control_raises_smi_only_with_apmc_en() {
+        let mut p = pc();
+        p.io_write(APM_STATUS, 1, 0x01);
+        p.io_write(APM_CONTROL, 1, 0xF1);
+        assert!(!p.take_smi(), "APMC_EN clear: no SMI");
+        assert_eq!(p.io_read(APM_CONTROL, 1), 0xF1);
+        assert_eq!(p.io_read(APM_STATUS, 1), 0x01);
+        // PIIX4 PM (01.3): DEVACTB bit 25.
+        p.io_write(0xCF8, 4, 0x8000_0B58);
+        p.io_write(0xCFC, 4, 1 << 25);
+        p.io_write(APM_CONTROL, 1, 0x00);
+        assert!(p.take_smi());
+        assert!(!p.take_smi(), "taken once");
+        assert_eq!(p.unclaimed_accesses(), 0);
+    }
+
+    #[test]
+    fn pm_block_appears_where_pmba_says() {
+        let mut p = pc();
+        assert_eq!(p.io_read(0xB004, 2), 0xFFFF, "not decoded at power-on");
+        p.io_write(0xCF8, 4, 0x8000_0B40);
+        p.io_write(0xCFC, 4, 0x0601);
+        p.io_write(0xCF8, 4, 0x8000_0B80);
+        p.io_write(0xCFC, 1, 1);
+        p.io_write(0x604, 2, 1);
+        assert_eq!(p.io_read(0x604, 2), 1, "SCI_EN at PMBA+4");
+        assert_eq!(p.io_read(0xB004, 2), 0xFFFF);
+        p.reset();
+        assert_eq!(p.io_read(0x604, 2), 0xFFFF, "a reset clears PMBA");
     }
 
     #[test]

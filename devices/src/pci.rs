@@ -9,6 +9,13 @@
 //! (write all ones, read back the size mask with the type bits), which
 //! falls out of the write mask too.
 //!
+//! Function 01.3 is the PIIX4's power-management function (8086:7113), as
+//! on QEMU's `pc` board: firmware that finds it (SeaBIOS, the Bochs BIOS)
+//! places the ACPI PM registers with PMBA (0x40) and PMREGMISC (0x80),
+//! and enables APM-control SMIs with DEVACTB (0x58) bit 25. The host
+//! bridge's SMRAM register (0x72) decides where 0xA0000–0xBFFFF goes (the
+//! machine applies it to memory, see [`Pci::smram_control`]).
+//!
 //! Port 0xCF9 (a byte inside the address register's dword) is the PIIX3
 //! reset control register: writing bit 2 with bit 1 set asks for a hard
 //! reset, which is how SeaBIOS and Linux reboot a PC.
@@ -24,6 +31,21 @@ pub const RESET_CONTROL: u16 = 0xCF9;
 const DEV_HOST: u8 = 0;
 const DEV_PIIX: u8 = 1;
 const DEV_VGA: u8 = 2;
+/// The PIIX4 PM function's number on the PIIX device.
+const FN_PM: u8 = 3;
+
+/// i440FX SMRAM control register.
+pub const REG_SMRAM: usize = 0x72;
+/// PIIX4 PM: PMBA, the PM I/O base (bits 15:6; bit 0 reads 1: I/O space).
+pub const REG_PMBA: usize = 0x40;
+/// PIIX4 PM: DEVACTB, device activity B (bit 25 APMC_EN).
+pub const REG_DEVACTB: usize = 0x58;
+/// PIIX4 PM: PMREGMISC (bit 0: the PM I/O space is decoded).
+pub const REG_PMREGMISC: usize = 0x80;
+/// PIIX4 PM: SMBBA, the SMBus I/O base (stored; no SMBus controller).
+pub const REG_SMBBA: usize = 0x90;
+/// DEVACTB bit 25: a write to the APM control port (0xB2) raises SMI#.
+const APMC_EN: u32 = 1 << 25;
 
 /// Registers of the standard header.
 const REG_COMMAND: usize = 0x04;
@@ -148,6 +170,9 @@ impl Pci {
         // stored so firmware reads back what it wrote. The machine applies
         // PAM's write enables to the ROM's pages (see `Pci::pam`).
         host.writable(0x50, 0x7F);
+        // SMRAM: C_BASE_SEG reads 010b; the writes go through
+        // `smram_write` (D_LCK locks the others).
+        host.config[REG_SMRAM] = crate::pci::smram_bits::C_BASE_SEG;
         functions.push(host);
 
         // 01.0 PIIX3 PCI-to-ISA bridge; multi-function (header type bit 7).
@@ -172,6 +197,22 @@ impl Pci {
         // read-only, which drivers take as "no DMA, use PIO".
         ide.config[REG_COMMAND] = 0x01;
         functions.push(ide);
+
+        // 01.3 PIIX4 power management: bridge, other (068000h), revision 3.
+        // Power-on state as the datasheet's: PMBA 0 with its I/O bit, the
+        // PM space not decoded, APMC SMIs off. No interrupt pin: the SCI
+        // is wired to IRQ 9 (interrupt line 9 says so; firmware may
+        // rewrite it).
+        let mut pm = Function::new(DEV_PIIX, FN_PM, (0x8086, 0x7113), 0x03, 0x06_80_00, 0x00);
+        pm.writable(0x40, 0xFF);
+        // PMBA: 64 bytes of I/O, bits 15:6.
+        pm.wmask[REG_PMBA..REG_PMBA + 4].copy_from_slice(&[0xC0, 0xFF, 0, 0]);
+        pm.config[REG_PMBA] = 0x01;
+        // SMBBA: 16 bytes of I/O, bits 15:4.
+        pm.wmask[REG_SMBBA..REG_SMBBA + 4].copy_from_slice(&[0xF0, 0xFF, 0, 0]);
+        pm.config[REG_SMBBA] = 0x01;
+        pm.config[REG_INTERRUPT_LINE] = crate::acpi::SCI_IRQ;
+        functions.push(pm);
 
         if let Some(size) = vga_lfb_size {
             // 02.0 Bochs/QEMU standard VGA: display, VGA-compatible.
@@ -265,9 +306,16 @@ impl Pci {
                     return true;
                 };
                 let base = (self.address & 0xFC) as usize + (port - CONFIG_DATA) as usize;
+                let f = &mut self.functions[i];
+                let host = f.device == DEV_HOST && f.function == 0;
                 for k in 0..size.min(4) as usize {
                     let off = (base & !3) | ((base + k) & 3);
-                    self.functions[i].write(off, (v >> (8 * k)) as u8);
+                    let b = (v >> (8 * k)) as u8;
+                    if host && off == REG_SMRAM {
+                        f.config[off] = smram_write(f.config[off], b);
+                    } else {
+                        f.write(off, b);
+                    }
                 }
             }
             _ => return false,
@@ -291,6 +339,48 @@ impl Pci {
             pam.copy_from_slice(&self.functions[i].config[0x59..0x60]);
         }
         pam
+    }
+
+    /// The host bridge's SMRAM control register (0x72), for the memory map.
+    pub fn smram_control(&self) -> u8 {
+        self.find(DEV_HOST, 0).map_or(smram_bits::C_BASE_SEG, |i| {
+            self.functions[i].config[REG_SMRAM]
+        })
+    }
+
+    /// Where the PIIX4 PM function decodes its 64-byte register block, if
+    /// PMREGMISC enables it.
+    pub fn pm_base(&self) -> Option<u16> {
+        let f = &self.functions[self.find(DEV_PIIX, FN_PM)?];
+        (f.config[REG_PMREGMISC] & 1 != 0).then(|| (f.dword(REG_PMBA) & 0xFFC0) as u16)
+    }
+
+    /// Whether a write to the APM control port raises SMI# (DEVACTB's
+    /// APMC_EN).
+    pub fn apmc_smi_enabled(&self) -> bool {
+        self.find(DEV_PIIX, FN_PM)
+            .is_some_and(|i| self.functions[i].dword(REG_DEVACTB) & APMC_EN != 0)
+    }
+
+    /// The IRQ the PM function's SCI goes to: its interrupt line when that
+    /// names an ISA IRQ, else IRQ 9.
+    pub fn sci_irq(&self) -> u8 {
+        self.find(DEV_PIIX, FN_PM)
+            .map(|i| self.functions[i].config[REG_INTERRUPT_LINE])
+            .filter(|&l| (1..16).contains(&l) && l != 2)
+            .unwrap_or(crate::acpi::SCI_IRQ)
+    }
+
+    /// Program the PM function the way our BIOS's POST does (and SeaBIOS
+    /// and the Bochs BIOS do, at the same address): PMBA = `base`, the PM
+    /// I/O space on.
+    pub fn enable_pm(&mut self, base: u16) {
+        if let Some(i) = self.find(DEV_PIIX, FN_PM) {
+            let f = &mut self.functions[i];
+            f.config[REG_PMBA] = (base as u8 & 0xC0) | 1;
+            f.config[REG_PMBA + 1] = (base >> 8) as u8;
+            f.config[REG_PMREGMISC] |= 1;
+        }
     }
 
     /// The ISA IRQ PIRQ line `pirq` (0–3 for A–D) is routed to, if routed.
@@ -317,6 +407,37 @@ impl Function {
             self.wmask[off + 3],
         ])
     }
+}
+
+/// i440FX SMRAM register bits (the memory map, `ringside_mmu::smram`,
+/// reads the same bits when the machine applies the register).
+pub mod smram_bits {
+    /// D_OPEN: SMRAM visible outside SMM.
+    pub const D_OPEN: u8 = 1 << 6;
+    /// D_CLS: SMM data accesses go to the VGA window.
+    pub const D_CLS: u8 = 1 << 5;
+    /// D_LCK: lock until reset.
+    pub const D_LCK: u8 = 1 << 4;
+    /// G_SMRAME: SMRAM enabled.
+    pub const G_SMRAME: u8 = 1 << 3;
+    /// C_BASE_SEG: 010b, SMRAM at 0xA0000 (read-only).
+    pub const C_BASE_SEG: u8 = 0b010;
+}
+
+/// A write of `v` to the SMRAM register holding `old` (i440FX datasheet,
+/// SMRAM 72h): C_BASE_SEG is fixed at 010b; D_LCK, once set, clears
+/// D_OPEN and makes everything but D_CLS read-only until reset.
+fn smram_write(old: u8, v: u8) -> u8 {
+    use smram_bits::*;
+    let mut new = if old & D_LCK != 0 {
+        (old & !D_CLS) | (v & D_CLS)
+    } else {
+        v & (D_OPEN | D_CLS | D_LCK | G_SMRAME)
+    };
+    if new & D_LCK != 0 {
+        new &= !D_OPEN;
+    }
+    new | C_BASE_SEG
 }
 
 fn ones(size: u8) -> u32 {
@@ -400,6 +521,54 @@ mod tests {
         assert_eq!(cfg_read(&mut p, 1, 0, 0x60), 0x800A_0B80);
         p.reset();
         assert_eq!(p.pirq_route(1), None);
+    }
+
+    #[test]
+    fn piix4_pm_function_bars_and_smi_enable() {
+        let mut p = Pci::new(None);
+        assert_eq!(cfg_read(&mut p, 1, 3, 0), 0x7113_8086);
+        assert_eq!(cfg_read(&mut p, 1, 3, 8) >> 8, 0x06_80_00);
+        assert_eq!(cfg_read(&mut p, 1, 3, 0x40), 1, "PMBA: I/O bit only");
+        assert_eq!(p.pm_base(), None, "PMREGMISC clear: not decoded");
+        cfg_write(&mut p, 1, 3, 0x40, 0xFFFF_FFFF);
+        assert_eq!(cfg_read(&mut p, 1, 3, 0x40), 0xFFC1, "64 bytes of I/O");
+        cfg_write(&mut p, 1, 3, 0x40, 0xB001);
+        cfg_write(&mut p, 1, 3, 0x80, 1);
+        assert_eq!(p.pm_base(), Some(0xB000));
+        assert!(!p.apmc_smi_enabled());
+        cfg_write(&mut p, 1, 3, 0x58, 1 << 25);
+        assert!(p.apmc_smi_enabled());
+        assert_eq!(p.sci_irq(), 9);
+        p.reset();
+        assert!(!p.apmc_smi_enabled());
+        assert_eq!(p.pm_base(), None);
+        p.enable_pm(0xB000);
+        assert_eq!(p.pm_base(), Some(0xB000));
+    }
+
+    #[test]
+    fn smram_register_bits_and_lock() {
+        use smram_bits::*;
+        let mut p = Pci::new(None);
+        let smram = |p: &mut Pci| (cfg_read(p, 0, 0, 0x70) >> 16) as u8;
+        assert_eq!(smram(&mut p), C_BASE_SEG);
+        cfg_write(&mut p, 0, 0, 0x70, 0xFF << 16);
+        assert_eq!(
+            smram(&mut p),
+            D_CLS | G_SMRAME | D_LCK | C_BASE_SEG,
+            "D_LCK clears D_OPEN"
+        );
+        p.io_write(CONFIG_ADDRESS, 4, 0x8000_0070);
+        p.io_write(CONFIG_DATA + 2, 1, (D_OPEN | C_BASE_SEG) as u32);
+        assert_eq!(
+            p.smram_control(),
+            G_SMRAME | D_LCK | C_BASE_SEG,
+            "locked: only D_CLS changes"
+        );
+        p.reset();
+        p.io_write(CONFIG_ADDRESS, 4, 0x8000_0070);
+        p.io_write(CONFIG_DATA + 2, 1, 0x4A);
+        assert_eq!(p.smram_control(), D_OPEN | G_SMRAME | C_BASE_SEG);
     }
 
     #[test]

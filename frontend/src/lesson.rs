@@ -37,7 +37,8 @@ pub struct TrapLogArgs {
           value_parser = parse_format)]
     pub trap_log_format: LogFormat,
     /// Event kinds to log, comma-separated: exception, interrupt, int,
-    /// ring, mode, task, trap, sensitive, cr, tlb-flush, tlb-fill, or `all`;
+    /// ring, mode, task, trap, sensitive, cr, tlb-flush, tlb-fill, hypercall,
+    /// smm, or `all`;
     /// `-KIND` drops one from the default (all but tlb-fill).
     #[arg(long, value_name = "KINDS", allow_hyphen_values = true)]
     pub trap_log_events: Option<String>,

@@ -589,12 +589,19 @@ impl Machine {
                 log::info!("guest requested a reset (port 0x92, 0xCF9 or 8042): ending the run (--no-reboot)");
                 return Some(RunOutcome::GuestReset);
             }
-            log::info!("guest requested a reset (port 0x92, 0xCF9 or 8042): resetting the machine");
+            let cs = self.cpu.segs[ringside_cpu::SegReg::Cs as usize];
+            log::info!(
+                "guest requested a reset (port 0x92, 0xCF9 or 8042) at {:04X}:{:08X} (linear {:08X}): resetting the machine",
+                cs.selector,
+                self.cpu.eip,
+                cs.base.wrapping_add(self.cpu.eip)
+            );
             self.reset();
             return None;
         }
         self.apply_a20();
         self.apply_pam();
+        self.apply_smram();
         None
     }
 
@@ -647,6 +654,13 @@ impl Machine {
         }
     }
 
+    /// SMRAM: the host bridge's SMRAM register decides, with the CPU's
+    /// SMM state (which the CPU gives the memory map itself on SMI and
+    /// RSM), whether 0xA0000-0xBFFFF is the VGA or the RAM beneath.
+    fn apply_smram(&mut self) {
+        self.cpu.mem.set_smram_control(self.pc.pci.smram_control());
+    }
+
     fn apply_a20(&mut self) {
         let want = self.pc.a20_enabled();
         if self.cpu.mem.a20_enabled() != want {
@@ -667,6 +681,7 @@ impl Machine {
         self.cpu.mem.restore_rom();
         self.pam = [0; 7];
         self.cpu.reset();
+        self.apply_smram();
     }
 
     /// The last POST code the guest wrote, if any.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::Machine;
 
 /// The postcard format's version tag, first in every snapshot.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Serialize)]
 struct SavedRef<'a> {

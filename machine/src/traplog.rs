@@ -58,6 +58,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "BIOS services called through port 0xE0 (paravirtualization)",
     ),
     (
+        "smm",
+        "system-management mode: SMI entry (state saved to SMRAM) and RSM",
+    ),
+    (
         "tlb-fill",
         "TLB fills after a page walk (many; off by default)",
     ),
@@ -78,6 +82,7 @@ pub fn kind(e: &Event) -> &'static str {
         Event::TlbFlush { .. } => "tlb-flush",
         Event::TlbFill { .. } => "tlb-fill",
         Event::Hypercall { .. } => "hypercall",
+        Event::SmmEntry { .. } | Event::Rsm { .. } => "smm",
     }
 }
 
@@ -839,6 +844,21 @@ pub fn describe(e: &Event, cpu: &Cpu, ctx: &mut Context) -> Line {
             fields.push(("phys_page", format!("\"0x{phys:08X}\"")));
             format!("TLB miss, page walk: linear 0x{l:08X} → physical 0x{phys:08X}")
         }
+        Event::SmmEntry {
+            smbase,
+            cs: from_cs,
+            eip: from_eip,
+            halted,
+        } => {
+            fields.push(("smbase", format!("\"0x{smbase:X}\"")));
+            fields.push(("from", format!("\"{from_cs:04X}:{from_eip:08X}\"")));
+            fields.push(("halted", halted.to_string()));
+            summary(e)
+        }
+        Event::Rsm { smbase } => {
+            fields.push(("smbase", format!("\"0x{smbase:X}\"")));
+            summary(e)
+        }
         Event::Hypercall { .. } => {
             if let Event::Hypercall {
                 service, honoured, ..
@@ -927,6 +947,24 @@ pub fn summary(e: &Event) -> String {
         Event::TlbFlush { cause } => format!("TLB flush: {cause:?}"),
         Event::TlbFill { linear, phys } => {
             format!("TLB fill: linear 0x{linear:08X} → physical 0x{phys:08X}")
+        }
+        Event::SmmEntry {
+            smbase,
+            cs,
+            eip,
+            halted,
+        } => format!(
+            "SMI at {cs:04X}:{eip:08X} → SMM at SMBASE 0x{smbase:X}: state saved at 0x{:X}, handler at 0x{:X}{}",
+            smbase.wrapping_add(0xFE00),
+            smbase.wrapping_add(0x8000),
+            if halted {
+                " (was halted: auto-HALT restart set)"
+            } else {
+                ""
+            }
+        ),
+        Event::Rsm { smbase } => {
+            format!("RSM: state restored from SMRAM, SMM left (SMBASE now 0x{smbase:X})")
         }
         Event::Hypercall {
             service,

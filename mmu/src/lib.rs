@@ -11,5 +11,5 @@ pub mod snapshot;
 pub mod tlb;
 
 pub use paging::{walk, Access, PageFault, PagingMode, Translation};
-pub use phys::{MemError, PhysMem, PAGE_SHIFT, PAGE_SIZE};
+pub use phys::{smram, MemError, PhysMem, Smram, PAGE_SHIFT, PAGE_SIZE};
 pub use tlb::{FlushCause, Tlb, TlbStats};

@@ -69,6 +69,41 @@ pub struct PhysMem {
     mmio_high: Vec<(u32, u32)>,
     /// Pages holding decoded code that were written since the CPU last looked.
     smc_pages: Vec<u32>,
+    /// SMRAM routing of the legacy video window (see [`PhysMem::set_smram_control`]).
+    pub(crate) smram: Smram,
+}
+
+/// The i440FX's SMRAM control (host bridge config 0x72) as the memory map
+/// applies it, with the processor's SMM state: together they decide
+/// whether 0xA0000–0xBFFFF reaches the VGA window (MMIO) or the RAM
+/// underneath it (SMRAM).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Smram {
+    /// The SMRAM control register as last applied (D_OPEN, D_CLS, D_LCK,
+    /// G_SMRAME, C_BASE_SEG).
+    pub control: u8,
+    /// The processor is in system-management mode.
+    pub smm: bool,
+    /// The RAM under the window is what accesses reach right now.
+    pub(crate) visible: bool,
+}
+
+/// SMRAM control bits (i440FX datasheet, register SMRAM, 72h).
+pub mod smram {
+    /// D_OPEN: SMRAM visible outside SMM too (firmware loads its handler).
+    pub const D_OPEN: u8 = 1 << 6;
+    /// D_CLS: SMM *data* accesses go to the VGA window (code still SMRAM).
+    pub const D_CLS: u8 = 1 << 5;
+    /// D_LCK: D_OPEN forced clear, G_SMRAME/D_LCK read-only until reset.
+    pub const D_LCK: u8 = 1 << 4;
+    /// G_SMRAME: SMRAM enabled at all.
+    pub const G_SMRAME: u8 = 1 << 3;
+    /// C_BASE_SEG: 010b, the compatible SMRAM at 0xA0000 (fixed).
+    pub const C_BASE_SEG: u8 = 0b010;
+    /// First address of the compatible SMRAM (the VGA window).
+    pub const FIRST: u32 = 0xA_0000;
+    /// Last address of the compatible SMRAM.
+    pub const LAST: u32 = 0xB_FFFF;
 }
 
 impl std::fmt::Debug for PhysMem {
@@ -95,6 +130,7 @@ impl PhysMem {
             a20_mask: u32::MAX,
             mmio_high: Vec::new(),
             smc_pages: Vec::new(),
+            smram: Smram::default(),
         }
     }
 
@@ -251,6 +287,62 @@ impl PhysMem {
         if last as usize >= self.ram.len() {
             self.mmio_high
                 .push((first.max(self.ram.len() as u32), last));
+        }
+    }
+
+    /// Apply the chipset's SMRAM control register (i440FX config 0x72).
+    /// With G_SMRAME set, the RAM under the VGA window becomes reachable
+    /// when D_OPEN is set or the processor is in SMM (and D_CLS is clear:
+    /// D_CLS sends SMM's data accesses to the VGA; this map does not tell
+    /// code fetches from data, so with D_CLS both go to the VGA).
+    pub fn set_smram_control(&mut self, control: u8) {
+        if self.smram.control != control {
+            self.smram.control = control;
+            self.update_smram();
+        }
+    }
+
+    /// The processor entered (`true`) or left system-management mode; the
+    /// CPU calls this on SMI and RSM.
+    pub fn set_smm(&mut self, smm: bool) {
+        if self.smram.smm != smm {
+            self.smram.smm = smm;
+            self.update_smram();
+        }
+    }
+
+    /// The SMRAM state as applied.
+    pub fn smram(&self) -> Smram {
+        self.smram
+    }
+
+    /// Route 0xA0000–0xBFFFF as the SMRAM state says. The window's pages
+    /// flip between MMIO (VGA) and RAM; the TLB holds physical addresses
+    /// only and asks this map on every access, so it stays right, and
+    /// decoded code from SMRAM is queued for invalidation when it goes.
+    fn update_smram(&mut self) {
+        use smram::*;
+        let c = self.smram.control;
+        let visible = c & G_SMRAME != 0 && (c & D_OPEN != 0 || (self.smram.smm && c & D_CLS == 0));
+        if visible == self.smram.visible {
+            return;
+        }
+        self.smram.visible = visible;
+        let pages = self.page_flags.len();
+        for p in (FIRST as usize >> PAGE_SHIFT)..=(LAST as usize >> PAGE_SHIFT) {
+            if p >= pages {
+                break;
+            }
+            let f = &mut self.page_flags[p];
+            if *f & F_CODE != 0 {
+                *f &= !F_CODE;
+                self.smc_pages.push(p as u32);
+            }
+            if visible {
+                *f &= !F_MMIO;
+            } else {
+                *f |= F_MMIO;
+            }
         }
     }
 
@@ -630,6 +722,36 @@ mod tests {
         let mut v = Vec::new();
         m.take_smc_pages(&mut v);
         assert_eq!(v, vec![7]);
+    }
+
+    #[test]
+    fn smram_routes_the_vga_window_to_ram_as_the_register_says() {
+        use smram::*;
+        let mut m = PhysMem::new(1 << 20);
+        m.add_mmio(FIRST, LAST);
+        m.poke(0xA8000, &[0x5A]);
+        assert_eq!(m.read_u8(0xA8000), None, "power-on: the VGA");
+        m.set_smm(true);
+        assert_eq!(m.read_u8(0xA8000), None, "SMM without G_SMRAME: the VGA");
+        m.set_smm(false);
+        m.set_smram_control(C_BASE_SEG | G_SMRAME | D_OPEN);
+        assert_eq!(m.read_u8(0xA8000), Some(0x5A), "D_OPEN: RAM for everyone");
+        assert_eq!(m.read_u8(0xBFFFF), Some(0));
+        assert_eq!(m.read_u8(0xC0000), Some(0), "outside the window: untouched");
+        assert!(m.write_u8(0xA8001, 7));
+        m.mark_code_page(0xA8000);
+        m.set_smram_control(C_BASE_SEG | G_SMRAME);
+        assert_eq!(m.read_u8(0xA8001), None, "closed: the VGA again");
+        let mut pages = Vec::new();
+        m.take_smc_pages(&mut pages);
+        assert_eq!(pages, vec![0xA8], "decoded SMRAM code is dropped");
+        m.set_smm(true);
+        assert_eq!(m.read_u8(0xA8001), Some(7), "in SMM: SMRAM");
+        m.set_smram_control(C_BASE_SEG | G_SMRAME | D_CLS);
+        assert_eq!(m.read_u8(0xA8001), None, "D_CLS: SMM data goes to the VGA");
+        m.set_smram_control(C_BASE_SEG | G_SMRAME);
+        m.set_smm(false);
+        assert_eq!(m.read_u8(0xA8001), None);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct MemState<R = Bytes> {
     pub page_flags: Bytes,
     /// The A20 mask.
     pub a20_mask: u32,
+    /// SMRAM control register as applied, SMM flag, SMRAM visible.
+    pub smram: (u8, bool, bool),
 }
 
 /// A byte vector that serializes as bytes, not as a sequence of numbers.
@@ -110,6 +112,7 @@ impl PhysMem {
                     .collect(),
             ),
             a20_mask: self.a20_mask,
+            smram: (self.smram.control, self.smram.smm, self.smram.visible),
         }
     }
 
@@ -128,6 +131,8 @@ impl PhysMem {
         self.ram.copy_from_slice(ram);
         self.page_flags.copy_from_slice(&s.page_flags.0);
         self.a20_mask = s.a20_mask;
+        // The page map above already routes the window as this said.
+        (self.smram.control, self.smram.smm, self.smram.visible) = s.smram;
         self.clear_code_pages();
         Ok(())
     }

@@ -259,6 +259,7 @@ pub(crate) fn is_privileged_or_iopl(m: Mnemonic) -> bool {
             | Rdmsr
             | Wrmsr
             | Sysexit
+            | Rsm
             | Rdpmc
             | Rdtsc
             | Cli

@@ -77,6 +77,11 @@ fn hlt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
     Ok(())
 }
 
+/// RSM: leave system-management mode (see [`crate::smm`]); #UD outside it.
+fn rsm(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
+    cpu.rsm(bus)
+}
+
 fn nop(_: &mut Cpu, _: &mut dyn Bus, _: &Entry) -> Result<(), Fault> {
     Ok(())
 }
@@ -335,6 +340,7 @@ pub(crate) fn select(e: &Entry) -> Option<Handler> {
         Mov => mov_special,
         Invd | Wbinvd => privileged_nop,
         Invlpg => invlpg,
+        Rsm => rsm,
         _ => return None,
     })
 }

@@ -219,6 +219,9 @@ impl Bus for PortWatchBus<'_> {
     fn mmio_write(&mut self, addr: u32, size: u8, value: u32) {
         self.pc.mmio_write(addr, size, value)
     }
+    fn take_smi(&mut self) -> bool {
+        self.pc.take_smi()
+    }
     fn interrupt_pending(&mut self) -> bool {
         self.pc.interrupt_pending()
     }

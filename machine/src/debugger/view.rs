@@ -431,7 +431,12 @@ fn mode_text(m: &Machine) -> String {
         ""
     };
     let bits = if m.cpu.code32() { 32 } else { 16 };
-    format!("{mode}{paging}, {bits}-bit code, CPL {}", m.cpu.cpl())
+    let smm = if m.cpu.in_smm() {
+        format!(", in SMM (SMBASE 0x{:X})", m.cpu.smm_state().smbase)
+    } else {
+        String::new()
+    };
+    format!("{mode}{paging}, {bits}-bit code, CPL {}{smm}", m.cpu.cpl())
 }
 
 /// `r`: general registers, EIP, EFLAGS decoded, mode and CPL, then the
