@@ -348,6 +348,9 @@ impl Machine {
             ringside_devices::vga::WINDOW_BASE,
             ringside_devices::vga::WINDOW_LAST,
         );
+        // The standard VGA's video memory (its frame buffer and VBE bank
+        // window are mapped by `apply_vbe`).
+        mem.set_video_memory_size(ringside_devices::vga::dispi::VIDEO_MEMORY_BYTES as usize);
         let clock = Clock::new(config.cpu_hz);
         let pc = Pc::new(PcConfig {
             console: config.console,
@@ -390,6 +393,7 @@ impl Machine {
             pam: [0; 7],
         };
         m.apply_a20();
+        m.apply_vbe();
         Ok(m)
     }
 
@@ -595,7 +599,35 @@ impl Machine {
         }
         self.apply_a20();
         self.apply_pam();
+        self.apply_vbe();
         None
+    }
+
+    /// The VGA's video memory as the guest programmed it: the linear frame
+    /// buffer where PCI BAR0 points (while memory decoding is on), the VBE
+    /// bank in the 0xA0000 window while a packed-pixel VBE mode is on, and
+    /// the clear an enable asked for. Runs after every port write (the CPU
+    /// yields after each), so the next instruction sees the new mapping.
+    fn apply_vbe(&mut self) {
+        if let Some(n) = self.pc.vga.dispi_mut().take_clear() {
+            let vram = self.cpu.mem.video_memory_mut();
+            let n = (n as usize).min(vram.len());
+            vram[..n].fill(0);
+        }
+        let lfb = self.pc.pci.vga_lfb_base();
+        if self.cpu.mem.lfb_base() != lfb {
+            self.cpu.mem.map_lfb(lfb);
+        }
+        let window = self.pc.vga.dispi().window_offset();
+        if self.cpu.mem.vram_window() != window {
+            self.cpu.mem.map_vram_window(window);
+        }
+    }
+
+    /// The screen as the monitor shows it now (legacy VGA modes and VBE
+    /// modes alike).
+    pub fn frame(&self) -> ringside_devices::vga::Frame {
+        self.pc.vga.render_with(self.cpu.mem.video_memory())
     }
 
     /// A byte was written to the BIOS service port: run that service if
@@ -663,6 +695,7 @@ impl Machine {
         }
         self.pc.reset();
         self.apply_a20();
+        self.apply_vbe();
         // The PAM registers are clear again: the ROM reads as the ROM.
         self.cpu.mem.restore_rom();
         self.pam = [0; 7];

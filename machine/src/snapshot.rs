@@ -105,6 +105,7 @@ impl Machine {
         self.resets = s.resets;
         self.idle_cycles = s.idle_cycles;
         self.apply_a20();
+        self.apply_vbe();
         self.restart_pacing();
         Ok(())
     }
