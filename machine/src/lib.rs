@@ -124,7 +124,8 @@ pub struct MachineConfig {
     /// A VGA BIOS (option ROM image, see [`load_option_rom`]) at 0xC0000,
     /// as a VGA card's ROM appears there. Our BIOS runs it when it scans
     /// for option ROMs; third-party firmware also finds it through fw_cfg
-    /// as `vgaroms/vgabios.bin`, as SeaBIOS does on QEMU.
+    /// as `pci1234,1111.rom`, the PCI VGA function's ROM (SeaBIOS runs it
+    /// with that function's address, as on QEMU's `pc` machine).
     pub vga_rom: Option<Vec<u8>>,
 }
 
@@ -373,11 +374,14 @@ impl Machine {
             for (name, data) in ringside_bios::acpi::fw_cfg_files() {
                 pc.fwcfg.add_file(name, data);
             }
-            // QEMU hands its VGA BIOS to SeaBIOS this way (isapc has no PCI
-            // VGA whose ROM BAR SeaBIOS could read); SeaBIOS copies it to
-            // 0xC0000 and runs its init.
+            // The VGA BIOS as the PCI VGA function's ROM: SeaBIOS deploys a
+            // fw_cfg file named "pciVVVV,DDDD.rom" as that device's option
+            // ROM (instead of reading a ROM BAR) and runs its init with the
+            // device's bus/device/function in AX, so a PCI-aware VGA BIOS
+            // (vgabios-stdvga) finds the frame buffer where SeaBIOS put
+            // BAR0. It copies the image to 0xC0000.
             if let Some(vga_rom) = config.vga_rom {
-                pc.fwcfg.add_file("vgaroms/vgabios.bin", vga_rom);
+                pc.fwcfg.add_file("pci1234,1111.rom", vga_rom);
             }
         }
         let mut m = Machine {
