@@ -272,6 +272,7 @@ fn set_mode(c: &mut Call) -> u16 {
         flags |= enable::NOCLEARMEM;
     }
     vga.dispi_write(reg::ENABLE, flags);
+    sync_window(c);
     if x.bpp == 4 && !keep {
         // The planes (the frame buffer clear is the machine's, on enable).
         for i in 0..0x10000u32 {
@@ -281,6 +282,16 @@ fn set_mode(c: &mut Call) -> u16 {
     // The BDA's mode byte stays a VGA number; 4F03h reads the adapter.
     c.wr8(0x449, 0x13 | if keep { 0x80 } else { 0 });
     OK
+}
+
+/// Map the 0xA0000 window as the adapter now wants it, before this
+/// service's own stores through it (the machine would do it only after the
+/// service, when the guest runs again).
+pub(crate) fn sync_window(c: &mut Call) {
+    let w = c.pc.vga.dispi().window_offset();
+    if c.cpu.mem.vram_window() != w {
+        c.cpu.mem.map_vram_window(w);
+    }
 }
 
 /// The mode the adapter shows, as 4F03h reports it.

@@ -78,6 +78,7 @@ pub(crate) fn set_mode(c: &mut Call, requested: u8) {
     // A VGA mode ends any VBE mode.
     c.pc.vga
         .dispi_write(ringside_devices::vga::dispi::reg::ENABLE, 0);
+    crate::vbe::sync_window(c);
     if !c.pc.vga.set_mode(mode) {
         return;
     }

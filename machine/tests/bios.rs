@@ -810,6 +810,13 @@ fn vbe_controller_and_mode_information_lfb_and_bank_window() -> R<()> {
     a.mov(ax, 0x4F03u32)?;
     a.int(0x10)?;
     a.mov(word_ptr(0x60C), bx)?;
+    // Before the exit, back to a VGA mode (12h, which clears its planes).
+    a.push(0u32)?;
+    a.pop(es)?;
+    a.mov(eax, dword_ptr(edi + 5 * 1280 + 20).fs())?;
+    a.mov(dword_ptr(0x614), eax)?;
+    a.mov(ax, 0x0012u32)?;
+    a.int(0x10)?;
     b.exit(0)?;
     let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
     let mut m = machine(32);
@@ -869,6 +876,35 @@ fn vbe_controller_and_mode_information_lfb_and_bank_window() -> R<()> {
         0x4111,
         "4F03h: the mode with its LFB bit"
     );
+    assert_eq!(peek32(&m, 0x614), 0x001F_F800, "the LFB reads back");
+    // The frame buffer as the VBE mode left it (the guest switched to mode
+    // 12h at the end: the pixels are in video memory, shown as that mode
+    // was).
+    let vram = m.cpu.mem.video_memory();
+    let px = |x: usize, y: usize| {
+        u16::from_le_bytes([vram[y * 1280 + 2 * x], vram[y * 1280 + 2 * x + 1]])
+    };
+    assert_eq!(
+        (px(10, 5), px(11, 5), px(0, 100), px(1, 100)),
+        (0xF800, 0x001F, 0x07E0, 0)
+    );
+    // Mode 12h cleared its planes, not the VBE bank still mapped when the
+    // service began; the frame is the VGA's again.
+    assert_eq!(
+        m.pc.vga.plane_byte(0, 0),
+        0,
+        "plane 0 cleared (it held text)"
+    );
+    assert!(!m.pc.vga.dispi().enabled());
+    assert_eq!(m.cpu.mem.vram_window(), None);
+    assert_eq!(m.frame().pixel(10, 5), [0, 0, 0, 255]);
+    // The VBE mode's picture: the same shape again, memory kept.
+    use ringside_machine::vga::dispi::{enable, reg};
+    for (r, v) in [(reg::XRES, 640), (reg::YRES, 480), (reg::BPP, 16)] {
+        m.pc.vga.dispi_write(r, v);
+    }
+    m.pc.vga
+        .dispi_write(reg::ENABLE, enable::ENABLED | enable::NOCLEARMEM);
     let f = m.frame();
     assert_eq!((f.width, f.height), (640, 480));
     assert_eq!(f.pixel(10, 5), [255, 0, 0, 255]);
