@@ -13,6 +13,14 @@
 //! Memory layout: `vram[a]` holds the four plane bytes at plane address
 //! `a` (plane p in byte p), so one load fills the latches.
 //!
+//! VBE: the Bochs/QEMU dispi registers ([`dispi`]) select a packed-pixel
+//! or 4 bpp mode over 16 MiB of video memory. That memory is the memory
+//! map's (`ringside_mmu::PhysMem`'s video memory, behind PCI BAR0 and the
+//! bank window), not this struct's: [`Vga::render_with`] reads it. The
+//! legacy planes stay here, so a planar or text mode works exactly as
+//! before; unlike QEMU, the frame buffer's first 256 KiB do not alias the
+//! planes.
+//!
 //! Time: input status 1 reports vertical retrace and display-enable from
 //! the virtual clock the board passes in (`now`, in CPU cycles): a 70 Hz
 //! frame of 449 lines, as mode 3 scans. No host clock is read.
