@@ -476,3 +476,30 @@ fn dispi_16_and_32bpp_render_with_offsets() {
     dispi_out(&mut v, dispi::reg::Y_OFFSET, 1);
     assert_eq!(v.render_with(&mem).pixel(5, 1), [0x30, 0x20, 0x10, 255]);
 }
+
+#[test]
+fn dispi_4bpp_draws_through_the_planes() {
+    let mut v = Vga::new(HZ);
+    assert!(v.set_mode(0x12));
+    vbe_mode(&mut v, 800, 600, 4, 0);
+    assert_eq!(
+        v.dispi().window_offset(),
+        None,
+        "planar: the VGA serves the window"
+    );
+    // Write mode 0, all planes: pixel 0 colour 15; plane 2 only: pixel 9
+    // colour 4 (second byte, bit 6).
+    v.mem_write(0xA0000, 0x80);
+    seq(&mut v, 2, 0x04);
+    v.mem_write(0xA0001, 0x40);
+    // Line 1 starts 100 bytes in (800 / 8).
+    seq(&mut v, 2, 0x0F);
+    v.mem_write(0xA0000 + 100, 0x80);
+    let f = v.render_with(&[]);
+    assert_eq!((f.width, f.height), (800, 600));
+    let white = f.pixel(0, 0);
+    assert_eq!(white, [255, 255, 255, 255]);
+    assert_eq!(f.pixel(9, 0), [0xAA, 0, 0, 255], "EGA red");
+    assert_eq!(f.pixel(1, 0), [0, 0, 0, 255]);
+    assert_eq!(f.pixel(0, 1), white);
+}
