@@ -913,3 +913,57 @@ fn vbe_controller_and_mode_information_lfb_and_bank_window() -> R<()> {
     assert_eq!(f.pixel(1, 100), [0, 0, 0, 255], "cleared by the mode set");
     Ok(())
 }
+
+/// VBE 4F04h: the state size for everything, a save in a VBE mode, a
+/// switch to text mode 3 through 4F02h, and a restore that brings the VBE
+/// mode back (4F03h reports it; the adapter shows it again).
+#[test]
+fn vbe_state_save_and_restore() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    a.mov(ax, 0x4F02u32)?;
+    a.mov(bx, 0x4101u32)?;
+    a.int(0x10)?;
+    a.mov(ax, 0x4F04u32)?;
+    a.mov(dl, 0u32)?;
+    a.mov(cx, 0x0Fu32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x600), ax)?;
+    a.mov(word_ptr(0x602), bx)?;
+    a.mov(ax, 0x4F04u32)?;
+    a.mov(dl, 1u32)?;
+    a.mov(bx, 0x2000u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x604), ax)?;
+    a.mov(ax, 0x4F02u32)?;
+    a.mov(bx, 0x0003u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x606), ax)?;
+    a.mov(ax, 0x4F03u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x608), bx)?;
+    a.mov(ax, 0x4F04u32)?;
+    a.mov(dl, 2u32)?;
+    a.mov(bx, 0x2000u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x60A), ax)?;
+    a.mov(ax, 0x4F03u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x60C), bx)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(32);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 50_000_000), RunOutcome::Exit(0));
+    assert_eq!(peek16(&m, 0x600), 0x004F, "4F04h size");
+    let blocks = peek16(&m, 0x602) as usize;
+    assert!((14..=20).contains(&blocks), "64-byte blocks: {blocks}");
+    assert_eq!(peek16(&m, 0x604), 0x004F, "save");
+    assert_eq!(peek16(&m, 0x606), 0x004F, "4F02h to VGA mode 3");
+    assert_eq!(peek16(&m, 0x608), 0x0003, "text mode");
+    assert_eq!(peek16(&m, 0x60A), 0x004F, "restore");
+    assert_eq!(peek16(&m, 0x60C), 0x4101, "the VBE mode is back");
+    assert_eq!(m.frame().width, 640);
+    assert_eq!(m.frame().height, 480);
+    Ok(())
+}
