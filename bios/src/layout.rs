@@ -22,6 +22,9 @@ pub const STRINGS_OFFSET: u16 = 0x8000;
 pub const FONT_OFFSET: u16 = 0xA000;
 /// Bytes of the font.
 pub const FONT_BYTES: usize = 256 * 16;
+/// VBE data (OEM strings, window function, mode list), filled in by
+/// [`crate::rom`] from `vbe::rom_data`; INT 10h AX=4F00h points at it.
+pub const VBE_OFFSET: u16 = 0xB000;
 /// The signature that tells the machine this is our BIOS (hypercalls are
 /// only honoured with it).
 pub const SIGNATURE_OFFSET: u16 = 0xE000;

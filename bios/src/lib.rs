@@ -43,6 +43,7 @@ mod post;
 mod serial;
 mod system;
 mod time;
+mod vbe;
 mod video;
 
 use ringside_cpu::{Cpu, CpuMode, SegReg};
@@ -73,12 +74,16 @@ pub fn symbolize(linear: u32) -> Option<(&'static str, u32)> {
 }
 
 /// The BIOS ROM image (64 KiB), with our 8x16 font (the VGA's own) at
-/// F000:A000 where INT 10h AX=1130h and INT 43h point.
+/// F000:A000 where INT 10h AX=1130h and INT 43h point, and the VBE data
+/// at F000:B000.
 pub fn rom() -> Vec<u8> {
     let mut rom = ROM_IMAGE.to_vec();
     let font = ringside_devices::vga::font_8x16();
     let at = layout::FONT_OFFSET as usize;
     rom[at..at + layout::FONT_BYTES].copy_from_slice(&font[..]);
+    let vbe = vbe::rom_data();
+    let at = layout::VBE_OFFSET as usize;
+    rom[at..at + vbe.len()].copy_from_slice(&vbe);
     rom
 }
 

@@ -4,6 +4,7 @@
 //! also loads our 8x16 font into plane 2); text goes through the VGA's
 //! memory window exactly as a guest's stores would. Text output in
 //! graphics modes is not drawn (the cursor moves); pixels work in mode 13h.
+//! VBE (AH=4Fh) is in `vbe.rs`.
 
 use ringside_cpu::{gpr, SegReg};
 
@@ -74,6 +75,10 @@ pub(crate) fn set_mode(c: &mut Call, requested: u8) {
         log::debug!("INT 10h: video mode {mode:#04x} not supported; mode unchanged");
         return;
     };
+    // A VGA mode ends any VBE mode.
+    c.pc.vga
+        .dispi_write(ringside_devices::vga::dispi::reg::ENABLE, 0);
+    crate::vbe::sync_window(c);
     if !c.pc.vga.set_mode(mode) {
         return;
     }
@@ -468,9 +473,8 @@ pub(crate) fn int10(c: &mut Call) {
                 c.set_al(0x1A);
             }
         }
-        // VBE (4Fxx): the board has no VBE, so AX stays as it was and a
-        // caller sees AL != 4Fh ("not supported").
-        0x4F => {}
+        // VBE 3.0 on the board's Bochs/QEMU dispi interface.
+        0x4F => crate::vbe::int10_4f(c),
         _ => log::debug!("INT 10h AH={ah:02X}: not implemented"),
     }
 }

@@ -190,7 +190,7 @@ impl Pc {
             com2: Uart::new(clock, config.com2),
             ide: Ide::new(),
             vga: Vga::new(clock.cpu_hz()),
-            pci: Pci::new(None),
+            pci: Pci::new(Some(vga::dispi::VIDEO_MEMORY_BYTES)),
             pm: Pm::new(clock),
             fwcfg: FwCfg::new(),
             bochs: BochsPorts::new(),

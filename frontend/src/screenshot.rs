@@ -95,7 +95,7 @@ mod tests {
         put_text(&mut m, 0, "Ringside text screen: crisp 8x16 glyphs", 0x1F);
         put_text(&mut m, 2, "red on black", 0x04);
         put_text(&mut m, 3, "yellow on blue", 0x1E);
-        let frame = m.pc.vga.render();
+        let frame = m.frame();
         assert_eq!((frame.width, frame.height), (720, 400));
         let path = tmp("text.png");
         write_png(&path, &frame).unwrap();
@@ -121,7 +121,7 @@ mod tests {
                     .mem_write(0xA0000 + y * 320 + x, ((x / 20) + (y / 25) * 16) as u8);
             }
         }
-        let frame = m.pc.vga.render();
+        let frame = m.frame();
         assert_eq!((frame.width, frame.height), (320, 200));
         let path = tmp("13h.png");
         write_png(&path, &frame).unwrap();
@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn unwritable_path_is_named() {
         let m = machine();
-        let e = write_png(Path::new("/nonexistent/dir/x.png"), &m.pc.vga.render())
+        let e = write_png(Path::new("/nonexistent/dir/x.png"), &m.frame())
             .unwrap_err()
             .to_string();
         assert!(

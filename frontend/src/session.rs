@@ -170,7 +170,7 @@ pub fn run(
         Some(&feed),
     )?;
     if let Some(path) = &opts.screenshot {
-        let vga = m.pc.vga.render();
+        let vga = m.frame();
         let frame = if opts.overlay {
             with_panel(&overlay::for_window(&vga), &feed.data)
         } else {
@@ -306,7 +306,7 @@ pub fn drive(
             if let Some(tx) = reports {
                 // The run is over: waiting a moment for the window is fine
                 // now, so the final screen is shown.
-                let _ = tx.send_timeout(Report::Frame(m.pc.vga.render()), Duration::from_secs(1));
+                let _ = tx.send_timeout(Report::Frame(m.frame()), Duration::from_secs(1));
             }
             return Ok(Ended::Guest(outcome));
         }
@@ -319,7 +319,7 @@ pub fn drive(
             if let Some(tx) = reports {
                 if last_frame.elapsed() >= min_frame_gap {
                     last_frame = Instant::now();
-                    match tx.try_send(Report::Frame(m.pc.vga.render())) {
+                    match tx.try_send(Report::Frame(m.frame())) {
                         Ok(()) | Err(TrySendError::Full(_)) => {}
                         Err(TrySendError::Disconnected(_)) => return Ok(Ended::Quit),
                     }
@@ -330,7 +330,7 @@ pub fn drive(
             if now >= at {
                 shots += 1;
                 let path = screenshot::numbered(&shot_base, shots);
-                screenshot::write_png(&path, &m.pc.vga.render())?;
+                screenshot::write_png(&path, &m.frame())?;
                 log::debug!("screenshot {} at cycle {now}", path.display());
                 next_shot = Some(
                     at.saturating_add(opts.screenshot_every.unwrap_or(1))

@@ -155,7 +155,7 @@ pub fn run(
     })?;
     if let Some(path) = &opts.screenshot {
         // What the window showed last: the final frame of the run.
-        let frame = shot.unwrap_or_else(|| m.pc.vga.render());
+        let frame = shot.unwrap_or_else(|| m.frame());
         screenshot::write_png(path, &frame)?;
         log::info!("screenshot written to {}", path.display());
     }
@@ -243,8 +243,8 @@ pub fn run_debugger(
                 let status = crate::repl::run_interactive_with(machine, dbg, &mut |m| {
                     // The screen as the debugger left it: wait for room
                     // (briefly), the window drains the channel every 10 ms.
-                    let _ = rep_tx
-                        .send_timeout(Report::Frame(m.pc.vga.render()), Duration::from_millis(200));
+                    let _ =
+                        rep_tx.send_timeout(Report::Frame(m.frame()), Duration::from_millis(200));
                 });
                 // Dropping the hook and `rep_tx` closes the channel: the
                 // window's loop ends.
@@ -300,7 +300,7 @@ impl Feed {
             }
         }
         // A slow window drops frames rather than slowing the guest.
-        let _ = self.reports.try_send(Report::Frame(m.pc.vga.render()));
+        let _ = self.reports.try_send(Report::Frame(m.frame()));
     }
 }
 

@@ -18,6 +18,7 @@ use std::process::{Command, Output};
 
 const SEABIOS: &str = "/usr/share/seabios/bios.bin";
 const SEABIOS_VGA: &str = "/usr/share/seabios/vgabios-isavga.bin";
+const SEABIOS_STDVGA: &str = "/usr/share/seabios/vgabios-stdvga.bin";
 const BOCHS_BIOS: &str = "/usr/share/bochs/BIOS-bochs-latest";
 const LGPL_VGA: &str = "/usr/share/vgabios/vgabios.bin";
 
@@ -139,7 +140,7 @@ fn bochs_bios_with_the_lgpl_vga_bios_shows_both_banners() {
         "bochs-vga",
     );
     for want in [
-        "NO Bochs VBE Support available!",
+        "Bochs VBE Display Adapter enabled",
         "Bochs 2.7 BIOS",
         "rombios32",
         "Booting from Hard Disk...",
@@ -154,25 +155,41 @@ fn seabios_finds_its_vga_bios_through_fw_cfg_and_shows_its_banner() {
     let Some(r) = roms(&[SEABIOS, SEABIOS_VGA], "SeaBIOS screen") else {
         return;
     };
-    // SeaBIOS retries the boot every 60 s of virtual time by jumping to
-    // the reset vector (F000:FFF0): stop there, with the message still on
-    // the screen. (Stopping at an instruction count instead lands in the
-    // POST or in the wait depending on how many instructions a POST takes;
-    // the limit only bounds the run.)
+    seabios_says_no_bootable_device(&r[0], &r[1], "seabios-vga");
+}
+
+/// SeaBIOS with its VGA BIOS on the screen until its first retry.
+/// SeaBIOS retries the boot every 60 s of virtual time by jumping to the
+/// reset vector (F000:FFF0): stop there, with the message still on the
+/// screen. (Stopping at an instruction count instead lands in the POST or
+/// in the wait depending on how many instructions a POST takes; the limit
+/// only bounds the run.)
+fn seabios_says_no_bootable_device(bios: &Path, vga: &Path, tag: &str) {
     let (screen, all) = screen_after_script(
         &[
             "--bios",
-            r[0].to_str().unwrap(),
+            bios.to_str().unwrap(),
             "--vga-bios",
-            r[1].to_str().unwrap(),
+            vga.to_str().unwrap(),
         ],
         400_000_000,
-        "seabios-vga",
+        tag,
         "b F000:FFF0\nc\nscreen\n",
     );
     for want in ["SeaBIOS (version", "No bootable device."] {
         assert!(screen.contains(want), "missing {want:?}:\n{all}");
     }
+}
+
+/// SeaBIOS's Bochs/QEMU standard VGA BIOS finds the dispi interface (VBE
+/// on this board) and still shows the text console.
+#[test]
+fn seabios_with_the_stdvga_bios_shows_its_banner_and_boots_the_demo() {
+    let Some(r) = roms(&[SEABIOS, SEABIOS_STDVGA], "SeaBIOS with stdvga") else {
+        return;
+    };
+    seabios_says_no_bootable_device(&r[0], &r[1], "seabios-stdvga");
+    demo_passes(&r[0], &r[1]);
 }
 
 /// The built-in demo's disk, booted by each third-party BIOS: the guest

@@ -116,7 +116,7 @@ fn expected(img: &Path) -> (Frame, RunOutcome) {
     let out = m.run(RunLimits {
         max_instructions: Some(200_000_000),
     });
-    (m.pc.vga.render(), out)
+    (m.frame(), out)
 }
 
 /// Start `ringside run` in the window; returns the child once the window
@@ -281,7 +281,7 @@ fn the_demo_runs_in_a_window() {
     assert_eq!(m.run(RunLimits::default()), RunOutcome::Exit(0));
     let got = read_png(&dir.join("demo.png"));
     assert!(
-        got == m.pc.vga.render(),
+        got == m.frame(),
         "the window's frame differs from the VGA render"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -347,7 +347,7 @@ fn the_window_shows_the_guest_screen_while_the_debugger_is_paused() {
     assert!(!r.error, "{}", r.text);
     let got = read_png(&dir.join("shot.png"));
     assert!(
-        got == m.pc.vga.render(),
+        got == m.frame(),
         "the window's frame differs from the VGA render at the breakpoint"
     );
     assert_eq!(got.pixel(0, 0), [0x00, 0x00, 0xAA, 0xFF]);

@@ -124,7 +124,8 @@ pub struct MachineConfig {
     /// A VGA BIOS (option ROM image, see [`load_option_rom`]) at 0xC0000,
     /// as a VGA card's ROM appears there. Our BIOS runs it when it scans
     /// for option ROMs; third-party firmware also finds it through fw_cfg
-    /// as `vgaroms/vgabios.bin`, as SeaBIOS does on QEMU.
+    /// as `pci1234,1111.rom`, the PCI VGA function's ROM (SeaBIOS runs it
+    /// with that function's address, as on QEMU's `pc` machine).
     pub vga_rom: Option<Vec<u8>>,
 }
 
@@ -348,6 +349,9 @@ impl Machine {
             ringside_devices::vga::WINDOW_BASE,
             ringside_devices::vga::WINDOW_LAST,
         );
+        // The standard VGA's video memory (its frame buffer and VBE bank
+        // window are mapped by `apply_vbe`).
+        mem.set_video_memory_size(ringside_devices::vga::dispi::VIDEO_MEMORY_BYTES as usize);
         let clock = Clock::new(config.cpu_hz);
         let pc = Pc::new(PcConfig {
             console: config.console,
@@ -370,11 +374,14 @@ impl Machine {
             for (name, data) in ringside_bios::acpi::fw_cfg_files() {
                 pc.fwcfg.add_file(name, data);
             }
-            // QEMU hands its VGA BIOS to SeaBIOS this way (isapc has no PCI
-            // VGA whose ROM BAR SeaBIOS could read); SeaBIOS copies it to
-            // 0xC0000 and runs its init.
+            // The VGA BIOS as the PCI VGA function's ROM: SeaBIOS deploys a
+            // fw_cfg file named "pciVVVV,DDDD.rom" as that device's option
+            // ROM (instead of reading a ROM BAR) and runs its init with the
+            // device's bus/device/function in AX, so a PCI-aware VGA BIOS
+            // (vgabios-stdvga) finds the frame buffer where SeaBIOS put
+            // BAR0. It copies the image to 0xC0000.
             if let Some(vga_rom) = config.vga_rom {
-                pc.fwcfg.add_file("vgaroms/vgabios.bin", vga_rom);
+                pc.fwcfg.add_file("pci1234,1111.rom", vga_rom);
             }
         }
         let mut m = Machine {
@@ -390,6 +397,7 @@ impl Machine {
             pam: [0; 7],
         };
         m.apply_a20();
+        m.apply_vbe();
         Ok(m)
     }
 
@@ -602,7 +610,35 @@ impl Machine {
         self.apply_a20();
         self.apply_pam();
         self.apply_smram();
+        self.apply_vbe();
         None
+    }
+
+    /// The VGA's video memory as the guest programmed it: the linear frame
+    /// buffer where PCI BAR0 points (while memory decoding is on), the VBE
+    /// bank in the 0xA0000 window while a packed-pixel VBE mode is on, and
+    /// the clear an enable asked for. Runs after every port write (the CPU
+    /// yields after each), so the next instruction sees the new mapping.
+    fn apply_vbe(&mut self) {
+        if let Some(n) = self.pc.vga.dispi_mut().take_clear() {
+            let vram = self.cpu.mem.video_memory_mut();
+            let n = (n as usize).min(vram.len());
+            vram[..n].fill(0);
+        }
+        let lfb = self.pc.pci.vga_lfb_base();
+        if self.cpu.mem.lfb_base() != lfb {
+            self.cpu.mem.map_lfb(lfb);
+        }
+        let window = self.pc.vga.dispi().window_offset();
+        if self.cpu.mem.vram_window() != window {
+            self.cpu.mem.map_vram_window(window);
+        }
+    }
+
+    /// The screen as the monitor shows it now (legacy VGA modes and VBE
+    /// modes alike).
+    pub fn frame(&self) -> ringside_devices::vga::Frame {
+        self.pc.vga.render_with(self.cpu.mem.video_memory())
     }
 
     /// A byte was written to the BIOS service port: run that service if
@@ -677,6 +713,7 @@ impl Machine {
         }
         self.pc.reset();
         self.apply_a20();
+        self.apply_vbe();
         // The PAM registers are clear again: the ROM reads as the ROM.
         self.cpu.mem.restore_rom();
         self.pam = [0; 7];

@@ -105,6 +105,7 @@ impl Machine {
         self.resets = s.resets;
         self.idle_cycles = s.idle_cycles;
         self.apply_a20();
+        self.apply_vbe();
         self.restart_pacing();
         Ok(())
     }
@@ -273,6 +274,59 @@ pub(crate) mod tests {
         ));
         let mut other_rom = Machine::new(ringside_roms::PMTEST.to_vec(), config()).unwrap();
         assert!(other_rom.restore_snapshot(&good).is_err());
+    }
+}
+
+#[cfg(test)]
+mod vbe {
+    use crate::{Console, Machine, MachineConfig};
+    use ringside_cpu::Bus;
+    use ringside_devices::vga::dispi::{enable, reg};
+
+    fn dispi(m: &mut Machine, index: u16, v: u16) {
+        m.pc.io_write(0x1CE, 2, index as u32);
+        m.pc.io_write(0x1CF, 2, v as u32);
+    }
+
+    /// A VBE mode, its bank and frame buffer contents and their mapping
+    /// come back with a snapshot: the frame and the guest's view of both
+    /// windows are the saved ones.
+    #[test]
+    fn vbe_state_and_video_memory_round_trip() {
+        let mut m = Machine::with_our_bios(MachineConfig {
+            memory_mib: 16,
+            console: Console::Capture(Vec::new()),
+            ..MachineConfig::default()
+        })
+        .unwrap();
+        dispi(&mut m, reg::XRES, 800);
+        dispi(&mut m, reg::YRES, 600);
+        dispi(&mut m, reg::BPP, 32);
+        dispi(&mut m, reg::ENABLE, enable::ENABLED | enable::LFB);
+        dispi(&mut m, reg::BANK, 2);
+        m.service_board();
+        let lfb = m.pc.pci.vga_lfb_base().unwrap();
+        assert!(m.cpu.mem.write_u32(lfb + 4 * 801, 0x00AB_CDEF));
+        assert!(m.cpu.mem.write_u32(0xA0010, 0x0012_3456));
+        let saved = m.save_snapshot().unwrap();
+        let frame = m.frame();
+        assert_eq!(frame.pixel(1, 1), [0xAB, 0xCD, 0xEF, 0xFF]);
+
+        dispi(&mut m, reg::ENABLE, 0);
+        m.service_board();
+        assert!(m.cpu.mem.write_u32(lfb + 4 * 801, 0));
+        assert_eq!(m.cpu.mem.read_u8(0xA0010), None, "window back to the VGA");
+        assert_ne!(m.frame(), frame);
+
+        m.restore_snapshot(&saved).unwrap();
+        assert_eq!(m.frame(), frame);
+        assert_eq!(
+            m.cpu.mem.read_u32(0xA0010),
+            Some(0x0012_3456),
+            "bank 2 again"
+        );
+        assert_eq!(m.cpu.mem.read_u32(lfb + 0x2_0010), Some(0x0012_3456));
+        assert_eq!(m.pc.vga.dispi().geometry(), (800, 600, 32));
     }
 }
 

@@ -750,3 +750,220 @@ fn acpi_tables_lead_to_the_pm_registers_and_s5_powers_off() -> R<()> {
     }
     Ok(())
 }
+
+/// VBE through our BIOS: 4F00h/4F01h describe the adapter and a mode,
+/// 4F02h sets 640x480x16 with the linear frame buffer, and the guest
+/// draws through the frame buffer (big real mode, at the PhysBasePtr the
+/// mode information gave) and through bank 1 of the 0xA0000 window; the
+/// rendered frame shows both, and the two views of video memory agree.
+#[test]
+fn vbe_controller_and_mode_information_lfb_and_bank_window() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    a.mov(dword_ptr(0x1000), u32::from_le_bytes(*b"VBE2"))?;
+    a.mov(ax, 0x4F00u32)?;
+    a.mov(di, 0x1000u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x600), ax)?;
+    a.mov(ax, 0x4F01u32)?;
+    a.mov(cx, 0x111u32)?;
+    a.mov(di, 0x1400u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x602), ax)?;
+    a.mov(ax, 0x4F01u32)?;
+    a.mov(cx, 0x1FFu32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x610), ax)?;
+    a.mov(ax, 0x4F02u32)?;
+    a.mov(bx, 0x4111u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x604), ax)?;
+    // Big real mode: FS with a 4 GiB limit from a flat data descriptor.
+    a.mov(dword_ptr(0x808), 0x0000_FFFFu32)?;
+    a.mov(dword_ptr(0x80C), 0x00CF_9200u32)?;
+    a.mov(word_ptr(0x810), 0x0Fu32)?;
+    a.mov(dword_ptr(0x812), 0x800u32)?;
+    a.cli()?;
+    a.lgdt(ptr(0x810))?;
+    a.mov(eax, cr0)?;
+    a.or(al, 1)?;
+    a.mov(cr0, eax)?;
+    a.mov(bx, 8u32)?;
+    a.mov(fs, bx)?;
+    a.and(al, 0xFEu32 as i32)?;
+    a.mov(cr0, eax)?;
+    a.sti()?;
+    // (10, 5) red and (11, 5) blue through the frame buffer.
+    a.mov(edi, dword_ptr(0x1400 + 40))?;
+    a.mov(dword_ptr(edi + 5 * 1280 + 20).fs(), 0x001F_F800u32)?;
+    // (0, 100) green through bank 1: byte 128000 = 0x1F400.
+    a.mov(ax, 0x4F05u32)?;
+    a.xor(bx, bx)?;
+    a.mov(dx, 1u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x606), ax)?;
+    a.push(0xA000u32)?;
+    a.pop(es)?;
+    a.mov(word_ptr(0xF400).es(), 0x07E0u32)?;
+    a.mov(eax, dword_ptr(edi + 128000).fs())?;
+    a.mov(dword_ptr(0x608), eax)?;
+    a.mov(ax, 0x4F03u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x60C), bx)?;
+    // Before the exit, back to a VGA mode (12h, which clears its planes).
+    a.push(0u32)?;
+    a.pop(es)?;
+    a.mov(eax, dword_ptr(edi + 5 * 1280 + 20).fs())?;
+    a.mov(dword_ptr(0x614), eax)?;
+    a.mov(ax, 0x0012u32)?;
+    a.int(0x10)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(32);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 50_000_000), RunOutcome::Exit(0));
+
+    assert_eq!(peek16(&m, 0x600), 0x004F, "4F00h");
+    assert_eq!(peek_bytes(&m, 0x1000, 4), b"VESA");
+    assert_eq!(peek16(&m, 0x1004), 0x0300, "VBE 3.0");
+    assert_eq!(peek16(&m, 0x1012), 256, "16 MiB in 64 KiB units");
+    let lin = |far: u32| (far >> 16) * 16 + (far & 0xFFFF);
+    let oem = peek_bytes(&m, lin(peek32(&m, 0x1006)), 8);
+    assert_eq!(oem, b"Ringside");
+    let list = lin(peek32(&m, 0x100E));
+    let modes: Vec<u16> = (0..64)
+        .map(|i| peek16(&m, list + 2 * i))
+        .take_while(|&x| x != 0xFFFF)
+        .collect();
+    assert!(
+        modes.contains(&0x111) && modes.contains(&0x144),
+        "{modes:x?}"
+    );
+    assert!(modes.len() < 64, "the list ends in FFFFh");
+
+    assert_eq!(peek16(&m, 0x602), 0x004F, "4F01h");
+    assert_eq!(peek16(&m, 0x610), 0x014F, "4F01h of an unknown mode");
+    let mi = 0x1400;
+    assert_eq!(
+        peek16(&m, mi) & 0x99,
+        0x99,
+        "supported, colour graphics, LFB"
+    );
+    assert_eq!(peek16(&m, mi + 8), 0xA000, "window A segment");
+    assert_eq!(peek16(&m, mi + 16), 1280, "bytes per line");
+    assert_eq!((peek16(&m, mi + 18), peek16(&m, mi + 20)), (640, 480));
+    assert_eq!(
+        peek_bytes(&m, mi + 25, 3),
+        [16, 1, 6],
+        "bpp, banks, direct colour"
+    );
+    assert_eq!(
+        peek_bytes(&m, mi + 31, 6),
+        [5, 11, 6, 5, 5, 0],
+        "5-6-5 masks"
+    );
+    assert_eq!(peek32(&m, mi + 40), 0xE000_0000, "PhysBasePtr = BAR0");
+
+    assert_eq!(peek16(&m, 0x604), 0x004F, "4F02h");
+    assert_eq!(peek16(&m, 0x606), 0x004F, "4F05h");
+    assert_eq!(
+        peek32(&m, 0x608) & 0xFFFF,
+        0x07E0,
+        "bank write seen at the LFB"
+    );
+    assert_eq!(
+        peek16(&m, 0x60C),
+        0x4111,
+        "4F03h: the mode with its LFB bit"
+    );
+    assert_eq!(peek32(&m, 0x614), 0x001F_F800, "the LFB reads back");
+    // The frame buffer as the VBE mode left it (the guest switched to mode
+    // 12h at the end: the pixels are in video memory, shown as that mode
+    // was).
+    let vram = m.cpu.mem.video_memory();
+    let px = |x: usize, y: usize| {
+        u16::from_le_bytes([vram[y * 1280 + 2 * x], vram[y * 1280 + 2 * x + 1]])
+    };
+    assert_eq!(
+        (px(10, 5), px(11, 5), px(0, 100), px(1, 100)),
+        (0xF800, 0x001F, 0x07E0, 0)
+    );
+    // Mode 12h cleared its planes, not the VBE bank still mapped when the
+    // service began; the frame is the VGA's again.
+    assert_eq!(
+        m.pc.vga.plane_byte(0, 0),
+        0,
+        "plane 0 cleared (it held text)"
+    );
+    assert!(!m.pc.vga.dispi().enabled());
+    assert_eq!(m.cpu.mem.vram_window(), None);
+    assert_eq!(m.frame().pixel(10, 5), [0, 0, 0, 255]);
+    // The VBE mode's picture: the same shape again, memory kept.
+    use ringside_machine::vga::dispi::{enable, reg};
+    for (r, v) in [(reg::XRES, 640), (reg::YRES, 480), (reg::BPP, 16)] {
+        m.pc.vga.dispi_write(r, v);
+    }
+    m.pc.vga
+        .dispi_write(reg::ENABLE, enable::ENABLED | enable::NOCLEARMEM);
+    let f = m.frame();
+    assert_eq!((f.width, f.height), (640, 480));
+    assert_eq!(f.pixel(10, 5), [255, 0, 0, 255]);
+    assert_eq!(f.pixel(11, 5), [0, 0, 255, 255]);
+    assert_eq!(f.pixel(0, 100), [0, 255, 0, 255]);
+    assert_eq!(f.pixel(1, 100), [0, 0, 0, 255], "cleared by the mode set");
+    Ok(())
+}
+
+/// VBE 4F04h: the state size for everything, a save in a VBE mode, a
+/// switch to text mode 3 through 4F02h, and a restore that brings the VBE
+/// mode back (4F03h reports it; the adapter shows it again).
+#[test]
+fn vbe_state_save_and_restore() -> R<()> {
+    let mut b = Boot::new()?;
+    let a = &mut b.a;
+    a.mov(ax, 0x4F02u32)?;
+    a.mov(bx, 0x4101u32)?;
+    a.int(0x10)?;
+    a.mov(ax, 0x4F04u32)?;
+    a.mov(dl, 0u32)?;
+    a.mov(cx, 0x0Fu32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x600), ax)?;
+    a.mov(word_ptr(0x602), bx)?;
+    a.mov(ax, 0x4F04u32)?;
+    a.mov(dl, 1u32)?;
+    a.mov(bx, 0x2000u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x604), ax)?;
+    a.mov(ax, 0x4F02u32)?;
+    a.mov(bx, 0x0003u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x606), ax)?;
+    a.mov(ax, 0x4F03u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x608), bx)?;
+    a.mov(ax, 0x4F04u32)?;
+    a.mov(dl, 2u32)?;
+    a.mov(bx, 0x2000u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x60A), ax)?;
+    a.mov(ax, 0x4F03u32)?;
+    a.int(0x10)?;
+    a.mov(word_ptr(0x60C), bx)?;
+    b.exit(0)?;
+    let img = TempImage::new(&pattern_disk(64, &b.finish(1)?));
+    let mut m = machine(32);
+    attach(&mut m, &img);
+    assert_eq!(run(&mut m, 50_000_000), RunOutcome::Exit(0));
+    assert_eq!(peek16(&m, 0x600), 0x004F, "4F04h size");
+    let blocks = peek16(&m, 0x602) as usize;
+    assert!((14..=20).contains(&blocks), "64-byte blocks: {blocks}");
+    assert_eq!(peek16(&m, 0x604), 0x004F, "save");
+    assert_eq!(peek16(&m, 0x606), 0x004F, "4F02h to VGA mode 3");
+    assert_eq!(peek16(&m, 0x608), 0x0003, "text mode");
+    assert_eq!(peek16(&m, 0x60A), 0x004F, "restore");
+    assert_eq!(peek16(&m, 0x60C), 0x4101, "the VBE mode is back");
+    assert_eq!(m.frame().width, 640);
+    assert_eq!(m.frame().height, 480);
+    Ok(())
+}

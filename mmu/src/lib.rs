@@ -9,6 +9,7 @@ pub mod paging;
 pub mod phys;
 pub mod snapshot;
 pub mod tlb;
+mod vram;
 
 pub use paging::{walk, Access, PageFault, PagingMode, Translation};
 pub use phys::{smram, MemError, PhysMem, Smram, PAGE_SHIFT, PAGE_SIZE};

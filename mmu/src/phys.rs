@@ -21,8 +21,11 @@ pub const PAGE_SIZE: usize = 4096;
 pub const PAGE_SHIFT: u32 = 12;
 
 const F_ROM: u8 = 1;
-const F_MMIO: u8 = 2;
+pub(crate) const F_MMIO: u8 = 2;
 pub(crate) const F_CODE: u8 = 4;
+/// With `F_MMIO`: the page is the video memory window, served from
+/// [`PhysMem`]'s video memory rather than by the bus (see `vram.rs`).
+pub(crate) const F_VRAM: u8 = 8;
 
 /// A problem with the memory configuration (a host error, never a guest one).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -68,7 +71,15 @@ pub struct PhysMem {
     /// MMIO ranges outside RAM, as (first, last) inclusive.
     mmio_high: Vec<(u32, u32)>,
     /// Pages holding decoded code that were written since the CPU last looked.
-    smc_pages: Vec<u32>,
+    pub(crate) smc_pages: Vec<u32>,
+    /// Video memory (the display adapter's, empty without one): behind the
+    /// linear frame buffer and, in a VBE mode, the 64 KiB window at
+    /// 0xA0000. See `vram.rs`.
+    pub(crate) vram: Vec<u8>,
+    /// Where the linear frame buffer starts, when it is mapped.
+    pub(crate) lfb_base: Option<u32>,
+    /// The video memory offset the 0xA0000 window shows, when it is mapped.
+    pub(crate) vram_window: Option<u32>,
     /// SMRAM routing of the legacy video window (see [`PhysMem::set_smram_control`]).
     pub(crate) smram: Smram,
 }
@@ -131,6 +142,9 @@ impl PhysMem {
             mmio_high: Vec::new(),
             smc_pages: Vec::new(),
             smram: Smram::default(),
+            vram: Vec::new(),
+            lfb_base: None,
+            vram_window: None,
         }
     }
 
@@ -370,7 +384,7 @@ impl PhysMem {
             if self.page_flags[a >> PAGE_SHIFT] & F_MMIO == 0 {
                 return Some(self.ram[a]);
             }
-            return None;
+            return self.vram_read(a as u32, 1).map(|v| v as u8);
         }
         self.read_u8_high(a as u32)
     }
@@ -380,6 +394,9 @@ impl PhysMem {
         if !self.rom.is_empty() && a >= self.rom_high_base {
             return Some(self.rom[(a - self.rom_high_base) as usize]);
         }
+        if let Some(v) = self.vram_read(a, 1) {
+            return Some(v as u8);
+        }
         if self.is_mmio_high(a) {
             return None;
         }
@@ -387,7 +404,7 @@ impl PhysMem {
     }
 
     fn is_mmio_high(&self, a: u32) -> bool {
-        self.mmio_high.iter().any(|&(f, l)| a >= f && a <= l)
+        self.mmio_high.iter().any(|&(f, l)| a >= f && a <= l) || self.in_lfb(a)
     }
 
     /// Read `N` bytes little-endian as u32 (N = 2 or 4), `None` if any byte is MMIO.
@@ -398,7 +415,10 @@ impl PhysMem {
             if self.page_flags[a >> PAGE_SHIFT] & F_MMIO == 0 {
                 return Some(u16::from_le_bytes([self.ram[a], self.ram[a + 1]]));
             }
-            return None;
+            return self.vram_read(a as u32, 2).map(|v| v as u16);
+        }
+        if let Some(v) = self.vram_read(a as u32, 2) {
+            return Some(v as u16);
         }
         let lo = self.read_u8(addr)?;
         let hi = self.read_u8(addr.wrapping_add(1))?;
@@ -414,7 +434,10 @@ impl PhysMem {
                 let b: [u8; 4] = self.ram[a..a + 4].try_into().unwrap_or([0; 4]);
                 return Some(u32::from_le_bytes(b));
             }
-            return None;
+            return self.vram_read(a as u32, 4);
+        }
+        if let Some(v) = self.vram_read(a as u32, 4) {
+            return Some(v);
         }
         let mut v = 0u32;
         for i in 0..4 {
@@ -436,13 +459,18 @@ impl PhysMem {
             }
             return self.write_slow(a, v, f);
         }
-        !self.is_mmio_high(a as u32)
+        self.write_u8_high(a as u32, v)
+    }
+
+    #[cold]
+    fn write_u8_high(&mut self, a: u32, v: u8) -> bool {
+        self.vram_write(a, 1, v as u32) || !self.is_mmio_high(a)
     }
 
     #[cold]
     fn write_slow(&mut self, a: usize, v: u8, f: u8) -> bool {
         if f & F_MMIO != 0 {
-            return false;
+            return self.vram_write(a as u32, 1, v as u32);
         }
         if f & F_ROM != 0 {
             return true;
@@ -459,7 +487,10 @@ impl PhysMem {
     /// Write a word; `false` if any byte is MMIO (nothing is written then).
     #[inline(always)]
     pub fn write_u16(&mut self, addr: u32, v: u16) -> bool {
-        self.write_ram_u16(addr, v) || self.write_bytes_checked(addr, &v.to_le_bytes())
+        let a = addr & self.a20_mask;
+        self.write_ram_u16(addr, v)
+            || self.vram_write(a, 2, v as u32)
+            || self.write_bytes_checked(addr, &v.to_le_bytes())
     }
 
     /// Write a dword; `false` if any byte is MMIO (nothing is written then).

@@ -20,6 +20,13 @@ pub struct MemState<R = Bytes> {
     pub a20_mask: u32,
     /// SMRAM control register as applied, SMM flag, SMRAM visible.
     pub smram: (u8, bool, bool),
+    /// Video memory up to its last non-zero byte (the rest is zero: a
+    /// 16 MiB adapter showing a text mode costs nothing).
+    pub vram: R,
+    /// Where the linear frame buffer is mapped.
+    pub lfb_base: Option<u32>,
+    /// The video memory offset the 0xA0000 window shows.
+    pub vram_window: Option<u32>,
 }
 
 /// A byte vector that serializes as bytes, not as a sequence of numbers.
@@ -113,6 +120,11 @@ impl PhysMem {
             ),
             a20_mask: self.a20_mask,
             smram: (self.smram.control, self.smram.smm, self.smram.visible),
+            vram: RamRef(
+                &self.vram[..self.vram.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)],
+            ),
+            lfb_base: self.lfb_base,
+            vram_window: self.vram_window,
         }
     }
 
@@ -128,11 +140,23 @@ impl PhysMem {
                 self.ram.len()
             ));
         }
+        let vram = s.vram.as_ref();
+        if vram.len() > self.vram.len() {
+            return Err(format!(
+                "the snapshot has {} bytes of video memory, this machine {}",
+                vram.len(),
+                self.vram.len()
+            ));
+        }
         self.ram.copy_from_slice(ram);
         self.page_flags.copy_from_slice(&s.page_flags.0);
         self.a20_mask = s.a20_mask;
         // The page map above already routes the window as this said.
         (self.smram.control, self.smram.smm, self.smram.visible) = s.smram;
+        self.vram[..vram.len()].copy_from_slice(vram);
+        self.vram[vram.len()..].fill(0);
+        self.lfb_base = s.lfb_base;
+        self.vram_window = s.vram_window;
         self.clear_code_pages();
         Ok(())
     }

@@ -13,13 +13,23 @@
 //! Memory layout: `vram[a]` holds the four plane bytes at plane address
 //! `a` (plane p in byte p), so one load fills the latches.
 //!
+//! VBE: the Bochs/QEMU dispi registers ([`dispi`]) select a packed-pixel
+//! or 4 bpp mode over 16 MiB of video memory. That memory is the memory
+//! map's (`ringside_mmu::PhysMem`'s video memory, behind PCI BAR0 and the
+//! bank window), not this struct's: [`Vga::render_with`] reads it. The
+//! legacy planes stay here, so a planar or text mode works exactly as
+//! before; unlike QEMU, the frame buffer's first 256 KiB do not alias the
+//! planes.
+//!
 //! Time: input status 1 reports vertical retrace and display-enable from
 //! the virtual clock the board passes in (`now`, in CPU cycles): a 70 Hz
 //! frame of 449 lines, as mode 3 scans. No host clock is read.
 
+pub mod dispi;
 mod font;
 mod render;
 
+pub use dispi::Dispi;
 pub use font::{font_8x16, GLYPH_BYTES};
 pub use render::Frame;
 
@@ -74,6 +84,8 @@ pub struct Vga {
     cycles_per_frame: u64,
     /// The virtual time of the last port access (blink phase for `render`).
     last_now: u64,
+    /// The Bochs/QEMU VBE interface (ports 0x1CE/0x1CF).
+    dispi: Dispi,
 }
 
 impl std::fmt::Debug for Vga {
@@ -127,6 +139,7 @@ impl Vga {
             latch: 0,
             cycles_per_frame: (cpu_hz / FRAME_RATE_HZ).max(LINES_PER_FRAME),
             last_now: 0,
+            dispi: Dispi::default(),
         };
         v.reset();
         v
@@ -146,6 +159,29 @@ impl Vga {
         self.pel_mask = 0xFF;
         self.dac = default_dac();
         self.latch = 0;
+        self.dispi.reset();
+    }
+
+    /// The VBE interface's registers.
+    pub fn dispi(&self) -> &Dispi {
+        &self.dispi
+    }
+
+    /// The VBE interface, for the machine (pending clears) and the BIOS.
+    pub fn dispi_mut(&mut self) -> &mut Dispi {
+        &mut self.dispi
+    }
+
+    /// Write a VBE interface register (as an `OUT` pair to 0x1CE/0x1CF).
+    pub fn dispi_write(&mut self, index: u16, v: u16) {
+        self.dispi.write(dispi::INDEX_PORT, index);
+        self.dispi.write(dispi::DATA_PORT, v);
+    }
+
+    /// Read a VBE interface register.
+    pub fn dispi_read(&mut self, index: u16) -> u16 {
+        self.dispi.write(dispi::INDEX_PORT, index);
+        self.dispi.read(dispi::DATA_PORT)
     }
 
     /// Program the registers for a standard BIOS mode (3h, 7h, 0Dh, 0Eh,
@@ -200,19 +236,35 @@ impl Vga {
         self.dac[i as usize]
     }
 
+    /// The DAC's component width as a mask: 6 bits, or 8 in a VBE mode
+    /// that asked for an 8-bit DAC.
+    fn dac_mask(&self) -> u8 {
+        if self.dispi.dac_8bit() {
+            0xFF
+        } else {
+            0x3F
+        }
+    }
+
     fn color(&self) -> bool {
         self.misc & 1 != 0
     }
 
     /// Whether `port` is one of the VGA's.
     pub fn claims(port: u16) -> bool {
-        matches!(port, 0x3B0..=0x3DF)
+        matches!(port, 0x3B0..=0x3DF) || Dispi::claims(port)
     }
 
     /// Where the CPU's address lands: the offset inside the window the
     /// graphics controller maps, or `None` outside it.
     fn window_offset(&self, addr: u32) -> Option<u32> {
         let a = addr.wrapping_sub(WINDOW_BASE);
+        if self.dispi.enabled() {
+            // A VBE mode shows one 64 KiB bank at 0xA0000; packed-pixel
+            // modes are served from video memory by the memory map, so
+            // only a 4 bpp mode's planes come here.
+            return (self.dispi.window_offset().is_none() && a < 0x10000).then_some(a);
+        }
         match (self.gc[6] >> 2) & 3 {
             0 => (a < 0x20000).then_some(a),
             1 => (a < 0x10000).then_some(a),
@@ -321,6 +373,10 @@ impl Vga {
         if !Vga::claims(port) {
             return None;
         }
+        if Dispi::claims(port) {
+            self.last_now = now;
+            return Some(self.dispi.read(port) as u32);
+        }
         // Word and dword reads read consecutive byte ports.
         let mut v = 0u32;
         for i in 0..size.min(4) as u16 {
@@ -335,6 +391,10 @@ impl Vga {
             return false;
         }
         self.last_now = now;
+        if Dispi::claims(port) {
+            self.dispi.write(port, v as u16);
+            return true;
+        }
         // `out dx, ax` to an index port writes the index and then the data.
         for i in 0..size.min(4) as u16 {
             self.write_byte(port.wrapping_add(i), (v >> (8 * i)) as u8);
@@ -372,7 +432,7 @@ impl Vga {
             0x3C8 => self.dac_write_index,
             0x3C9 => {
                 let i = self.dac_read_index as usize;
-                let c = self.dac[i][self.dac_read_component as usize];
+                let c = self.dac[i][self.dac_read_component as usize] & self.dac_mask();
                 self.dac_read_component += 1;
                 if self.dac_read_component == 3 {
                     self.dac_read_component = 0;
@@ -436,7 +496,7 @@ impl Vga {
             }
             0x3C9 => {
                 // The DAC takes an entry once all three components arrived.
-                self.dac_write_latch[self.dac_write_component as usize] = v & 0x3F;
+                self.dac_write_latch[self.dac_write_component as usize] = v & self.dac_mask();
                 self.dac_write_component += 1;
                 if self.dac_write_component == 3 {
                     self.dac_write_component = 0;
@@ -470,9 +530,17 @@ impl Vga {
         }
     }
 
-    /// The frame as the monitor would show it now.
+    /// The frame as the monitor would show it now, for the legacy modes
+    /// (a VBE mode's pixels are in the machine's video memory: see
+    /// [`Vga::render_with`]; here it shows black).
     pub fn render(&self) -> Frame {
-        render::render(self)
+        render::render(self, &[])
+    }
+
+    /// The frame as the monitor would show it now, a VBE mode's pixels
+    /// read from `video_memory`.
+    pub fn render_with(&self, video_memory: &[u8]) -> Frame {
+        render::render(self, video_memory)
     }
 
     /// The text a text mode shows, one line per character row (for tests,

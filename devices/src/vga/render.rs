@@ -63,6 +63,9 @@ fn c8(v: u8) -> u8 {
 impl Vga {
     fn rgba(&self, dac_index: u8) -> [u8; 4] {
         let e = self.dac[(dac_index & self.pel_mask) as usize];
+        if self.dispi.dac_8bit() {
+            return [e[0], e[1], e[2], 0xFF];
+        }
         [c8(e[0]), c8(e[1]), c8(e[2]), 0xFF]
     }
 
@@ -102,8 +105,12 @@ impl Vga {
     }
 }
 
-/// Render the screen as currently programmed.
-pub(super) fn render(v: &Vga) -> Frame {
+/// Render the screen as currently programmed; a VBE mode's pixels come
+/// from `video_memory`.
+pub(super) fn render(v: &Vga, video_memory: &[u8]) -> Frame {
+    if v.dispi.enabled() {
+        return render_dispi(v, video_memory);
+    }
     let blanked = v.ac_index & 0x20 == 0 || v.seq[1] & 0x20 != 0;
     let graphics = v.gc[6] & 0x01 != 0;
     let lines = v.vertical_display_lines();
@@ -163,6 +170,70 @@ pub(super) fn text(v: &Vga) -> Option<String> {
         s.push('\n');
     }
     Some(s)
+}
+
+/// A VBE mode: XRES x YRES from the display start, VIRT_WIDTH pixels per
+/// line; 8 bpp through the DAC, 15/16 bpp as 5-5-5/5-6-5, 24/32 bpp as
+/// blue, green, red (and an unused byte), each little-endian as Bochs and
+/// QEMU store them; 4 bpp from the planes through the attribute palette.
+/// Bytes past the end of video memory show black.
+fn render_dispi(v: &Vga, mem: &[u8]) -> Frame {
+    let d = &v.dispi;
+    let (w, h, bpp) = d.geometry();
+    let mut f = Frame::new(w.max(1), h.max(1));
+    let start = d.start() as usize;
+    let line = d.line_bytes() as usize;
+    let bytes = super::dispi::bytes_per_pixel(bpp as u16) as usize;
+    let at = |i: usize| mem.get(i).copied().unwrap_or(0);
+    let scale5 = |c: u32| ((c << 3) | (c >> 2)) as u8;
+    let scale6 = |c: u32| ((c << 2) | (c >> 4)) as u8;
+    let mut dac = [[0u8; 4]; 256];
+    for (i, c) in dac.iter_mut().enumerate() {
+        *c = v.rgba(i as u8);
+    }
+    for y in 0..h as usize {
+        let row = start + y * line;
+        for x in 0..w as usize {
+            let c = match bpp {
+                4 => {
+                    let a = (row + x / 8) & (super::PLANE_SIZE - 1);
+                    let planes = v.vram[a];
+                    let bit = 7 - (x & 7);
+                    let mut idx = 0u8;
+                    for p in 0..4 {
+                        idx |= (((planes >> (8 * p + bit)) & 1) as u8) << p;
+                    }
+                    dac[v.attribute_to_dac(idx) as usize]
+                }
+                8 => dac[at(row + x) as usize],
+                15 | 16 => {
+                    let i = row + x * 2;
+                    let p = at(i) as u32 | (at(i + 1) as u32) << 8;
+                    if bpp == 15 {
+                        [
+                            scale5((p >> 10) & 31),
+                            scale5((p >> 5) & 31),
+                            scale5(p & 31),
+                            0xFF,
+                        ]
+                    } else {
+                        [
+                            scale5((p >> 11) & 31),
+                            scale6((p >> 5) & 63),
+                            scale5(p & 31),
+                            0xFF,
+                        ]
+                    }
+                }
+                _ => {
+                    let i = row + x * bytes;
+                    [at(i + 2), at(i + 1), at(i), 0xFF]
+                }
+            };
+            f.put(x, y, c);
+        }
+    }
+    f
 }
 
 fn fill_black(f: &mut Frame) {

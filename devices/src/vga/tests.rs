@@ -309,3 +309,197 @@ fn text_view_reads_what_the_display_shows() {
     assert!(v.set_mode(0x13));
     assert_eq!(v.text(), None, "graphics mode");
 }
+
+// --- The Bochs/QEMU VBE ("dispi") interface.
+
+fn dispi_out(v: &mut Vga, index: u16, value: u16) {
+    assert!(v.io_write(0x1CE, 2, index as u32, 0));
+    assert!(v.io_write(0x1CF, 2, value as u32, 0));
+}
+fn dispi_in(v: &mut Vga, index: u16) -> u16 {
+    assert!(v.io_write(0x1CE, 2, index as u32, 0));
+    v.io_read(0x1CF, 2, 0).unwrap() as u16
+}
+
+/// Set a VBE mode the way a driver does: shape while disabled, then enable.
+fn vbe_mode(v: &mut Vga, w: u16, h: u16, bpp: u16, flags: u16) {
+    dispi_out(v, dispi::reg::ENABLE, 0);
+    dispi_out(v, dispi::reg::XRES, w);
+    dispi_out(v, dispi::reg::YRES, h);
+    dispi_out(v, dispi::reg::BPP, bpp);
+    dispi_out(v, dispi::reg::ENABLE, dispi::enable::ENABLED | flags);
+}
+
+#[test]
+fn dispi_id_handshake_and_capabilities() {
+    let mut v = Vga::new(HZ);
+    assert_eq!(dispi_in(&mut v, 0), 0xB0C5, "the newest ID at power-on");
+    dispi_out(&mut v, 0, 0xB0C2);
+    assert_eq!(
+        dispi_in(&mut v, 0),
+        0xB0C2,
+        "a supported ID the guest wrote"
+    );
+    dispi_out(&mut v, 0, 0xB0C9);
+    assert_eq!(dispi_in(&mut v, 0), 0xB0C2, "an unknown ID is ignored");
+    assert!(v.io_write(0x1CE, 2, 0, 0));
+    assert_eq!(
+        v.io_read(0x1D0, 2, 0),
+        Some(0xB0C2),
+        "0x1D0 is a data alias"
+    );
+    assert_eq!(dispi_in(&mut v, dispi::reg::VIDEO_MEMORY_64K), 256);
+    dispi_out(&mut v, dispi::reg::ENABLE, dispi::enable::GETCAPS);
+    assert_eq!(dispi_in(&mut v, dispi::reg::XRES), dispi::MAX_XRES);
+    assert_eq!(dispi_in(&mut v, dispi::reg::YRES), dispi::MAX_YRES);
+    assert_eq!(dispi_in(&mut v, dispi::reg::BPP), 32);
+    dispi_out(&mut v, dispi::reg::ENABLE, 0);
+    dispi_out(&mut v, dispi::reg::XRES, 800);
+    assert_eq!(dispi_in(&mut v, dispi::reg::XRES), 800);
+    dispi_out(&mut v, dispi::reg::BPP, 7);
+    assert_eq!(
+        dispi_in(&mut v, dispi::reg::BPP),
+        8,
+        "an unknown depth is ignored"
+    );
+    dispi_out(&mut v, dispi::reg::XRES, 9999);
+    assert_eq!(dispi_in(&mut v, dispi::reg::XRES), 800, "past the maximum");
+}
+
+#[test]
+fn dispi_enable_fixes_the_shape_and_asks_for_a_clear() {
+    let mut v = Vga::new(HZ);
+    vbe_mode(&mut v, 1024, 768, 32, dispi::enable::LFB);
+    assert!(v.dispi().enabled());
+    assert_eq!(v.dispi_mut().take_clear(), Some(1024 * 768 * 4));
+    assert_eq!(v.dispi_mut().take_clear(), None);
+    dispi_out(&mut v, dispi::reg::XRES, 640);
+    assert_eq!(
+        dispi_in(&mut v, dispi::reg::XRES),
+        1024,
+        "fixed while enabled"
+    );
+    assert_eq!(dispi_in(&mut v, dispi::reg::VIRT_WIDTH), 1024);
+    dispi_out(&mut v, dispi::reg::VIRT_WIDTH, 2048);
+    assert_eq!(dispi_in(&mut v, dispi::reg::VIRT_WIDTH), 2048);
+    assert_eq!(
+        dispi_in(&mut v, dispi::reg::VIRT_HEIGHT),
+        2048,
+        "16 MiB / 8 KiB lines"
+    );
+    dispi_out(&mut v, dispi::reg::X_OFFSET, 3);
+    dispi_out(&mut v, dispi::reg::Y_OFFSET, 2);
+    assert_eq!(v.dispi().start(), 2 * 8192 + 3 * 4);
+    // Bank window: packed modes show the bank from video memory, not the
+    // planes.
+    dispi_out(&mut v, dispi::reg::BANK, 5);
+    assert_eq!(v.dispi().window_offset(), Some(5 << 16));
+    dispi_out(&mut v, dispi::reg::BANK, 256);
+    assert_eq!(dispi_in(&mut v, dispi::reg::BANK), 5, "no bank past 16 MiB");
+    assert_eq!(
+        v.mem_read(0xA0000),
+        0xFF,
+        "the memory map serves the window"
+    );
+    vbe_mode(&mut v, 640, 480, 8, dispi::enable::NOCLEARMEM);
+    assert_eq!(v.dispi_mut().take_clear(), None, "NOCLEARMEM");
+    dispi_out(&mut v, dispi::reg::ENABLE, 0);
+    assert_eq!(
+        v.dispi().window_offset(),
+        None,
+        "disabled: legacy VGA again"
+    );
+}
+
+#[test]
+fn dispi_8bpp_renders_through_the_dac_at_6_and_8_bits() {
+    let mut v = Vga::new(HZ);
+    vbe_mode(&mut v, 640, 480, 8, 0);
+    let mut mem = vec![0u8; 1 << 20];
+    mem[640 + 3] = 7; // (3, 1)
+    out(&mut v, 0x3C8, 7);
+    for c in [63, 32, 0] {
+        out(&mut v, 0x3C9, c);
+    }
+    let f = v.render_with(&mem);
+    assert_eq!((f.width, f.height), (640, 480));
+    assert_eq!(f.pixel(3, 1), [255, 130, 0, 255]);
+    assert_eq!(
+        v.render().pixel(3, 1),
+        v.render().pixel(0, 0),
+        "no memory: black"
+    );
+    // 8-bit DAC: components as written.
+    vbe_mode(
+        &mut v,
+        640,
+        480,
+        8,
+        dispi::enable::DAC_8BIT | dispi::enable::NOCLEARMEM,
+    );
+    out(&mut v, 0x3C8, 7);
+    for c in [200, 100, 50] {
+        out(&mut v, 0x3C9, c);
+    }
+    out(&mut v, 0x3C7, 7);
+    assert_eq!(inb(&mut v, 0x3C9), 200);
+    assert_eq!(v.render_with(&mem).pixel(3, 1), [200, 100, 50, 255]);
+}
+
+#[test]
+fn dispi_16_and_32bpp_render_with_offsets() {
+    let mut v = Vga::new(HZ);
+    vbe_mode(&mut v, 320, 200, 16, 0);
+    let mut mem = vec![0u8; 1 << 20];
+    // (1, 0) pure red, (2, 0) pure green in 5-6-5.
+    mem[2..4].copy_from_slice(&0xF800u16.to_le_bytes());
+    mem[4..6].copy_from_slice(&0x07E0u16.to_le_bytes());
+    let f = v.render_with(&mem);
+    assert_eq!(f.pixel(1, 0), [255, 0, 0, 255]);
+    assert_eq!(f.pixel(2, 0), [0, 255, 0, 255]);
+    assert_eq!(f.pixel(0, 0), [0, 0, 0, 255]);
+    dispi_out(&mut v, dispi::reg::X_OFFSET, 1);
+    assert_eq!(
+        v.render_with(&mem).pixel(0, 0),
+        [255, 0, 0, 255],
+        "display start"
+    );
+
+    vbe_mode(&mut v, 800, 600, 32, 0);
+    dispi_out(&mut v, dispi::reg::VIRT_WIDTH, 1000);
+    let line = 1000 * 4;
+    // (5, 2) = B, G, R, X bytes.
+    mem[2 * line + 5 * 4..2 * line + 5 * 4 + 4].copy_from_slice(&[0x10, 0x20, 0x30, 0]);
+    let f = v.render_with(&mem);
+    assert_eq!((f.width, f.height), (800, 600));
+    assert_eq!(f.pixel(5, 2), [0x30, 0x20, 0x10, 255]);
+    dispi_out(&mut v, dispi::reg::Y_OFFSET, 1);
+    assert_eq!(v.render_with(&mem).pixel(5, 1), [0x30, 0x20, 0x10, 255]);
+}
+
+#[test]
+fn dispi_4bpp_draws_through_the_planes() {
+    let mut v = Vga::new(HZ);
+    assert!(v.set_mode(0x12));
+    vbe_mode(&mut v, 800, 600, 4, 0);
+    assert_eq!(
+        v.dispi().window_offset(),
+        None,
+        "planar: the VGA serves the window"
+    );
+    // Write mode 0, all planes: pixel 0 colour 15; plane 2 only: pixel 9
+    // colour 4 (second byte, bit 6).
+    v.mem_write(0xA0000, 0x80);
+    seq(&mut v, 2, 0x04);
+    v.mem_write(0xA0001, 0x40);
+    // Line 1 starts 100 bytes in (800 / 8).
+    seq(&mut v, 2, 0x0F);
+    v.mem_write(0xA0000 + 100, 0x80);
+    let f = v.render_with(&[]);
+    assert_eq!((f.width, f.height), (800, 600));
+    let white = f.pixel(0, 0);
+    assert_eq!(white, [255, 255, 255, 255]);
+    assert_eq!(f.pixel(9, 0), [0xAA, 0, 0, 255], "EGA red");
+    assert_eq!(f.pixel(1, 0), [0, 0, 0, 255]);
+    assert_eq!(f.pixel(0, 1), white);
+}

@@ -460,7 +460,7 @@ impl Debugger {
             },
             "screenshot" => match words.as_slice() {
                 [file] => {
-                    let frame = m.pc.vga.render();
+                    let frame = m.frame();
                     let png = super::png::encode(frame.width, frame.height, &frame.rgba);
                     std::fs::write(file, png).map_err(|e| format!("{file}: cannot write: {e}"))?;
                     Reply::ok(format!(
