@@ -496,7 +496,10 @@ impl PhysMem {
     /// Write a dword; `false` if any byte is MMIO (nothing is written then).
     #[inline(always)]
     pub fn write_u32(&mut self, addr: u32, v: u32) -> bool {
-        self.write_ram_u32(addr, v) || self.write_bytes_checked(addr, &v.to_le_bytes())
+        let a = addr & self.a20_mask;
+        self.write_ram_u32(addr, v)
+            || self.vram_write(a, 4, v)
+            || self.write_bytes_checked(addr, &v.to_le_bytes())
     }
 
     /// The fast half of [`PhysMem::write_u8`]: write only to a plain RAM
