@@ -328,6 +328,26 @@ impl Cpu {
         self.translate_miss(lin, false, user, true)
     }
 
+    /// The segment half of the fast paths: `len` bytes at `s:off` in a
+    /// present, accessible (expand-up data, or readable code on a read)
+    /// segment within its limit, no data breakpoint armed and no #AC
+    /// possible. Gives the linear address and whether the access is a user
+    /// one; `None` sends the access down the full path.
+    #[inline(always)]
+    fn fast_linear(&self, s: SegReg, off: u32, len: u32, write: bool) -> Option<(u32, bool)> {
+        let seg = &self.segs[s as usize];
+        let (mask, want) = if write { (0x9E, 0x92) } else { (0x9C, 0x90) };
+        let last = off.checked_add(len.checked_sub(1)?)?;
+        if seg.attrs & mask != want || last > seg.limit || self.bp_data {
+            return None;
+        }
+        let user = self.cpl == 3;
+        if user && self.cr[0] & crate::regs::cr0::AM != 0 && self.flags.control(flags::AC) {
+            return None;
+        }
+        Some((seg.base.wrapping_add(off), user))
+    }
+
     /// The physical address of the usual access, decided in one straight
     /// run: a present expand-up data segment (writable for a write) with
     /// every byte inside its limit, no data breakpoint armed, no alignment
@@ -337,17 +357,7 @@ impl Cpu {
     /// nothing here changes state.
     #[inline(always)]
     fn fast_phys(&self, s: SegReg, off: u32, size: u8, write: bool) -> Option<u32> {
-        let seg = &self.segs[s as usize];
-        let (mask, want) = if write { (0x9E, 0x92) } else { (0x9C, 0x90) };
-        let last = off.checked_add(size as u32 - 1)?;
-        if seg.attrs & mask != want || last > seg.limit || self.bp_data {
-            return None;
-        }
-        let user = self.cpl == 3;
-        if user && self.cr[0] & crate::regs::cr0::AM != 0 && self.flags.control(flags::AC) {
-            return None;
-        }
-        let lin = seg.base.wrapping_add(off);
+        let (lin, user) = self.fast_linear(s, off, size as u32, write)?;
         if !self.paging {
             return Some(lin);
         }
@@ -362,17 +372,7 @@ impl Cpu {
     /// with paging off too, since the memory map decides per page). Counts
     /// nothing; the caller counts `hits` TLB hits once it has used it.
     pub(crate) fn fast_range(&self, s: SegReg, off: u32, len: u32, write: bool) -> Option<u32> {
-        let seg = &self.segs[s as usize];
-        let (mask, want) = if write { (0x9E, 0x92) } else { (0x9C, 0x90) };
-        let last = off.checked_add(len.checked_sub(1)?)?;
-        if seg.attrs & mask != want || last > seg.limit || self.bp_data {
-            return None;
-        }
-        let user = self.cpl == 3;
-        if user && self.cr[0] & crate::regs::cr0::AM != 0 && self.flags.control(flags::AC) {
-            return None;
-        }
-        let lin = seg.base.wrapping_add(off);
+        let (lin, user) = self.fast_linear(s, off, len, write)?;
         if (lin & 0xFFF) + len > 0x1000 {
             return None;
         }
