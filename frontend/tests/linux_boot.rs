@@ -8,6 +8,8 @@
 //! this test is required. Without the variable (a developer machine without
 //! the image) it says so and does nothing.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -63,13 +65,8 @@ fn linux_i686_boots_to_a_shell_on_our_bios() {
     );
     // The kernel's VGA console was on screen too: the last screen is 80x25
     // text (720x400) and far from blank.
-    let file = std::fs::File::open(&shot).expect("screenshot written at exit");
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (720, 400));
+    let (width, height, buf) = common::read_rgba_png(&shot);
+    assert_eq!((width, height), (720, 400));
     let lit = buf.chunks(4).filter(|p| p[0] > 0x80).count();
     assert!(
         lit > 5_000,

@@ -11,6 +11,8 @@
 //! one small file on the FAT partition, so its `panic=-1` (8 bytes) is
 //! overwritten in place with `vga=788 ` (the same length).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,17 +58,12 @@ fn boot(image: &Path, extra: &[&str], tag: &str) -> (String, (u32, u32), usize, 
         .unwrap();
     let console = std::fs::read_to_string(&serial).unwrap_or_default();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let file = std::fs::File::open(&shot).expect("screenshot written at exit");
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
+    let (width, height, buf) = common::read_rgba_png(&shot);
     let lit = buf.chunks(4).filter(|p| p[0] > 0x80).count();
     let _ = std::fs::remove_file(&serial);
     let _ = std::fs::remove_file(&shot);
     assert_eq!(out.status.code(), Some(0), "{stderr}\n{console}");
-    (console, (info.width, info.height), lit, stderr)
+    (console, (width as u32, height as u32), lit, stderr)
 }
 
 fn check(console: &str, size: (u32, u32), lit: usize, lfb: &str, stderr: &str) {
