@@ -983,3 +983,82 @@ fn sixteen_bit_call_gate_copies_word_parameters() {
         "RETF 4 dropped the parameters on the outer stack"
     );
 }
+
+/// Run `body` at CPL 0 with SS = `ss` and ESP = `esp`; EBX receives ESP
+/// right after the body. Returns EBX and how the snippet ended.
+fn run_on_stack(
+    cpu: &mut Cpu,
+    ss_sel: u16,
+    start: u32,
+    body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> (u32, End) {
+    let mut bus = TestBus::default();
+    let end = run(cpu, 0, &mut bus, |a| {
+        a.mov(ax, ss_sel as u32)?;
+        a.mov(ss, ax)?;
+        a.mov(esp, start)?;
+        body(a)?;
+        a.mov(ebx, esp)
+    });
+    (cpu.regs[gpr::EBX], end)
+}
+
+#[test]
+fn pop_ss_uses_the_old_stack_width() {
+    // SDM Vol. 2B POP: the increment uses the address size of the stack the
+    // value is popped from; SS is loaded afterwards.
+    let mut cpu = machine();
+    // 16-bit stack → 32-bit SS: only SP moves (0xFFFC + 2 wraps to 0), the
+    // upper half of ESP is kept.
+    write(&mut cpu, 0xFFFC, &DATA0.to_le_bytes());
+    let (after, end) = run_on_stack(&mut cpu, DATA0_16BIT_STACK, 0x0002_FFFC, |a| {
+        a.db(&[0x66, 0x17]) // o16 pop ss
+    });
+    assert_end!(end, End::Done);
+    assert_eq!(after, 0x0002_FFFE);
+    assert_eq!(cpu.segs[SegReg::Ss as usize].selector, DATA0);
+    // The case: a 32-bit pop (4 bytes) from a 16-bit stack.
+    write(&mut cpu, 0xFFFC, &(DATA0 as u32).to_le_bytes());
+    let (after, end) = run_on_stack(&mut cpu, DATA0_16BIT_STACK, 0x0002_FFFC, |a| a.pop(ss));
+    assert_end!(end, End::Done);
+    assert_eq!(after, 0x0002_0000, "SP wraps at 64 KiB, ESP[31:16] kept");
+    // 32-bit stack → 16-bit SS: the whole ESP moves.
+    write(
+        &mut cpu,
+        0x0001_FFFC,
+        &(DATA0_16BIT_STACK as u32).to_le_bytes(),
+    );
+    let (after, end) = run_on_stack(&mut cpu, DATA0, 0x0001_FFFC, |a| a.pop(ss));
+    assert_end!(end, End::Done);
+    assert_eq!(after, 0x0002_0000, "ESP carries into bit 16");
+    assert_eq!(cpu.segs[SegReg::Ss as usize].selector, DATA0_16BIT_STACK);
+    // A faulting POP SS leaves ESP alone.
+    write(&mut cpu, 0x0001_FFFC, &(DATA3 as u32).to_le_bytes());
+    let mut bus = TestBus::default();
+    let end = run(&mut cpu, 0, &mut bus, |a| {
+        a.mov(esp, 0x0001_FFFCu32)?;
+        a.pop(ss)
+    });
+    assert_end!(end, gp(DATA3 as u32 & !3));
+    // The #GP frame (error code, EIP, CS, EFLAGS) sits right below the
+    // untouched ESP.
+    assert_eq!(cpu.regs[gpr::ESP], 0x0001_FFFC - 16);
+}
+
+#[test]
+fn pop_data_segment_registers_wrap_sp_on_a_16_bit_stack() {
+    let mut cpu = machine();
+    for (op, width) in [
+        (&[0x66u8, 0x1F][..], 2u32),  // o16 pop ds
+        (&[0x07][..], 4),             // pop es
+        (&[0x66, 0x0F, 0xA1][..], 2), // o16 pop fs
+        (&[0x0F, 0xA9][..], 4),       // pop gs
+    ] {
+        write(&mut cpu, 0xFFFE, &[DATA0 as u8, 0]);
+        write(&mut cpu, 0, &[0, 0, 0, 0]);
+        let start = 0x0003_0000 | (0x1_0000 - width);
+        let (after, end) = run_on_stack(&mut cpu, DATA0_16BIT_STACK, start, |a| a.db(op));
+        assert_end!(end, End::Done);
+        assert_eq!(after, 0x0003_0000, "{op:02x?}: SP wraps, ESP[31:16] kept");
+    }
+}

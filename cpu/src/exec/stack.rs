@@ -79,12 +79,24 @@ fn pop_mem(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     r
 }
 
+/// POP Sreg. The increment uses the stack's address size *before* the load
+/// (SDM Vol. 2B POP: "IF StackAddrSize = 32 THEN ... ESP ← ESP + 4 ELSE SP ←
+/// SP + 2" is evaluated with the SS in force when the pop reads): POP SS
+/// from a 16-bit stack changes only SP, even when the new SS is 32-bit, and
+/// from a 32-bit stack the whole ESP, even when the new SS is 16-bit. ESP
+/// changes only once the load has succeeded (a fault leaves it as it was).
 fn pop_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let size = stack_size(e);
     let s = SegReg::from_iced(e.ins.op0_register());
     let v = cpu.stack_peek(bus, 0, size)? as u16;
+    let esp = cpu.regs[gpr::ESP];
+    let new_esp = if cpu.segs[SegReg::Ss as usize].big() {
+        esp.wrapping_add(size as u32)
+    } else {
+        (esp & 0xFFFF_0000) | (esp as u16).wrapping_add(size as u16) as u32
+    };
     cpu.load_seg(bus, s, v)?;
-    cpu.stack_adjust(size as u32);
+    cpu.regs[gpr::ESP] = new_esp;
     if s == SegReg::Ss {
         cpu.inhibit_at = cpu.instructions + 1;
     }
