@@ -282,3 +282,126 @@ fn self_modifying_code_through_a_linear_alias() {
     );
     assert!(cpu.decode_cache.invalidations > 0);
 }
+
+/// What ENTER left behind when it faulted: how it ended, CR2, EBP, the
+/// ESP of the interrupted code (from the exception frame) and the byte at
+/// the saved EIP.
+struct EnterOutcome {
+    end: End,
+    cr2: u32,
+    ebp: u32,
+    esp: u32,
+    at_eip: u8,
+}
+
+const EBP_MARK: u32 = 0x1234_5678;
+
+/// Run `enter` (raw bytes) at `cpl` with ESP = `start` on the flat stack
+/// (or, with `stack16`, on the 16-bit ring-0 stack segment).
+fn run_enter(cpu: &mut Cpu, cpl: u8, stack16: bool, start: u32, op: &[u8]) -> EnterOutcome {
+    let mut bus = TestBus::default();
+    cpu.cr[2] = 0;
+    let end = run(cpu, cpl, &mut bus, |a| {
+        if stack16 {
+            a.mov(ax, DATA0_16BIT_STACK as u32)?;
+            a.mov(ss, ax)?;
+        }
+        a.mov(ebp, EBP_MARK)?;
+        a.mov(esp, start)?;
+        a.db(op)
+    });
+    let top = cpu.regs[ringside_cpu::gpr::ESP];
+    // Error code, EIP, CS, EFLAGS, then ESP when the fault changed rings.
+    let old_esp = if cpl == 3 {
+        rd32(cpu, top + 16)
+    } else {
+        top + 16
+    };
+    let eip = rd32(cpu, top + 4);
+    EnterOutcome {
+        end,
+        cr2: cpu.cr[2],
+        ebp: cpu.regs[ringside_cpu::gpr::EBP],
+        esp: old_esp,
+        at_eip: cpu.mem.peek(eip),
+    }
+}
+
+fn assert_enter_faults(o: EnterOutcome, code: u32, want_cr2: u32, start: u32, op0: u8) {
+    assert_end!(o.end, pf(code));
+    assert_eq!(o.cr2, want_cr2, "CR2 is the final frame's address");
+    assert_eq!(o.ebp, EBP_MARK, "EBP unchanged");
+    assert_eq!(o.esp, start, "ESP unchanged");
+    assert_eq!(o.at_eip, op0, "the saved EIP is the ENTER");
+}
+
+#[test]
+fn enter_faults_on_a_final_frame_the_page_tables_forbid() {
+    let (mut cpu, _) = paged_machine(0);
+    // The page above TEST_PAGE holds EBP's push; the final ESP of a
+    // 16-byte frame lands 12 bytes below it, on TEST_PAGE.
+    let start = TEST_PAGE + 0x1008;
+    let enter32 = [0xC8, 0x10, 0x00, 0x00]; // enter 16, 0
+    let enter16 = [0x66, 0xC8, 0x10, 0x00, 0x00]; // o16 enter 16, 0
+    let final32 = start - 4 - 16;
+    let final16 = start - 2 - 16;
+    // User write to a supervisor page: P|W|U.
+    set_pte(&mut cpu, TEST_PAGE, TEST_PAGE | 3);
+    let o = run_enter(&mut cpu, 3, false, start, &enter32);
+    assert_enter_faults(o, 0b111, final32, start, 0xC8);
+    let o = run_enter(&mut cpu, 3, false, start, &enter16);
+    assert_enter_faults(o, 0b111, final16, start, 0x66);
+    // Not present: W|U.
+    set_pte(&mut cpu, TEST_PAGE, 0);
+    let o = run_enter(&mut cpu, 3, false, start, &enter32);
+    assert_enter_faults(o, 0b110, final32, start, 0xC8);
+    // Read-only user page: P|W|U.
+    set_pte(&mut cpu, TEST_PAGE, TEST_PAGE | 5);
+    let o = run_enter(&mut cpu, 3, false, start, &enter16);
+    assert_enter_faults(o, 0b111, final16, start, 0x66);
+    // A writable user page: ENTER completes.
+    set_pte(&mut cpu, TEST_PAGE, TEST_PAGE | 7);
+    let o = run_enter(&mut cpu, 3, false, start, &enter32);
+    assert_end!(o.end, End::Done);
+    // A frame of zero bytes writes nothing beyond EBP's push.
+    set_pte(&mut cpu, TEST_PAGE, 0);
+    let o = run_enter(&mut cpu, 3, false, TEST_PAGE + 0x1004, &[0xC8, 0, 0, 0]);
+    assert_end!(o.end, End::Done);
+}
+
+#[test]
+fn enter_on_a_16_bit_stack_checks_the_final_sp() {
+    let (mut cpu, _) = paged_machine(0);
+    // SS is 16-bit: the final pointer is SP - 64 (page 0xE000), not present;
+    // the exception frame (at CPL 0, on the same stack) fits above it.
+    let page = 0xE000;
+    set_pte(&mut cpu, page, 0);
+    let start = 0xF018;
+    let o = run_enter(&mut cpu, 0, true, start, &[0x66, 0xC8, 0x40, 0x00, 0x00]);
+    assert_enter_faults(o, 0b010, start - 2 - 0x40, start, 0x66);
+    let o = run_enter(&mut cpu, 0, true, start, &[0xC8, 0x40, 0x00, 0x00]);
+    assert_enter_faults(o, 0b010, start - 4 - 0x40, start, 0xC8);
+    set_pte(&mut cpu, page, page | 3);
+    let o = run_enter(&mut cpu, 0, true, start, &[0xC8, 0x40, 0x00, 0x00]);
+    assert_end!(o.end, End::Done);
+}
+
+#[test]
+fn enter_at_cpl0_honours_cr0_wp() {
+    let (mut cpu, _) = paged_machine(0);
+    set_pte(&mut cpu, TEST_PAGE, TEST_PAGE | 5); // read-only
+    let start = TEST_PAGE + 0x1018;
+    let enter32 = [0xC8, 0x40, 0x00, 0x00];
+    // WP clear: a supervisor write to a read-only page is allowed.
+    let o = run_enter(&mut cpu, 0, false, start, &enter32);
+    assert_end!(o.end, End::Done);
+    let mut bus = TestBus::default();
+    let end = run(&mut cpu, 0, &mut bus, |a| {
+        a.mov(eax, cr0)?;
+        a.or(eax, 1u32 << 16)?;
+        a.mov(cr0, eax)
+    });
+    assert_end!(end, End::Done);
+    let o = run_enter(&mut cpu, 0, false, start, &enter32);
+    assert_enter_faults(o, 0b011, start - 4 - 0x40, start, 0xC8);
+}

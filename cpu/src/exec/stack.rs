@@ -243,14 +243,21 @@ fn enter_body(
         }
         cpu.push(bus, size, frame)?;
     }
-    // Touch the last byte of the new frame so a stack fault happens here.
+    // SDM Vol. 2A ENTER, exceptions: #SS(0) "if the new value of the stack
+    // pointer is outside the stack segment limit" and #PF "if a write using
+    // the final value of the stack pointer (within the current stack
+    // segment) would cause a page fault". Probe a write of one byte at the
+    // final ESP through the segment and the page tables (a user write at
+    // CPL 3), so a fault is raised here, with CR2 and the page's error code,
+    // and `enter` puts every register back.
     let new_esp = if big {
         cpu.regs[gpr::ESP].wrapping_sub(alloc)
     } else {
         cpu.regs[gpr::ESP].wrapping_sub(alloc) & 0xFFFF
     };
     if alloc > 0 {
-        cpu.seg_check_write(SegReg::Ss, new_esp, 1)?;
+        let lin = cpu.seg_check_write(SegReg::Ss, new_esp, 1)?;
+        cpu.translate(lin, true, cpu.cpl == 3)?;
     }
     if size == 2 {
         cpu.regs[gpr::EBP] = (cpu.regs[gpr::EBP] & 0xFFFF_0000) | (frame & 0xFFFF);
