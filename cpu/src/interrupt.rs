@@ -33,6 +33,10 @@ fn with_ext(f: Fault, ext: u32) -> Fault {
     }
 }
 
+/// The most deliveries one fault may chain into (each a fault raised while
+/// delivering the previous one) before the processor shuts down.
+const MAX_DELIVERY_STEPS: usize = 8;
+
 /// Cycles charged for delivering an exception or interrupt (roughly a P6's
 /// real-mode INT latency).
 const DELIVERY_CYCLES: u64 = 20;
@@ -223,7 +227,12 @@ impl Cpu {
         // Walk the double-fault table: a fault while delivering becomes the
         // next thing to deliver, combined by class.
         let mut first: Option<Fault> = None;
-        loop {
+        // Faults raised while delivering come only from the delivery's own
+        // checks (contributory or #PF, SDM Table 6-4), so the table reaches
+        // #DF within three steps and shutdown one step later. The bound
+        // makes that a guarantee: nesting ends even if a new delivery path
+        // ever returned a benign fault.
+        for _ in 0..MAX_DELIVERY_STEPS {
             self.last_exception = Some(current);
             match self.interrupt(bus, current.vector, Source::Exception, current.error) {
                 Ok(()) => return,
@@ -251,6 +260,9 @@ impl Cpu {
                 }
             }
         }
+        log::warn!("{current} still faulting after {MAX_DELIVERY_STEPS} deliveries: shutdown");
+        self.shutdown = true;
+        self.attention |= crate::processor::ATTN_STOP;
     }
 
     /// Deliver an interrupt or exception: through the IVT in real mode,
@@ -310,7 +322,11 @@ impl Cpu {
             return self.task_switch(
                 bus,
                 tss,
-                crate::task::SwitchKind::Interrupt,
+                if source == Source::Software {
+                    crate::task::SwitchKind::Interrupt
+                } else {
+                    crate::task::SwitchKind::Event
+                },
                 error.filter(|_| has_error_code(vector)),
             );
         }

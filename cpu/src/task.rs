@@ -23,8 +23,27 @@ pub enum SwitchKind {
     Call,
     /// IRET with NT set: back to the task in the back link.
     Iret,
-    /// An interrupt or exception through a task gate.
+    /// A software interrupt (INT n, INT3, INTO) through a task gate.
     Interrupt,
+    /// An exception, NMI or external interrupt through a task gate. Like
+    /// `Interrupt` for the busy bits, NT and the back link; a fault after
+    /// the commit point is returned to the delivery that started the
+    /// switch, which combines it with the event being delivered by the
+    /// double-fault rules (SDM Vol. 3A §6.15, Table 6-5) instead of starting
+    /// a fresh delivery — so a chain of task gates to bad TSSs ends in #DF
+    /// and then shutdown rather than recursing without bound.
+    Event,
+}
+
+impl SwitchKind {
+    /// The switch nests the new task (CALL-like): NT set, back link written,
+    /// the old task stays busy.
+    fn nests(self) -> bool {
+        matches!(
+            self,
+            SwitchKind::Call | SwitchKind::Interrupt | SwitchKind::Event
+        )
+    }
 }
 
 const TSS32_MIN_LIMIT: u32 = 0x67;
@@ -139,7 +158,7 @@ impl Cpu {
             self.set_tss_busy(bus, sel, true)?;
         }
         let nbase = d.base();
-        if matches!(kind, SwitchKind::Call | SwitchKind::Interrupt) {
+        if kind.nests() {
             self.write_system(bus, nbase, 2, self.tr.selector as u32)?;
         }
         // Read the incoming state before anything is loaded.
@@ -173,7 +192,7 @@ impl Cpu {
             ldt = self.read_system_u16(bus, nbase + 0x2A)?;
             trap = false;
         }
-        if matches!(kind, SwitchKind::Call | SwitchKind::Interrupt) {
+        if kind.nests() {
             new_flags |= NT;
         }
 
@@ -197,20 +216,18 @@ impl Cpu {
         }
         self.ldtr.selector = ldt;
         self.poll_interrupts();
-        if let Err(f) = self.load_task_segments(bus, sels, ldt, new_flags & VM != 0) {
+        if let Err(f) = self.after_commit(bus, sels, ldt, new_flags & VM != 0, new32, error) {
+            // SDM Vol. 3A §7.3: faults after the commit point are handled in
+            // the context of the new task. During an event delivery the
+            // caller delivers it (and applies the double-fault table); for
+            // an instruction (JMP, CALL, IRET, INT n) it is delivered here,
+            // once: that delivery's own task switches are `Event`s, so this
+            // never nests deeper.
+            if kind == SwitchKind::Event {
+                return Err(f);
+            }
             self.deliver_fault(bus, f);
             return Ok(());
-        }
-        if self.eip > self.segs[SegReg::Cs as usize].limit {
-            self.deliver_fault(bus, Fault::gp(0));
-            return Ok(());
-        }
-        if let Some(e) = error {
-            let size = if new32 { 4 } else { 2 };
-            if let Err(f) = self.push(bus, size, e) {
-                self.deliver_fault(bus, f);
-                return Ok(());
-            }
         }
         if trap {
             // The T bit raises #DB after the switch (DR6.BT), before the new
@@ -218,6 +235,28 @@ impl Cpu {
             self.dr[6] |= 1 << 15;
             self.pending_debug_trap = true;
             self.poll_interrupts();
+        }
+        Ok(())
+    }
+
+    /// The steps after the commit point that can fault: the new task's
+    /// segments, its EIP against the CS limit, and the error code of an
+    /// exception delivered through a task gate, pushed on the new stack.
+    fn after_commit(
+        &mut self,
+        bus: &mut dyn Bus,
+        sels: [u16; 6],
+        ldt: u16,
+        v86: bool,
+        new32: bool,
+        error: Option<u32>,
+    ) -> Result<(), Fault> {
+        self.load_task_segments(bus, sels, ldt, v86)?;
+        if self.eip > self.segs[SegReg::Cs as usize].limit {
+            return Err(Fault::gp(0));
+        }
+        if let Some(e) = error {
+            self.push(bus, if new32 { 4 } else { 2 }, e)?;
         }
         Ok(())
     }
