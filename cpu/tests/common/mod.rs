@@ -98,6 +98,13 @@ pub fn set_idt(cpu: &mut Cpu, v: u8, d: u64) {
 
 pub fn machine() -> Cpu {
     let mut cpu = Cpu::new(PhysMem::new(4 << 20));
+    setup_machine(&mut cpu);
+    cpu
+}
+
+/// Build the harness's tables in `cpu.mem` (zeroed RAM below 0x30000) and
+/// put a just-reset `cpu` in protected mode on them.
+pub fn setup_machine(cpu: &mut Cpu) {
     for (sel, d) in [
         (CODE0, seg(0, 0xFFFFF, 0x9A, 0xC)),
         (DATA0, seg(0, 0xFFFFF, 0x92, 0xC)),
@@ -117,35 +124,30 @@ pub fn machine() -> Cpu {
         (DATA0_16BIT_STACK, seg(0, 0xFFFF, 0x92, 0x0)),
         (CODE1, seg(0, 0xFFFFF, 0xBA, 0xC)),
     ] {
-        set_gdt(&mut cpu, sel, d);
+        set_gdt(cpu, sel, d);
     }
     // LDT entry 0 (selector 0x04): ring-0 data.
-    write(
-        &mut cpu,
-        LDT,
-        &seg(0x4_0000, 0xFFF, 0x92, 0x4).to_le_bytes(),
-    );
+    write(cpu, LDT, &seg(0x4_0000, 0xFFF, 0x92, 0x4).to_le_bytes());
     // Every exception vector halts at its own address, ring 0.
     for v in 0..=255u8 {
         let at = HANDLERS + v as u32 * 16;
-        write(&mut cpu, at, &[0xF4]);
+        write(cpu, at, &[0xF4]);
         let dpl = if matches!(v, 3 | 4 | DONE) { 3 } else { 0 };
         let typ = if v == DONE { 0xF } else { 0xE };
-        set_idt(&mut cpu, v, gate(CODE0, at, typ, dpl, 0));
+        set_idt(cpu, v, gate(CODE0, at, typ, dpl, 0));
     }
     // TSS: ring-0 stack, I/O bitmap with ports 0x60-0x6F closed, rest open.
-    write(&mut cpu, TSS + 4, &STACK0.to_le_bytes());
-    write(&mut cpu, TSS + 8, &(DATA0 as u32).to_le_bytes());
-    write(&mut cpu, TSS + 0x66, &0x68u16.to_le_bytes());
-    write(&mut cpu, TSS + 0x68 + 0x60 / 8, &[0xFF, 0xFF]);
-    write(&mut cpu, TSS + 0x68 + 0x2000, &[0xFF]);
+    write(cpu, TSS + 4, &STACK0.to_le_bytes());
+    write(cpu, TSS + 8, &(DATA0 as u32).to_le_bytes());
+    write(cpu, TSS + 0x66, &0x68u16.to_le_bytes());
+    write(cpu, TSS + 0x68 + 0x60 / 8, &[0xFF, 0xFF]);
+    write(cpu, TSS + 0x68 + 0x2000, &[0xFF]);
     cpu.gdtr.base = GDT;
     cpu.gdtr.limit = 0xFF;
     cpu.idtr.base = IDT;
     cpu.idtr.limit = 0x7FF;
     cpu.cr[0] |= 1;
     cpu.tr = Descriptor(seg(TSS, 0x68 + 0x2000, 0x8B, 0)).to_segment(TSS_SEL);
-    cpu
 }
 
 pub fn load(cpu: &mut Cpu, s: SegReg, sel: u16) {
