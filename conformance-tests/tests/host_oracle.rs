@@ -5,7 +5,9 @@
 //! SETcc/CMOVcc groups at 8/16/32-bit sizes, with random registers and status
 //! flags. It runs natively (x86-64 hosts) and in Ringside; results and every
 //! flag the SDM defines for that instruction must agree (see
-//! `ringside_conformance::oracle::expectation`). A failure shrinks to a
+//! `ringside_conformance::oracle::expectation`). CMPXCHG8B, whose operand
+//! is memory, has its own runners on both sides and is compared on EDX:EAX,
+//! the quadword in memory and the status flags. A failure shrinks to a
 //! minimal case and prints it in NASM syntax with a register/flag diff.
 //!
 //! 256 cases per group by default; `PROPTEST_CASES=N` changes that.
@@ -936,6 +938,189 @@ mod host {
         fn flag_chains(chain in chain_strategy()) {
             check_chain(&chain)?;
         }
+    }
+
+    /// The inputs of one CMPXCHG8B case: EDX:EAX, ECX:EBX, the quadword in
+    /// memory, the status flags, and whether the LOCK prefix is used.
+    #[derive(Clone, Copy, Debug)]
+    struct Cx8Case {
+        edx_eax: u64,
+        ecx_ebx: u64,
+        mem: u64,
+        eflags: u32,
+        lock: bool,
+    }
+
+    /// What CMPXCHG8B leaves: EDX:EAX, the quadword in memory, the status
+    /// flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Cx8Out {
+        edx_eax: u64,
+        mem: u64,
+        status: u32,
+    }
+
+    const STATUS: u32 = flags::CF | flags::PF | flags::AF | flags::ZF | flags::SF | flags::OF;
+
+    fn cx8_case() -> impl Strategy<Value = Cx8Case> {
+        let quad = || (reg_value(), reg_value()).prop_map(|(lo, hi)| (hi as u64) << 32 | lo as u64);
+        (
+            quad(),
+            quad(),
+            quad(),
+            0u8..4,
+            status_flags(),
+            any::<bool>(),
+        )
+            .prop_map(|(edx_eax, ecx_ebx, mem, how, eflags, lock)| {
+                // Half the cases compare equal; some differ in one half only.
+                let mem = match how {
+                    0 | 1 => edx_eax,
+                    2 => (mem & 0xFFFF_FFFF) | (edx_eax & !0xFFFF_FFFF),
+                    _ => mem,
+                };
+                Cx8Case {
+                    edx_eax,
+                    ecx_ebx,
+                    mem,
+                    eflags,
+                    lock,
+                }
+            })
+    }
+
+    /// CMPXCHG8B on the host (the same instruction in 64-bit mode: no REX.W,
+    /// so it compares EDX:EAX and stores ECX:EBX).
+    fn host_cmpxchg8b(c: &Cx8Case) -> Cx8Out {
+        let mut mem = c.mem;
+        let mut eax = c.edx_eax & 0xFFFF_FFFF;
+        let mut edx = c.edx_eax >> 32;
+        let host_flags: u64;
+        // SAFETY: reads the host's RFLAGS; touches no memory but the stack.
+        unsafe { std::arch::asm!("pushfq", "pop {}", out(reg) host_flags) };
+        // Keep the host's control flags (TF, IF, DF, ...): only the status
+        // flags come from the case.
+        let mut fl = (host_flags & !(STATUS as u64)) | (c.eflags & STATUS) as u64;
+        let ptr: *mut u64 = &mut mem;
+        // RBX is reserved by the compiler: swap the case's EBX in and out
+        // around the instruction.
+        macro_rules! run {
+            ($ins:literal) => {
+                // SAFETY: `ptr` points at `mem`, a live u64 on this stack;
+                // RBX and RFLAGS are restored before the block ends (the
+                // flags only in their status bits, which are outputs).
+                unsafe {
+                    std::arch::asm!(
+                        "xchg {b}, rbx",
+                        "push {fl}",
+                        "popfq",
+                        $ins,
+                        "pushfq",
+                        "pop {fl}",
+                        "xchg {b}, rbx",
+                        b = inout(reg) c.ecx_ebx & 0xFFFF_FFFF => _,
+                        fl = inout(reg) fl,
+                        p = in(reg) ptr,
+                        inout("rax") eax,
+                        inout("rdx") edx,
+                        in("rcx") c.ecx_ebx >> 32,
+                    )
+                }
+            };
+        }
+        if c.lock {
+            run!("lock cmpxchg8b qword ptr [{p}]");
+        } else {
+            run!("cmpxchg8b qword ptr [{p}]");
+        }
+        Cx8Out {
+            edx_eax: (edx & 0xFFFF_FFFF) << 32 | (eax & 0xFFFF_FFFF),
+            mem,
+            status: fl as u32 & STATUS,
+        }
+    }
+
+    /// CMPXCHG8B in Ringside: real mode, `cmpxchg8b [0200h]` at 1000:0100
+    /// with DS = 2000.
+    fn ringside_cmpxchg8b(c: &Cx8Case) -> Result<Cx8Out, String> {
+        use ringside_cpu::{gpr, Cpu, NullBus, PhysMem, SegReg};
+        let mut cpu = Cpu::new(PhysMem::new(1 << 20));
+        cpu.load_seg_real(SegReg::Cs, 0x1000);
+        for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
+            cpu.load_seg_real(s, 0x2000);
+        }
+        cpu.eip = 0x100;
+        let mut code = vec![0x0F, 0xC7, 0x0E, 0x00, 0x02]; // cmpxchg8b [0200h]
+        if c.lock {
+            code.insert(0, 0xF0);
+        }
+        cpu.mem.poke(0x10100, &code);
+        cpu.mem.poke(0x20200, &c.mem.to_le_bytes());
+        cpu.regs[gpr::EAX] = c.edx_eax as u32;
+        cpu.regs[gpr::EDX] = (c.edx_eax >> 32) as u32;
+        cpu.regs[gpr::EBX] = c.ecx_ebx as u32;
+        cpu.regs[gpr::ECX] = (c.ecx_ebx >> 32) as u32;
+        cpu.set_eflags(c.eflags);
+        cpu.step(&mut NullBus);
+        if let Some(f) = cpu.last_exception {
+            return Err(format!("Ringside raised {f}"));
+        }
+        if cpu.eip != 0x100 + code.len() as u32 {
+            return Err(format!("Ringside ended at IP {:04X}", cpu.eip));
+        }
+        let mem = u64::from_le_bytes(std::array::from_fn(|i| cpu.mem.peek(0x20200 + i as u32)));
+        Ok(Cx8Out {
+            edx_eax: (cpu.regs[gpr::EDX] as u64) << 32 | cpu.regs[gpr::EAX] as u64,
+            mem,
+            status: cpu.eflags() & STATUS,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// CMPXCHG8B (with and without LOCK): equal → ZF=1 and ECX:EBX
+        /// stored; different → ZF=0 and the quadword loaded into EDX:EAX
+        /// (SDM Vol. 2A CMPXCHG8B); every other status flag unchanged.
+        #[test]
+        fn cmpxchg8b(c in cx8_case()) {
+            let host = host_cmpxchg8b(&c);
+            let ours = ringside_cmpxchg8b(&c).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(ours, host, "{:x?}", c);
+        }
+    }
+
+    /// Both CMPXCHG8B runners on two hand-worked cases, so the property
+    /// above compares two working sides.
+    #[test]
+    fn cmpxchg8b_runners_by_hand() {
+        let equal = Cx8Case {
+            edx_eax: 0x1111_2222_3333_4444,
+            ecx_ebx: 0x5555_6666_7777_8888,
+            mem: 0x1111_2222_3333_4444,
+            eflags: flags::RESERVED1 | flags::CF,
+            lock: false,
+        };
+        let want = Cx8Out {
+            edx_eax: 0x1111_2222_3333_4444,
+            mem: 0x5555_6666_7777_8888,
+            status: flags::CF | flags::ZF,
+        };
+        assert_eq!(host_cmpxchg8b(&equal), want);
+        assert_eq!(ringside_cmpxchg8b(&equal), Ok(want));
+        let differ = Cx8Case {
+            mem: 0x1111_2222_3333_4445,
+            eflags: flags::RESERVED1 | flags::ZF | flags::OF,
+            lock: true,
+            ..equal
+        };
+        let want = Cx8Out {
+            edx_eax: 0x1111_2222_3333_4445,
+            mem: 0x1111_2222_3333_4445,
+            status: flags::OF,
+        };
+        assert_eq!(host_cmpxchg8b(&differ), want);
+        assert_eq!(ringside_cmpxchg8b(&differ), Ok(want));
     }
 
     /// The divide generator must never hand the host a faulting divide (that

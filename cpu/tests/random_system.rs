@@ -633,7 +633,17 @@ fn campaign_shard(
     let mut failed = Vec::new();
     let mut seed = shard;
     let mut cpu = Cpu::new(ringside_cpu::PhysMem::new(4096));
+    // RINGSIDE_CAMPAIGN_TRACE=PATH: each shard appends the seed it starts to
+    // PATH.N, so a seed that aborts the process (which no catch_unwind
+    // sees) can be found and replayed.
+    let mut trace = std::env::var("RINGSIDE_CAMPAIGN_TRACE")
+        .ok()
+        .map(|p| std::fs::File::create(format!("{p}.{shard}")).expect("trace file"));
     while seed < programs {
+        if let Some(t) = trace.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(t, "{seed}");
+        }
         match catch_unwind(AssertUnwindSafe(|| {
             run_program(&mut cpu, seed, instructions)
         })) {
