@@ -1062,3 +1062,36 @@ fn pop_data_segment_registers_wrap_sp_on_a_16_bit_stack() {
         assert_eq!(after, 0x0003_0000, "{op:02x?}: SP wraps, ESP[31:16] kept");
     }
 }
+
+#[test]
+fn return_to_a_16_bit_outer_stack_loads_only_sp() {
+    // IRET and RETF to an outer ring pop the new SS:ESP from the inner
+    // stack (with the inner stack's width); a 16-bit outer SS then gets
+    // only SP, and ESP[31:16] keep the inner stack's value — the leak that
+    // Linux's espfix works around on real processors.
+    const SS16_3: u16 = 0x93;
+    let mut cpu = machine();
+    set_gdt(&mut cpu, SS16_3, seg(0, 0xFFFF, 0xF2, 0x0));
+    // Ring-3 code: EBX = ESP, then end.
+    write(&mut cpu, CODE + 0x800, &[0x89, 0xE3, 0xCD, DONE]);
+    for iret in [true, false] {
+        let mut bus = TestBus::default();
+        let end = run(&mut cpu, 0, &mut bus, |a| {
+            a.mov(esp, 0x0001_9000u32)?;
+            a.push(SS16_3 as u32)?;
+            a.push(0xABCD_7000u32)?;
+            if iret {
+                a.push(2u32)?;
+            }
+            a.push(CODE3 as u32)?;
+            a.push(CODE + 0x800)?;
+            if iret {
+                a.iretd()
+            } else {
+                a.retf()
+            }
+        });
+        assert_end!(end, End::Done);
+        assert_eq!(cpu.regs[gpr::EBX], 0x0001_7000, "iret={iret}");
+    }
+}
