@@ -227,11 +227,12 @@ impl Cpu {
         // Walk the double-fault table: a fault while delivering becomes the
         // next thing to deliver, combined by class.
         let mut first: Option<Fault> = None;
-        // Faults raised while delivering come only from the delivery's own
-        // checks (contributory or #PF, SDM Table 6-4), so the table reaches
-        // #DF within three steps and shutdown one step later. The bound
-        // makes that a guarantee: nesting ends even if a new delivery path
-        // ever returned a benign fault.
+        // Faults raised while delivering are almost always contributory or
+        // #PF (SDM Table 6-4), so the table reaches #DF by the fourth
+        // delivery (#UD, #NP, #PF, #DF) and shutdown right after. A benign
+        // one (#AC from a frame pushed at CPL 3 through a conforming
+        // handler or a task gate, say) is delivered serially and could
+        // repeat for ever: the bound ends that as a shutdown too.
         for _ in 0..MAX_DELIVERY_STEPS {
             self.last_exception = Some(current);
             match self.interrupt(bus, current.vector, Source::Exception, current.error) {

@@ -85,3 +85,35 @@ fn a_software_interrupt_through_a_task_gate_faults_in_the_new_task() {
     );
     assert_eq!(cpu.tr.selector, TSS2_SEL);
 }
+
+#[test]
+fn a_benign_fault_repeating_during_its_own_delivery_ends() {
+    // #AC at CPL 3 whose gate leads to conforming code (the CPL stays 3),
+    // with a misaligned ESP: every push of the frame raises #AC again, a
+    // benign fault, delivered serially (Table 6-5) — for ever, unless the
+    // chain is bounded. It used to spin inside the delivery, so `run` never
+    // returned; now it ends in shutdown.
+    let mut cpu = machine();
+    set_idt(
+        &mut cpu,
+        17,
+        gate(CONFORMING, HANDLERS + 17 * 16, 0xE, 0, 0),
+    );
+    cpu.cr[0] |= 1 << 18; // AM
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bus = TestBus::default();
+        let end = run(&mut cpu, 3, &mut bus, |a| {
+            a.pushfd()?;
+            a.or(dword_ptr(esp), 1u32 << 18)?; // AC
+            a.popfd()?;
+            a.mov(esp, 0x8001u32)?;
+            a.mov(eax, dword_ptr(0x1001))
+        });
+        let _ = tx.send(end);
+    });
+    let end = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the delivery never ended");
+    assert_end!(end, End::Shutdown);
+}
