@@ -429,13 +429,24 @@ fn build(cpu: &mut Cpu, seed: u64) -> NoisyBus {
         cpu.mem = ringside_cpu::PhysMem::pc(4, rom).expect("a 64 KiB ROM");
         setup_machine(cpu);
     }
+    // The start state's segment caches hold the harness's flat segments,
+    // whatever the scribbling below does to their descriptors.
+    load(cpu, SegReg::Cs, CODE0);
+    for s in [SegReg::Ss, SegReg::Ds, SegReg::Es, SegReg::Fs, SegReg::Gs] {
+        load(cpu, s, DATA0);
+    }
     for _ in 0..r.below(24) {
-        // Mostly the upper, unused slots; sometimes over the harness's own.
-        let slot = if r.chance(4) {
+        // Mostly the upper, unused slots; sometimes over the harness's own,
+        // and rarely over the ring-0 code, data and TSS descriptors every
+        // delivery needs (which ends most programs at their first fault).
+        let mut slot = if r.chance(4) {
             1 + r.below(31)
         } else {
             17 + r.below(15)
         };
+        if matches!(slot, 1 | 2 | 5) && !r.chance(8) {
+            slot += 16;
+        }
         let d = descriptor(&mut r);
         set_gdt(cpu, slot as u16 * 8, d);
     }
@@ -474,6 +485,22 @@ fn build(cpu: &mut Cpu, seed: u64) -> NoisyBus {
     write(cpu, CODE, &code);
     let handlers = program(&mut r, 0x1000);
     write(cpu, HANDLERS + 0x10, &handlers[..0xFF0]);
+    // Most vectors' own handlers return past the fault instead (drop the
+    // error code, add 1-8 to the saved EIP, IRET): the program goes on in
+    // its own mode and ring, rather than nearly always ending in a handler
+    // that faults on itself until the stack runs out.
+    for v in 1..=255u32 {
+        if r.chance(4) {
+            continue;
+        }
+        let mut h = Vec::with_capacity(8);
+        if matches!(v, 8 | 10..=14 | 17) {
+            h.extend_from_slice(&[0x83, 0xC4, 0x04]); // add esp, 4
+        }
+        h.extend_from_slice(&[0x83, 0x04, 0x24, 1 + r.below(8) as u8]); // add dword [esp], k
+        h.push(0xCF); // iretd
+        write(cpu, HANDLERS + v * 16, &h);
+    }
     // Paging: off, 4 KiB tables with scribbles, or one 4 MiB page.
     match r.below(3) {
         0 => {}
@@ -539,10 +566,6 @@ fn build(cpu: &mut Cpu, seed: u64) -> NoisyBus {
     write(cpu, start + stub.len() as u32, &[0xE9]);
     let rel = (CODE + 0x100).wrapping_sub(start + stub.len() as u32 + 5);
     write(cpu, start + stub.len() as u32 + 1, &rel.to_le_bytes());
-    load(cpu, SegReg::Cs, CODE0);
-    for s in [SegReg::Ss, SegReg::Ds, SegReg::Es, SegReg::Fs, SegReg::Gs] {
-        load(cpu, s, DATA0);
-    }
     cpu.set_cpl(0);
     cpu.eip = start;
     cpu.regs[gpr::ESP] = STACK0;
