@@ -125,6 +125,11 @@ pub struct Cpu {
     pub(crate) shutdown: bool,
     /// Instruction count at which interrupts are inhibited (STI / MOV SS shadow).
     pub(crate) inhibit_at: u64,
+    /// Instruction count at which debug traps are held off: the boundary
+    /// after MOV SS / POP SS (SDM Vol. 3A §6.8.3). STI's shadow holds off
+    /// interrupts only. Not in snapshots (a snapshot taken right after a
+    /// MOV SS with a debug trap due loses the delay).
+    pub(crate) trap_inhibit_at: u64,
     /// Instruction count after an INT n / INT3 / INTO / INT1 that entered its
     /// handler with EFLAGS.TF set: that instruction raises no single-step
     /// trap (see [`Cpu::single_step_trap`]).
@@ -186,6 +191,7 @@ impl Cpu {
             halted: false,
             shutdown: false,
             inhibit_at: u64::MAX,
+            trap_inhibit_at: u64::MAX,
             step_cancel_at: u64::MAX,
             host_step: false,
             attention: ATTN_IRQ,
@@ -228,6 +234,7 @@ impl Cpu {
         self.halted = false;
         self.shutdown = false;
         self.inhibit_at = u64::MAX;
+        self.trap_inhibit_at = u64::MAX;
         self.attention = ATTN_IRQ | ATTN_FLUSH;
         self.last_exception = None;
         self.fpu.reset();
@@ -395,6 +402,15 @@ impl Cpu {
     #[inline(always)]
     pub fn code32(&self) -> bool {
         self.segs[SegReg::Cs as usize].big()
+    }
+
+    /// SS was loaded by MOV SS or POP SS: interrupts, NMIs and debug traps
+    /// wait until after the next instruction, so a stack switch's two
+    /// instructions are not separated (SDM Vol. 3A §6.8.3).
+    #[inline]
+    pub(crate) fn ss_loaded(&mut self) {
+        self.inhibit_at = self.instructions + 1;
+        self.trap_inhibit_at = self.instructions + 1;
     }
 
     /// Whether a maskable interrupt would be accepted at this boundary.
@@ -603,13 +619,16 @@ impl Cpu {
         // SMI outranks the previous instruction's #DB trap, NMI and INTR
         // (SDM Vol. 3A Table 6-2); entry keeps a pending #DB for after RSM.
         let took_smi = self.attention & ATTN_IRQ != 0 && self.poll_smi(bus);
-        if self.pending_debug_trap {
+        // A data breakpoint hit by MOV SS / POP SS waits one more
+        // instruction (SDM Vol. 3A §6.8.3).
+        let trap_held = self.pending_debug_trap && self.trap_inhibit_at == self.instructions;
+        if self.pending_debug_trap && !trap_held {
             self.pending_debug_trap = false;
             self.deliver_trap(bus, Vector::Debug as u8);
         }
         let yield_now = self.attention & ATTN_YIELD != 0;
         let irq = self.attention & ATTN_IRQ != 0;
-        self.attention = 0;
+        self.attention = if trap_held { ATTN_IRQ } else { 0 };
         // The debug trap above may have pushed onto a code page.
         self.note_smc();
         // After an SMI entry (IF and NMIs masked now) INTR and NMI wait.
@@ -921,7 +940,7 @@ impl Cpu {
             Ok(()) => {
                 self.instructions += 1;
                 // No trap in the MOV SS / POP SS shadow (SDM Vol. 3A §6.8.3).
-                if tf && self.inhibit_at != self.instructions {
+                if tf && self.trap_inhibit_at != self.instructions {
                     self.single_step_trap(bus);
                 }
             }

@@ -544,6 +544,54 @@ fn mov_ss_delays_the_trap_by_one_instruction() {
     assert_eq!(eips(&t), [l[1], l[3]], "{t:x?}");
 }
 
+/// STI's shadow holds off interrupts only, not the single-step trap (SDM
+/// Vol. 3A §6.8.3 names MOV SS and POP SS; STI, Vol. 2B, external
+/// interrupts).
+#[test]
+fn sti_does_not_delay_the_trap() {
+    let (_, l, t) = run_pm(
+        0,
+        |_| {},
+        |p| {
+            p.a.cli()?;
+            tf_on(&mut p.a)?;
+            p.at();
+            p.a.sti()?;
+            p.at();
+            p.a.nop()?;
+            p.at();
+            p.a.int(DONE as u32)
+        },
+    );
+    assert_eq!(eips(&t), [l[1], l[2]], "{t:x?}");
+}
+
+/// A data breakpoint hit by MOV SS's own read is held off, like the single
+/// step, until after the next instruction (SDM Vol. 3A §6.8.3).
+#[test]
+fn data_breakpoint_on_mov_ss_waits_one_instruction() {
+    const X: u32 = 0x5E000;
+    let (_, l, t) = run_pm(
+        0,
+        |cpu| write(cpu, X, &DATA0.to_le_bytes()),
+        |p| {
+            // DR0: 2-byte read/write breakpoint (R/W0 = 11, LEN0 = 01).
+            p.a.mov(eax, X)?;
+            p.a.mov(dr0, eax)?;
+            p.a.mov(eax, 0x0007_0001u32)?;
+            p.a.mov(dr7, eax)?;
+            p.at();
+            p.a.mov(ss, word_ptr(X))?;
+            p.at();
+            p.a.nop()?;
+            p.at();
+            p.a.int(DONE as u32)
+        },
+    );
+    assert_eq!(eips(&t), [l[2]], "{t:x?}");
+    assert_eq!(t[0].dr6 & (BS | 0xF), 1, "{t:x?}");
+}
+
 /// DR0 as a 1-byte write breakpoint at `at` (DR7: L0, R/W0 = 01, LEN0 = 00).
 fn write_breakpoint(a: &mut CodeAssembler, at: u32) -> Result<(), IcedError> {
     a.mov(eax, at)?;

@@ -86,7 +86,7 @@ fn pop_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     cpu.load_seg(bus, s, v)?;
     cpu.stack_adjust(size as u32);
     if s == SegReg::Ss {
-        cpu.inhibit_at = cpu.instructions + 1;
+        cpu.ss_loaded();
     }
     Ok(())
 }
