@@ -592,6 +592,75 @@ fn data_breakpoint_on_mov_ss_waits_one_instruction() {
     assert_eq!(t[0].dr6 & (BS | 0xF), 1, "{t:x?}");
 }
 
+/// DR0 as an I/O breakpoint on port 0x80 (CR4.DE; DR7: L0, R/W0 = 10).
+fn io_breakpoint(a: &mut CodeAssembler, de: bool) -> Result<(), IcedError> {
+    if de {
+        a.mov(eax, cr4)?;
+        a.or(eax, 1 << 3)?;
+        a.mov(cr4, eax)?;
+    }
+    a.mov(eax, 0x80)?;
+    a.mov(dr0, eax)?;
+    a.mov(eax, 0x0002_0001u32)?;
+    a.mov(dr7, eax)
+}
+
+/// An I/O breakpoint (SDM Vol. 3B §17.2.4) traps after the port access; with
+/// TF set the two are one #DB. Without CR4.DE there is no I/O breakpoint.
+#[test]
+fn io_breakpoint_and_single_step_are_one_debug_exception() {
+    let (_, l, t) = run_pm(
+        0,
+        |_| {},
+        |p| {
+            io_breakpoint(&mut p.a, true)?;
+            tf_on(&mut p.a)?;
+            p.at();
+            p.a.out(0x80, al)?;
+            p.at();
+            p.a.out(0x81, al)?;
+            p.at();
+            p.a.int(DONE as u32)
+        },
+    );
+    assert_eq!(eips(&t), [l[1], l[2]], "{t:x?}");
+    assert_eq!(t[0].dr6 & (BS | 0xF), BS | 1, "{t:x?}");
+    assert_eq!(t[1].dr6 & (BS | 0xF), BS, "{t:x?}");
+    let (_, _, t) = run_pm(
+        0,
+        |_| {},
+        |p| {
+            io_breakpoint(&mut p.a, false)?;
+            p.a.out(0x80, al)?;
+            p.a.int(DONE as u32)
+        },
+    );
+    assert!(t.is_empty(), "{t:x?}");
+}
+
+/// REP OUTSB with an I/O breakpoint on its port: a #DB after each
+/// iteration, EIP on the REP while iterations remain.
+#[test]
+fn io_breakpoint_in_rep_outsb_traps_per_iteration() {
+    let (_, l, t) = run_pm(
+        0,
+        |_| {},
+        |p| {
+            io_breakpoint(&mut p.a, true)?;
+            p.a.mov(esi, SRC)?;
+            p.a.mov(edx, 0x80)?;
+            p.a.mov(ecx, 3)?;
+            p.at();
+            p.a.rep().outsb()?;
+            p.at();
+            p.a.int(DONE as u32)
+        },
+    );
+    assert_eq!(eips(&t), [l[0], l[0], l[1]], "{t:x?}");
+    assert_eq!(t.iter().map(|t| t.ecx).collect::<Vec<_>>(), [2, 1, 0]);
+    assert!(t.iter().all(|t| t.dr6 & (BS | 0xF) == 1), "{t:x?}");
+}
+
 /// DR0 as a 1-byte write breakpoint at `at` (DR7: L0, R/W0 = 01, LEN0 = 00).
 fn write_breakpoint(a: &mut CodeAssembler, at: u32) -> Result<(), IcedError> {
     a.mov(eax, at)?;

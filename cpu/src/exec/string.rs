@@ -208,6 +208,7 @@ fn element(
             let v = bus.io_read(port, size);
             cpu.write_mem(bus, SegReg::Es, di, size, v)?;
             cpu.advance(gpr::EDI, a32, delta);
+            cpu.io_breakpoints(port, size);
             cpu.request_yield();
         }
         Kind::Outs => {
@@ -217,6 +218,7 @@ fn element(
             bus.sync_time(cpu.cycles);
             bus.io_write(port, size, v);
             cpu.advance(gpr::ESI, a32, delta);
+            cpu.io_breakpoints(port, size);
             cpu.request_yield();
         }
     }
