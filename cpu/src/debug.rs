@@ -96,6 +96,46 @@ impl Cpu {
     }
 }
 
+impl Cpu {
+    /// I/O breakpoints for a completed port access: with CR4.DE set, R/W =
+    /// 10 in DR7 makes DRn a port breakpoint, a trap like a data one (SDM
+    /// Vol. 3B §17.2.4–17.2.5). One flag when no breakpoint is armed.
+    #[inline(always)]
+    pub(crate) fn io_breakpoints(&mut self, port: u16, size: u8) {
+        // CR4 bit 3 is DE (debugging extensions).
+        if self.bp_data && self.cr[4] & (1 << 3) != 0 {
+            self.check_io_breakpoints(port, size);
+        }
+    }
+
+    #[cold]
+    fn check_io_breakpoints(&mut self, port: u16, size: u8) {
+        let dr7 = self.dr[7];
+        let mut hits = 0;
+        for i in 0..4 {
+            if dr7 & (3 << (2 * i)) == 0 || (dr7 >> (16 + 4 * i)) & 3 != 2 {
+                continue;
+            }
+            let len: u32 = match (dr7 >> (18 + 4 * i)) & 3 {
+                0 => 1,
+                1 => 2,
+                3 => 4,
+                _ => 8,
+            };
+            let start = (self.dr[i] & 0xFFFF) & !(len - 1);
+            let (a0, a1) = (port as u32, port as u32 + size as u32 - 1);
+            if a0 < start + len && a1 >= start {
+                hits |= 1 << i;
+            }
+        }
+        if hits != 0 {
+            self.dr[6] = (self.dr[6] & !0xF) | hits;
+            self.pending_debug_trap = true;
+            self.poll_interrupts();
+        }
+    }
+}
+
 /// Where a host (debugger) instruction breakpoint matches. Host breakpoints
 /// and watchpoints are invisible to the guest: they never touch DR0–DR7 or
 /// raise #DB; they make [`Cpu::run`] return early instead.

@@ -125,6 +125,18 @@ pub struct Cpu {
     pub(crate) shutdown: bool,
     /// Instruction count at which interrupts are inhibited (STI / MOV SS shadow).
     pub(crate) inhibit_at: u64,
+    /// Instruction count at which debug traps are held off: the boundary
+    /// after MOV SS / POP SS (SDM Vol. 3A §6.8.3). STI's shadow holds off
+    /// interrupts only. Not in snapshots (a snapshot taken right after a
+    /// MOV SS with a debug trap due loses the delay).
+    pub(crate) trap_inhibit_at: u64,
+    /// Instruction count after an INT n / INT3 / INTO / INT1 that entered its
+    /// handler with EFLAGS.TF set: that instruction raises no single-step
+    /// trap (see [`Cpu::single_step_trap`]).
+    pub(crate) step_cancel_at: u64,
+    /// [`Cpu::step`] is executing: a REP string instruction stops after one
+    /// iteration (see `exec::string`).
+    pub(crate) host_step: bool,
     pub(crate) attention: u32,
     smc_scratch: Vec<u32>,
 }
@@ -179,6 +191,9 @@ impl Cpu {
             halted: false,
             shutdown: false,
             inhibit_at: u64::MAX,
+            trap_inhibit_at: u64::MAX,
+            step_cancel_at: u64::MAX,
+            host_step: false,
             attention: ATTN_IRQ,
             smc_scratch: Vec::with_capacity(16),
             fpu: crate::fpu::Fpu::default(),
@@ -219,6 +234,7 @@ impl Cpu {
         self.halted = false;
         self.shutdown = false;
         self.inhibit_at = u64::MAX;
+        self.trap_inhibit_at = u64::MAX;
         self.attention = ATTN_IRQ | ATTN_FLUSH;
         self.last_exception = None;
         self.fpu.reset();
@@ -388,6 +404,15 @@ impl Cpu {
         self.segs[SegReg::Cs as usize].big()
     }
 
+    /// SS was loaded by MOV SS or POP SS: interrupts, NMIs and debug traps
+    /// wait until after the next instruction, so a stack switch's two
+    /// instructions are not separated (SDM Vol. 3A §6.8.3).
+    #[inline]
+    pub(crate) fn ss_loaded(&mut self) {
+        self.inhibit_at = self.instructions + 1;
+        self.trap_inhibit_at = self.instructions + 1;
+    }
+
     /// Whether a maskable interrupt would be accepted at this boundary.
     pub fn interrupts_enabled(&self) -> bool {
         self.flags.control(flags::IF) && self.inhibit_at != self.instructions
@@ -525,6 +550,12 @@ impl Cpu {
 
     /// Execute one instruction (or deliver one pending interrupt and stop
     /// before the handler's first instruction). For debuggers and tests.
+    /// A REP string instruction is one step per iteration, as EFLAGS.TF
+    /// steps it (SDM Vol. 3B §17.3.1.4): EIP stays on it while iterations
+    /// remain. Such a host-made stop leaves no trace a run would not have:
+    /// the instruction and its base cycles count once, when it completes,
+    /// and interrupts wait for its end, so stepping and running reach the
+    /// same state (the debugger's reverse stepping relies on it).
     pub fn step(&mut self, bus: &mut dyn Bus) -> StopReason {
         let mut cache = std::mem::take(&mut self.decode_cache);
         let r = self.step_with(bus, &mut cache);
@@ -552,7 +583,9 @@ impl Cpu {
         if self.halted {
             return StopReason::Halted;
         }
+        self.host_step = true;
         self.execute_with::<true>(bus, cache, LINK_NONE, LINK_NONE);
+        self.host_step = false;
         if self.shutdown {
             StopReason::Shutdown
         } else if self.halted {
@@ -586,13 +619,16 @@ impl Cpu {
         // SMI outranks the previous instruction's #DB trap, NMI and INTR
         // (SDM Vol. 3A Table 6-2); entry keeps a pending #DB for after RSM.
         let took_smi = self.attention & ATTN_IRQ != 0 && self.poll_smi(bus);
-        if self.pending_debug_trap {
+        // A data breakpoint hit by MOV SS / POP SS waits one more
+        // instruction (SDM Vol. 3A §6.8.3).
+        let trap_held = self.pending_debug_trap && self.trap_inhibit_at == self.instructions;
+        if self.pending_debug_trap && !trap_held {
             self.pending_debug_trap = false;
             self.deliver_trap(bus, Vector::Debug as u8);
         }
         let yield_now = self.attention & ATTN_YIELD != 0;
         let irq = self.attention & ATTN_IRQ != 0;
-        self.attention = 0;
+        self.attention = if trap_held { ATTN_IRQ } else { 0 };
         // The debug trap above may have pushed onto a code page.
         self.note_smc();
         // After an SMI entry (IF and NMIs masked now) INTR and NMI wait.
@@ -885,7 +921,15 @@ impl Cpu {
             self.deliver_fault(bus, Fault::gp(0));
             return;
         }
+        // TF as the instruction starts decides its single-step trap: none
+        // after the POPF/IRET that sets TF, one after the one that clears it.
         let tf = self.flags.control(flags::TF);
+        if self.flags.control(flags::RF) {
+            // RF lives for one instruction: it is cleared as the instruction
+            // starts, after the instruction-breakpoint check the caller made
+            // (SDM Vol. 3B §17.3.1.1). A fault still pushes RF set.
+            self.flags.set_control(flags::RF, false);
+        }
         self.eip = if e.code32 {
             start_eip.wrapping_add(e.len as u32)
         } else {
@@ -895,9 +939,9 @@ impl Cpu {
         match (e.handler)(self, bus, e) {
             Ok(()) => {
                 self.instructions += 1;
-                if tf && self.inhibit_at != self.instructions {
-                    self.dr[6] |= 1 << 14; // DR6.BS
-                    self.deliver_trap(bus, Vector::Debug as u8);
+                // No trap in the MOV SS / POP SS shadow (SDM Vol. 3A §6.8.3).
+                if tf && self.trap_inhibit_at != self.instructions {
+                    self.single_step_trap(bus);
                 }
             }
             Err(f) => {
@@ -905,6 +949,24 @@ impl Cpu {
                 self.deliver_fault(bus, f);
             }
         }
+    }
+
+    /// The single-step #DB after an instruction that began with TF set
+    /// (SDM Vol. 3B §17.3.1.4), with DR6.BS. A software interrupt (INT n,
+    /// INT3, INTO, INT1) raises none: its gate cleared TF (or the task
+    /// switch loaded the new task's) and the handler runs untraced; the
+    /// trap resumes after the instruction that follows the INT, once IRET
+    /// has restored TF (SDM Vol. 3A §6.12.1.2). A data breakpoint or TSS
+    /// T-bit hit by the same instruction is reported by this same #DB (its
+    /// DR6 bits are set already), not by a second one.
+    #[cold]
+    fn single_step_trap(&mut self, bus: &mut dyn Bus) {
+        if self.step_cancel_at == self.instructions {
+            return;
+        }
+        self.dr[6] |= 1 << 14; // DR6.BS
+        self.pending_debug_trap = false;
+        self.deliver_trap(bus, Vector::Debug as u8);
     }
 
     fn deliver_trap(&mut self, bus: &mut dyn Bus, vector: u8) {

@@ -245,7 +245,14 @@ fn int_n(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
             (e.ins.immediate8(), Source::Software)
         }
     };
-    cpu.interrupt(bus, v, source, None)
+    let traced = cpu.flags.control(crate::flags::TF);
+    cpu.interrupt(bus, v, source, None)?;
+    if traced {
+        // The handler was entered: no single-step trap for this INT (SDM
+        // Vol. 3B §17.3.1.4; see `Cpu::single_step_trap`).
+        cpu.step_cancel_at = cpu.instructions + 1;
+    }
+    Ok(())
 }
 
 fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {

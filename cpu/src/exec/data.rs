@@ -57,7 +57,7 @@ fn mov_to_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault>
     let v = cpu.read_op(bus, e, 1, 2)? as u16;
     cpu.load_seg(bus, s, v)?;
     if s == SegReg::Ss {
-        cpu.inhibit_at = cpu.instructions + 1;
+        cpu.ss_loaded();
     }
     Ok(())
 }

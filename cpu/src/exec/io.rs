@@ -44,6 +44,7 @@ fn in_(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     bus.sync_time(cpu.cycles);
     let v = bus.io_read(port, size);
     cpu.set_reg(r, v);
+    cpu.io_breakpoints(port, size);
     cpu.request_yield();
     Ok(())
 }
@@ -56,6 +57,7 @@ fn out(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     let v = cpu.get_reg(r);
     bus.sync_time(cpu.cycles);
     bus.io_write(port, size, v);
+    cpu.io_breakpoints(port, size);
     cpu.request_yield();
     Ok(())
 }

@@ -98,7 +98,7 @@ fn pop_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     cpu.load_seg(bus, s, v)?;
     cpu.regs[gpr::ESP] = new_esp;
     if s == SegReg::Ss {
-        cpu.inhibit_at = cpu.instructions + 1;
+        cpu.ss_loaded();
     }
     Ok(())
 }

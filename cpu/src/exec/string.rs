@@ -1,10 +1,13 @@
 //! String instructions: MOVS CMPS SCAS LODS STOS INS OUTS, with REP/REPE/REPNE.
 //!
-//! A REP instruction runs at most `CHUNK` iterations per execution and then,
-//! if the count is not exhausted, leaves EIP on itself: the next execution
-//! continues where it stopped. That is how a real CPU lets interrupts in
-//! during a long REP (SDM Vol. 2B "REP"), and it bounds host time per step.
+//! A REP instruction pauses between two iterations by leaving EIP on itself
+//! (the next execution continues where it stopped): after each iteration
+//! with EFLAGS.TF set (one single-step trap per iteration), after one that
+//! hit a data breakpoint, at every multiple of `CHUNK` left in (E)CX (so
+//! interrupts get in during a long REP, SDM Vol. 2B "REP", and host time per
+//! step is bounded), and after each iteration of a debugger's step.
 //! A fault in iteration k leaves the registers as iteration k-1 left them.
+//! Each iteration adds one cycle as it completes.
 
 use iced_x86::{Mnemonic, Register};
 
@@ -86,100 +89,139 @@ fn string_op(cpu: &mut Cpu, bus: &mut dyn Bus, e: &Entry) -> Result<(), Fault> {
     } else {
         SegReg::Ds
     };
-    let mut done = 0u32;
-    let block = rep && delta == size as u32 && matches!(kind, Kind::Movs | Kind::Stos);
+    // With TF set the single-step trap comes after each iteration (SDM
+    // Vol. 3B §17.3.1.4), and the debugger's step is one iteration too.
+    let traced = cpu.flags.control(flags::TF);
+    let one_at_a_time = traced || cpu.host_step;
+    let block =
+        rep && !one_at_a_time && delta == size as u32 && matches!(kind, Kind::Movs | Kind::Stos);
     loop {
         if rep && cpu.index(gpr::ECX, a32) == 0 {
             break;
         }
+        let mut n = 0;
         if block {
-            let n = rep_block(cpu, kind, size, a32, src_seg, CHUNK - done);
-            if n > 0 {
-                done += n;
-                if cpu.index(gpr::ECX, a32) == 0 {
-                    break;
-                }
-                if done >= CHUNK {
-                    cpu.cycles += done as u64;
-                    cpu.eip = cpu.eip.wrapping_sub(e.len as u32)
-                        & if e.code32 { u32::MAX } else { 0xFFFF };
-                    return Ok(());
-                }
-                // The next element crosses a page or needs the checks.
-                continue;
+            // Up to the next multiple of CHUNK, where the run stops anyway.
+            let to_pause = (cpu.index(gpr::ECX, a32).wrapping_sub(1) & (CHUNK - 1)) + 1;
+            n = rep_block(cpu, kind, size, a32, src_seg, to_pause);
+            cpu.cycles += n as u64;
+        }
+        if n == 0 {
+            // One element (the next one crosses a page, needs the checks,
+            // or iterations go one at a time).
+            element(cpu, bus, kind, size, a32, src_seg, delta)?;
+            if !rep {
+                break;
+            }
+            cpu.advance(gpr::ECX, a32, u32::MAX);
+            cpu.cycles += 1;
+            if compare && cpu.flags.zf() == until_equal {
+                break;
             }
         }
-        match kind {
-            Kind::Movs => {
-                let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
-                cpu.write_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size, v)?;
-                cpu.advance(gpr::ESI, a32, delta);
-                cpu.advance(gpr::EDI, a32, delta);
-            }
-            Kind::Cmps => {
-                let a = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
-                let b = cpu.read_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size)?;
-                cpu.alu(super::alu::AluOp::Cmp, size, a, b);
-                cpu.advance(gpr::ESI, a32, delta);
-                cpu.advance(gpr::EDI, a32, delta);
-            }
-            Kind::Scas => {
-                let b = cpu.read_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size)?;
-                let a = cpu.regs[gpr::EAX];
-                cpu.alu(super::alu::AluOp::Cmp, size, a, b);
-                cpu.advance(gpr::EDI, a32, delta);
-            }
-            Kind::Lods => {
-                let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
-                cpu.set_reg(acc(size), v);
-                cpu.advance(gpr::ESI, a32, delta);
-            }
-            Kind::Stos => {
-                let v = cpu.regs[gpr::EAX];
-                cpu.write_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size, v)?;
-                cpu.advance(gpr::EDI, a32, delta);
-            }
-            Kind::Ins => {
-                let port = cpu.regs[gpr::EDX] as u16;
-                cpu.check_io(bus, port, size)?;
-                let di = cpu.index(gpr::EDI, a32);
-                // Check the destination before the port read has side effects.
-                cpu.seg_check_write(SegReg::Es, di, size as u32)?;
-                bus.sync_time(cpu.cycles);
-                let v = bus.io_read(port, size);
-                cpu.write_mem(bus, SegReg::Es, di, size, v)?;
-                cpu.advance(gpr::EDI, a32, delta);
-                cpu.request_yield();
-            }
-            Kind::Outs => {
-                let port = cpu.regs[gpr::EDX] as u16;
-                cpu.check_io(bus, port, size)?;
-                let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
-                bus.sync_time(cpu.cycles);
-                bus.io_write(port, size, v);
-                cpu.advance(gpr::ESI, a32, delta);
-                cpu.request_yield();
-            }
-        }
-        if !rep {
+        let left = cpu.index(gpr::ECX, a32);
+        if left == 0 {
             break;
         }
-        cpu.advance(gpr::ECX, a32, u32::MAX);
-        done += 1;
-        if compare && cpu.flags.zf() == until_equal {
-            break;
+        // Iterations remain. The instruction pauses (EIP stays on it, to
+        // carry on when it runs again) where the guest can see it: for the
+        // single-step trap, for a data breakpoint this iteration hit (its
+        // #DB follows the iteration), and each time (E)CX reaches a multiple
+        // of CHUNK, which lets interrupts in during a long REP (SDM Vol. 2B
+        // "REP") and bounds host time. CHUNK points depend on the count
+        // alone, so a run and a debugger's steps pause at the same ones.
+        if traced || cpu.pending_debug_trap || left & (CHUNK - 1) == 0 {
+            pause(cpu, e);
+            return Ok(());
         }
-        if cpu.index(gpr::ECX, a32) == 0 {
-            break;
-        }
-        if done >= CHUNK {
-            // Resume later from the same instruction.
-            cpu.cycles += done as u64;
-            cpu.eip = cpu.eip.wrapping_sub(e.len as u32) & if e.code32 { u32::MAX } else { 0xFFFF };
+        if cpu.host_step {
+            // The debugger's step: a pause only the host sees. Undo what the
+            // run loop will count for it, and hold interrupts off as a run,
+            // which would not stop here, does.
+            pause(cpu, e);
+            cpu.cycles -= e.cycles as u64;
+            cpu.instructions = cpu.instructions.wrapping_sub(1);
+            cpu.inhibit_at = cpu.instructions.wrapping_add(1);
             return Ok(());
         }
     }
-    cpu.cycles += done as u64;
+    Ok(())
+}
+
+/// Leave EIP on the REP instruction to continue it. RF is set: an interrupt
+/// or trap delivered between two iterations pushes RF = 1 (SDM Vol. 3B
+/// §17.3.1.1), and the continuation does not see an instruction breakpoint
+/// on the REP again; it is cleared as the instruction runs again.
+fn pause(cpu: &mut Cpu, e: &Entry) {
+    cpu.eip = cpu.eip.wrapping_sub(e.len as u32) & if e.code32 { u32::MAX } else { 0xFFFF };
+    cpu.flags.set_control(flags::RF, true);
+}
+
+/// One iteration of a string instruction, without the count.
+#[inline(always)]
+fn element(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    kind: Kind,
+    size: u8,
+    a32: bool,
+    src_seg: SegReg,
+    delta: u32,
+) -> Result<(), Fault> {
+    match kind {
+        Kind::Movs => {
+            let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
+            cpu.write_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size, v)?;
+            cpu.advance(gpr::ESI, a32, delta);
+            cpu.advance(gpr::EDI, a32, delta);
+        }
+        Kind::Cmps => {
+            let a = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
+            let b = cpu.read_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size)?;
+            cpu.alu(super::alu::AluOp::Cmp, size, a, b);
+            cpu.advance(gpr::ESI, a32, delta);
+            cpu.advance(gpr::EDI, a32, delta);
+        }
+        Kind::Scas => {
+            let b = cpu.read_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size)?;
+            let a = cpu.regs[gpr::EAX];
+            cpu.alu(super::alu::AluOp::Cmp, size, a, b);
+            cpu.advance(gpr::EDI, a32, delta);
+        }
+        Kind::Lods => {
+            let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
+            cpu.set_reg(acc(size), v);
+            cpu.advance(gpr::ESI, a32, delta);
+        }
+        Kind::Stos => {
+            let v = cpu.regs[gpr::EAX];
+            cpu.write_mem(bus, SegReg::Es, cpu.index(gpr::EDI, a32), size, v)?;
+            cpu.advance(gpr::EDI, a32, delta);
+        }
+        Kind::Ins => {
+            let port = cpu.regs[gpr::EDX] as u16;
+            cpu.check_io(bus, port, size)?;
+            let di = cpu.index(gpr::EDI, a32);
+            // Check the destination before the port read has side effects.
+            cpu.seg_check_write(SegReg::Es, di, size as u32)?;
+            bus.sync_time(cpu.cycles);
+            let v = bus.io_read(port, size);
+            cpu.write_mem(bus, SegReg::Es, di, size, v)?;
+            cpu.advance(gpr::EDI, a32, delta);
+            cpu.io_breakpoints(port, size);
+            cpu.request_yield();
+        }
+        Kind::Outs => {
+            let port = cpu.regs[gpr::EDX] as u16;
+            cpu.check_io(bus, port, size)?;
+            let v = cpu.read_mem(bus, src_seg, cpu.index(gpr::ESI, a32), size)?;
+            bus.sync_time(cpu.cycles);
+            bus.io_write(port, size, v);
+            cpu.advance(gpr::ESI, a32, delta);
+            cpu.io_breakpoints(port, size);
+            cpu.request_yield();
+        }
+    }
     Ok(())
 }
 

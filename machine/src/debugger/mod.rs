@@ -861,10 +861,13 @@ impl Debugger {
         target: Option<Target>,
         poll: &mut dyn FnMut() -> bool,
     ) -> Option<StopCause> {
+        // A step of a REP string instruction is one iteration: EIP and the
+        // instruction count stay while iterations remain, (E)CX moves.
         let before = (
             m.cpu.instructions,
             m.cpu.eip,
             m.cpu.segs[SegReg::Cs as usize].selector,
+            m.cpu.regs,
         );
         if let Some(max) = self.max_instructions {
             if m.cpu.instructions >= max {
@@ -903,6 +906,7 @@ impl Debugger {
                 m.cpu.instructions,
                 m.cpu.eip,
                 m.cpu.segs[SegReg::Cs as usize].selector,
+                m.cpu.regs,
             );
             if now != before || m.cpu.is_shutdown() {
                 return None;

@@ -486,8 +486,10 @@ fn reverse_round_trip(mut m: Machine, start: u64) {
     cmd(&mut d, &mut m, "s 1");
     let s1000 = state(&m);
     // A step that waits out HLT and enters the timer's handler retires no
-    // instruction: 1000 steps are at most 1000 instructions.
-    assert!((base + 900..=base + 1000).contains(&m.cpu.instructions));
+    // instruction, nor does a step of a REP string instruction that leaves
+    // iterations to do (PMTEST's from instruction 181 is one such):
+    // 1000 steps are at most 1000 instructions.
+    assert!(m.cpu.instructions <= base + 1000);
     for (back, want, name) in [
         (1, &s999, "999"),
         (500, &s499, "499"),
@@ -512,6 +514,13 @@ fn reverse_round_trip(mut m: Machine, start: u64) {
 #[test]
 fn reverse_step_gives_back_the_state_bit_for_bit_in_protected_mode() {
     reverse_round_trip(pmtest(), 200);
+}
+
+#[test]
+fn reverse_step_gives_back_the_state_bit_for_bit_into_a_rep_instruction() {
+    // From instruction 20: steps of whole instructions, then of the
+    // iterations of PMTEST's long REP at instruction 181.
+    reverse_round_trip(pmtest(), 20);
 }
 
 #[test]
@@ -607,4 +616,34 @@ fn reverse_step_after_continue_goes_back_by_instructions() {
         r.text
     );
     assert_eq!(a.cpu.instructions, 309_999);
+}
+
+#[test]
+fn step_runs_one_iteration_of_a_rep_string_instruction() {
+    // Real mode at 0000:7C00: REP MOVSB with CX = 3, then HLT.
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    m.cpu.mem.poke(0x7C00, &[0xF3, 0xA4, 0xF4]); // rep movsb; hlt
+    m.cpu.mem.poke(0x1000, b"abc");
+    m.cpu.load_seg_real(SegReg::Cs, 0);
+    m.cpu.load_seg_real(SegReg::Ds, 0);
+    m.cpu.load_seg_real(SegReg::Es, 0);
+    m.cpu.eip = 0x7C00;
+    m.cpu.regs[ringside_cpu::gpr::ECX] = 3;
+    m.cpu.regs[ringside_cpu::gpr::ESI] = 0x1000;
+    m.cpu.regs[ringside_cpu::gpr::EDI] = 0x2000;
+    m.cpu.flush_decode_cache();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        cmd(&mut d, &mut m, "s");
+        seen.push((m.cpu.eip, m.cpu.regs[ringside_cpu::gpr::ECX]));
+    }
+    // `s` twice stays on the REP, one element each; the third ends it.
+    assert_eq!(seen, [(0x7C00, 2), (0x7C00, 1), (0x7C02, 0)]);
+    assert_eq!([0, 1, 2].map(|i| m.cpu.mem.peek(0x2000 + i)), *b"abc");
+    // gdb's `stepi` is the same one-step resume.
+    m.cpu.eip = 0x7C00;
+    m.cpu.regs[ringside_cpu::gpr::ECX] = 2;
+    assert_eq!(d.resume(&mut m, Resume::Step(1)), StopCause::Stepped);
+    assert_eq!((m.cpu.eip, m.cpu.regs[ringside_cpu::gpr::ECX]), (0x7C00, 1));
 }
