@@ -203,8 +203,7 @@ fn gdb_reaches_the_kernels_protected_mode_entry_and_steps_back() {
         eprintln!("RINGSIDE_LINUX_IMAGE not set: Linux gdb test skipped (.ci/run sets it)");
         return;
     };
-    if Command::new("gdb").arg("--version").output().is_err() {
-        eprintln!("gdb is not installed: Linux gdb test skipped");
+    if !common::have_gdb("the Linux gdb test") {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -24,6 +24,27 @@ pub fn have_qemu(what: &str) -> bool {
     have
 }
 
+/// Whether Debian's (or any) `gdb` runs. Without it a gdb test is skipped
+/// with a message naming `what` and how to get gdb, unless
+/// `RINGSIDE_REQUIRE_GDB` is set (`.ci/run` sets it after installing gdb),
+/// when a missing gdb fails the test.
+pub fn have_gdb(what: &str) -> bool {
+    let have = Command::new("gdb")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_GDB").is_none(),
+            "RINGSIDE_REQUIRE_GDB is set but gdb is not runnable"
+        );
+        eprintln!(
+            "gdb not installed: {what} NOT RUN (install gdb, e.g. `apt-get install gdb`; .ci/run does)"
+        );
+    }
+    have
+}
+
 /// Run `rom` as the system ROM on QEMU (bounded to 60 s), with `extra`
 /// options before the ROM's own.
 pub fn qemu_bios(rom: &Path, extra: &[&str]) -> Output {
