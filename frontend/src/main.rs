@@ -110,7 +110,7 @@ const BENCH_EXAMPLES: &str = "Examples:
   ringside bench --debugger      the same with the debugger attached";
 
 const CONFORMANCE_EXAMPLES: &str = "Examples:
-  ringside conformance singlestep ../shared/conformance/singlestep-286
+  ringside conformance singlestep $RINGSIDE_CONFORMANCE_DIR/singlestep-286
   ringside conformance singlestep DIR --only F6.6 --show-failures 10";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:

@@ -541,14 +541,12 @@ fn behaves_like_qemu_when_qemu_is_installed() {
 
 #[test]
 fn conformance_singlestep_runs_a_suite() {
-    let dir = ringside_conformance::singlestep::conformance_dir().join("singlestep-286");
-    if !dir.is_dir() {
-        eprintln!(
-            "{}: not present, conformance CLI run skipped",
-            dir.display()
-        );
+    let Some(dir) = ringside_conformance::singlestep::data_or_skip(
+        "singlestep-286",
+        "conformance_singlestep_runs_a_suite",
+    ) else {
         return;
-    }
+    };
     let o = ringside()
         .args(["conformance", "singlestep"])
         .arg(&dir)

@@ -7,6 +7,8 @@
 //! floppy driver programs the controller and the 8237 itself. Optionally a
 //! GRUB diskette (boot.img + core.img) when GRUB's tools are installed.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -229,7 +231,9 @@ fn boots_on_seabios_which_drives_the_controller_itself() {
             std::env::var_os("RINGSIDE_REQUIRE_SEABIOS").is_none(),
             "RINGSIDE_REQUIRE_SEABIOS is set but {SEABIOS} is missing"
         );
-        eprintln!("{SEABIOS} not found (apt-get install seabios): skipped");
+        common::not_run(&format!(
+            "diskette boot on SeaBIOS: {SEABIOS} not found (apt-get install seabios)"
+        ));
         return;
     }
     let dir = scratch("seabios");
@@ -273,7 +277,7 @@ fn read_only_images_are_write_protected_and_snapshot_keeps_the_file() {
     perm.set_readonly(true);
     std::fs::set_permissions(&path, perm).unwrap();
     if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
-        eprintln!("running as root: read-only files are writable, skipped");
+        common::not_run("the write-protect test: running as root, read-only files are writable (run the tests as a user)");
     } else {
         let o = run(&dir, &["--floppy", "a.img", "--debugcon", "stdio"]);
         let (out, err) = text(&o);
@@ -353,7 +357,9 @@ fn grub_floppy(dir: &Path) -> Option<PathBuf> {
             "RINGSIDE_REQUIRE_GRUB is set but grub-mkimage or {} is missing",
             grub.display()
         );
-        eprintln!("grub-mkimage not installed (grub-pc-bin): GRUB diskette skipped");
+        common::not_run(
+            "GRUB diskette test: grub-mkimage not installed (apt-get install grub-pc-bin)",
+        );
         return None;
     }
     let cfg = dir.join("early.cfg");
