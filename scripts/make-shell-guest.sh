@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make-shell-guest.sh GUEST_DIR [OUT_IMG]
 #
-# Turns the linux-i686 guest that ../shared/guests/build-linux-guest.sh built
+# Turns the linux-i686 guest that scripts/build-linux-guest.sh built
 # in GUEST_DIR into an interactive one: the same disk, kernel and busybox,
 # but its /init leaves a busybox shell on the VGA console (tty1, for the
 # window) and one on the serial line (ttyS0, for `--headless --serial stdio`)

@@ -15,6 +15,9 @@ pub(crate) struct Call<'a> {
     /// Linear address of the caller's AX (pushed by the stub); the IRET
     /// frame's FLAGS are 6 bytes above. `None` for POST services.
     ax_at: Option<u32>,
+    /// The firmware's log written during this service ([`Call::log`]):
+    /// handed to the machine's BIOS log, never to a guest-visible port.
+    pub log: String,
 }
 
 impl<'a> Call<'a> {
@@ -23,7 +26,12 @@ impl<'a> Call<'a> {
             let ss = cpu.segs[SegReg::Ss as usize].base;
             ss.wrapping_add(cpu.regs[gpr::ESP] & 0xFFFF)
         });
-        Call { cpu, pc, ax_at }
+        Call {
+            cpu,
+            pc,
+            ax_at,
+            log: String::new(),
+        }
     }
 
     // --- registers
@@ -191,16 +199,16 @@ impl<'a> Call<'a> {
         self.outb(0x71, v);
     }
 
-    /// A line for the debug console (port 0xE9), as the firmware's log.
-    pub fn log_console(&mut self, s: &str) {
-        for b in s.bytes() {
-            self.outb(0xE9, b);
-        }
+    /// A line for the firmware's log. It goes to the machine's BIOS log
+    /// (`--bios-log`), not to port 0xE9: the debug console is the guest's
+    /// alone, as on QEMU where SeaBIOS logs to a port of its own.
+    pub fn log(&mut self, s: &str) {
+        self.log.push_str(s);
     }
 
-    /// Text on the screen (teletype, page 0) and on the debug console.
+    /// Text on the screen (teletype, page 0) and in the firmware's log.
     pub fn say(&mut self, s: &str) {
-        self.log_console(s);
+        self.log(s);
         for b in s.bytes() {
             if b == b'\n' {
                 crate::video::teletype(self, b'\r', 0x07);

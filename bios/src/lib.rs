@@ -167,12 +167,23 @@ pub struct Bios {
     pub refused: u64,
     /// The last hypercall (for the debugger and the trap log).
     pub last: Option<HypercallRecord>,
+    /// The firmware's log written by the last services, until the machine
+    /// takes it ([`Bios::take_log`]).
+    #[serde(skip)]
+    log: String,
 }
 
 impl Bios {
     /// A BIOS with no drives known yet (the POST finds them).
     pub fn new() -> Bios {
         Bios::default()
+    }
+
+    /// The firmware's log lines written since the last call (the POST
+    /// banner, the drives found, the boot's progress and why it failed),
+    /// for the machine's BIOS log channel.
+    pub fn take_log(&mut self) -> String {
+        std::mem::take(&mut self.log)
     }
 
     /// The guest wrote `service` to [`HYPERCALL_PORT`] and the CPU stopped
@@ -264,6 +275,7 @@ impl Bios {
             }
         };
         c.set_live_zf(again);
+        self.log.push_str(&c.log);
         self.serviced += 1;
         self.last = Some(record);
         HypercallOutcome::Serviced

@@ -61,7 +61,7 @@ pub(crate) fn init(bios: &mut Bios, c: &mut Call) {
         Some(base) => format!(", ACPI tables at {base:#x}"),
         None => String::new(),
     };
-    c.log_console(&format!(
+    c.log(&format!(
         "ringside-bios: POST: {mib} MiB RAM, {ports} serial port(s){acpi}\n"
     ));
 }
@@ -93,9 +93,9 @@ pub(crate) fn detect_disks(bios: &mut Bios, c: &mut Call) {
                 let n = 0x80 + bios.disks.len() as u8;
                 bios.disks.push(d);
                 format!(
-                    "{pos}: disk \"{model}\", {} sectors ({} MiB), CHS {}/{}/{}, drive {n:02X}h\n",
+                    "{pos}: disk \"{model}\", {} sectors ({}), CHS {}/{}/{}, drive {n:02X}h\n",
                     d.sectors,
-                    d.sectors >> 11,
+                    disk_size(d.sectors),
                     d.cylinders,
                     d.heads,
                     d.spt
@@ -118,6 +118,16 @@ fn cd_size(sectors: u64) -> String {
     let bytes = sectors * 2048;
     match bytes {
         0 => "no disc".to_string(),
+        b if b < 1 << 20 => format!("{} KiB", b >> 10),
+        b => format!("{} MiB", b >> 20),
+    }
+}
+
+/// A hard disk's size for the POST line: MiB from 1 MiB up, else KiB (a
+/// 64 KiB test disk was "0 MiB"), else bytes.
+fn disk_size(sectors: u64) -> String {
+    match sectors * 512 {
+        b if b < 1 << 10 => format!("{b} bytes"),
         b if b < 1 << 20 => format!("{} KiB", b >> 10),
         b => format!("{} MiB", b >> 20),
     }
@@ -283,7 +293,7 @@ pub(crate) fn no_boot(c: &mut Call) {
 
 #[cfg(test)]
 mod tests {
-    use super::cd_size;
+    use super::{cd_size, disk_size};
 
     #[test]
     fn cd_sizes_on_the_post_line() {
@@ -292,5 +302,14 @@ mod tests {
         assert_eq!(cd_size(512), "1 MiB");
         assert_eq!(cd_size(330_000), "644 MiB");
         assert_eq!(cd_size(0), "no disc");
+    }
+
+    #[test]
+    fn small_disks_are_not_0_mib() {
+        assert_eq!(disk_size(128), "64 KiB");
+        assert_eq!(disk_size(1), "512 bytes");
+        assert_eq!(disk_size(2047), "1023 KiB");
+        assert_eq!(disk_size(2048), "1 MiB");
+        assert_eq!(disk_size(2 * 1024 * 1024 * 10), "10240 MiB");
     }
 }

@@ -45,6 +45,7 @@ pub const CLI_KEYS: &[(&str, &str)] = &[
     ("snapshot", "disks.snapshot"),
     ("serial", "console.serial"),
     ("debugcon", "console.debugcon"),
+    ("bios_log", "console.bios_log"),
     ("headless", "display.headless"),
     ("scale", "display.scale"),
     ("screenshot", "display.screenshot"),
@@ -136,6 +137,9 @@ pub struct ConsoleSection {
     pub serial: Option<String>,
     #[serde(default, deserialize_with = "debugcon")]
     pub debugcon: Option<String>,
+    /// Our BIOS's log: `stderr`, `null` or a path.
+    #[serde(default, deserialize_with = "bios_log")]
+    pub bios_log: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +284,16 @@ fn debugcon<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     })
 }
 
+fn bios_log<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked(d, |s: String| {
+        if s.is_empty() {
+            Err("expected `stderr`, `null` or a file path".to_string())
+        } else {
+            Ok(s)
+        }
+    })
+}
+
 /// Parse a spec file's text; `name` is how errors name the file.
 pub fn parse(name: &str, text: &str) -> Result<Spec> {
     toml::from_str::<Spec>(text).map_err(|e| {
@@ -392,6 +406,11 @@ impl Spec {
         if let Some(s) = &mut self.console.debugcon {
             fix_str(s, "");
         }
+        if let Some(s) = &mut self.console.bios_log {
+            if s != "stderr" {
+                fix_str(s, "");
+            }
+        }
     }
 }
 
@@ -471,6 +490,7 @@ pub fn fill(spec: Spec, t: Targets<'_>, explicit: &dyn Fn(&str) -> bool) {
     let c = spec.console;
     set(&mut g.serial, c.serial, "serial", explicit);
     set(&mut g.debugcon, c.debugcon, "debugcon", explicit);
+    set(&mut g.bios_log, c.bios_log, "bios_log", explicit);
     let d = spec.display;
     let f = &mut g.frontend;
     set(&mut f.headless, d.headless, "headless", explicit);
@@ -653,6 +673,7 @@ pub fn print(t: &Targets<'_>) -> String {
     s.push_str("\n[console]\n");
     let _ = writeln!(s, "serial = {}", q(&g.serial));
     let _ = writeln!(s, "debugcon = {}", q(&g.debugcon));
+    let _ = writeln!(s, "bios_log = {}", q(&g.bios_log));
     s.push_str("\n[display]\n");
     let f = &g.frontend;
     let _ = writeln!(s, "headless = {}", f.headless);
@@ -797,6 +818,10 @@ mod tests {
                 "vm.toml:2: [console] debugcon: expected",
             ),
             (
+                "[console]\nbios_log = \"\"\n",
+                "vm.toml:2: [console] bios_log: expected",
+            ),
+            (
                 "[display]\nscale = 0\n",
                 "vm.toml:2: [display] scale: 0 is not a scale",
             ),
@@ -910,6 +935,8 @@ mod tests {
             "file:s.txt",
             "--debugcon",
             "null",
+            "--bios-log",
+            "boot.log",
             "--headless",
             "--scale",
             "3",

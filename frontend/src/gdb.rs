@@ -23,6 +23,9 @@ use gdbstub::target::ext::base::singlethread::{
 };
 use gdbstub::target::ext::breakpoints::{Breakpoints, HwWatchpoint, SwBreakpoint, WatchKind};
 use gdbstub::target::ext::monitor_cmd::{outputln, ConsoleOutput, MonitorCmd};
+use gdbstub::target::ext::target_description_xml_override::{
+    TargetDescriptionXmlOverride, TargetDescriptionXmlOverrideOps,
+};
 use gdbstub::target::{Target, TargetResult};
 use gdbstub_arch::x86::reg::X86CoreRegs;
 use gdbstub_arch::x86::X86_SSE;
@@ -79,6 +82,9 @@ enum Action {
     Step,
     /// `reverse-stepi`: back one step through the debugger's snapshots.
     ReverseStep,
+    /// `reverse-continue`: back to the previous stop (or the start of the
+    /// recording).
+    ReverseCont,
 }
 
 /// The machine as gdb's target.
@@ -108,6 +114,46 @@ impl Target for GdbTarget<'_> {
         &mut self,
     ) -> Option<gdbstub::target::ext::monitor_cmd::MonitorCmdOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_target_description_xml_override(
+        &mut self,
+    ) -> Option<TargetDescriptionXmlOverrideOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+/// The target description for the CPU's current code size. gdb reads it
+/// once, when it connects, and disassembles (`x/i`, the stop line) in the
+/// architecture it names: `i8086` (16-bit code: real mode, V86 mode, a
+/// 16-bit protected-mode segment) or `i386:intel`. Without a `core`
+/// feature gdb uses its own i386 register layout, the one
+/// [`X86CoreRegs`] sends. After a switch of code size the user tells gdb
+/// (`set architecture i386` / `i8086`): gdb has no way to be told.
+pub fn target_description(code32: bool) -> String {
+    format!(
+        r#"<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd"><target version="1.0"><architecture>{}</architecture><osabi>none</osabi><feature name="org.gnu.gdb.i386.sse"></feature></target>"#,
+        if code32 { "i386:intel" } else { "i8086" }
+    )
+}
+
+impl TargetDescriptionXmlOverride for GdbTarget<'_> {
+    fn target_description_xml(
+        &self,
+        annex: &[u8],
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        if annex != b"target.xml" {
+            return Err(gdbstub::target::TargetError::NonFatal);
+        }
+        let xml = target_description(self.m.cpu.code32());
+        let bytes = xml.as_bytes();
+        let start = (offset.min(bytes.len() as u64)) as usize;
+        let n = length.min(buf.len()).min(bytes.len() - start);
+        buf[..n].copy_from_slice(&bytes[start..start + n]);
+        Ok(n)
     }
 }
 
@@ -217,6 +263,19 @@ impl SingleThreadResume for GdbTarget<'_> {
         &mut self,
     ) -> Option<gdbstub::target::ext::base::reverse_exec::ReverseStepOps<'_, (), Self>> {
         Some(self)
+    }
+
+    fn support_reverse_cont(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::base::reverse_exec::ReverseContOps<'_, (), Self>> {
+        Some(self)
+    }
+}
+
+impl gdbstub::target::ext::base::reverse_exec::ReverseCont<()> for GdbTarget<'_> {
+    fn reverse_cont(&mut self) -> Result<(), Self::Error> {
+        self.action = Action::ReverseCont;
+        Ok(())
     }
 }
 
@@ -331,6 +390,42 @@ impl MonitorCmd for GdbTarget<'_> {
     }
 }
 
+/// gdb's "No more reverse-execution history.": the start of the recording.
+fn history_start() -> SingleThreadStopReason<u32> {
+    SingleThreadStopReason::ReplayLog {
+        tid: None,
+        pos: gdbstub::target::ext::base::reverse_exec::ReplayLogPosition::Begin,
+    }
+}
+
+/// A debugger stop as gdb's stop reason (the run's end and an interrupt
+/// are the event loop's to handle).
+fn stop_reason(cause: StopCause) -> SingleThreadStopReason<u32> {
+    match cause {
+        StopCause::Stepped | StopCause::Returned | StopCause::Reached => {
+            SingleThreadStopReason::DoneStep
+        }
+        StopCause::Breakpoint { .. } | StopCause::ConditionError { .. } => {
+            SingleThreadStopReason::SwBreak(())
+        }
+        StopCause::Watchpoint { linear, write, .. } => SingleThreadStopReason::Watch {
+            tid: (),
+            kind: if write {
+                WatchKind::Write
+            } else {
+                WatchKind::Read
+            },
+            addr: linear,
+        },
+        StopCause::HistoryStart => history_start(),
+        StopCause::Interrupted => SingleThreadStopReason::Signal(Signal::SIGINT),
+        StopCause::Event { .. }
+        | StopCause::Port { .. }
+        | StopCause::Limit
+        | StopCause::Guest(_) => SingleThreadStopReason::Signal(Signal::SIGTRAP),
+    }
+}
+
 /// gdbstub's blocking event loop, for a target borrowing the machine for `'a`.
 struct EventLoop<'a>(std::marker::PhantomData<&'a ()>);
 
@@ -357,10 +452,17 @@ impl<'a> run_blocking::BlockingEventLoop for EventLoop<'a> {
                         // Nothing earlier to go back to: gdb says "No more
                         // reverse-execution history."
                         eprintln!("ringside: reverse-stepi: {e}");
-                        SingleThreadStopReason::ReplayLog {
-                            tid: None,
-                            pos: gdbstub::target::ext::base::reverse_exec::ReplayLogPosition::Begin,
-                        }
+                        history_start()
+                    }
+                };
+                return Ok(run_blocking::Event::TargetStopped(reason));
+            }
+            Action::ReverseCont => {
+                let reason = match target.dbg.reverse_continue(target.m) {
+                    Ok(cause) => stop_reason(cause),
+                    Err(e) => {
+                        eprintln!("ringside: reverse-continue: {e}");
+                        history_start()
                     }
                 };
                 return Ok(run_blocking::Event::TargetStopped(reason));
@@ -374,28 +476,11 @@ impl<'a> run_blocking::BlockingEventLoop for EventLoop<'a> {
                     .map_err(run_blocking::WaitForStopReasonError::Connection)?;
                 return Ok(run_blocking::Event::IncomingData(byte));
             }
-            StopCause::Stepped | StopCause::Returned | StopCause::Reached => {
-                SingleThreadStopReason::DoneStep
-            }
-            StopCause::Breakpoint { .. } | StopCause::ConditionError { .. } => {
-                SingleThreadStopReason::SwBreak(())
-            }
-            StopCause::Watchpoint { linear, write, .. } => SingleThreadStopReason::Watch {
-                tid: (),
-                kind: if write {
-                    WatchKind::Write
-                } else {
-                    WatchKind::Read
-                },
-                addr: linear,
-            },
-            StopCause::Event { .. } | StopCause::Port { .. } | StopCause::Limit => {
-                SingleThreadStopReason::Signal(Signal::SIGTRAP)
-            }
             StopCause::Guest(o) => {
                 target.ended = Some(o);
                 SingleThreadStopReason::Exited(o.exit_status() as u8)
             }
+            other => stop_reason(other),
         };
         Ok(run_blocking::Event::TargetStopped(reason))
     }

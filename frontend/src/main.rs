@@ -110,7 +110,7 @@ const BENCH_EXAMPLES: &str = "Examples:
   ringside bench --debugger      the same with the debugger attached";
 
 const CONFORMANCE_EXAMPLES: &str = "Examples:
-  ringside conformance singlestep ../shared/conformance/singlestep-286
+  ringside conformance singlestep $RINGSIDE_CONFORMANCE_DIR/singlestep-286
   ringside conformance singlestep DIR --only F6.6 --show-failures 10";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
@@ -133,6 +133,11 @@ struct GuestOptions {
     /// Where port 0xE9 output goes: `stdio`, `null`, or a file path.
     #[arg(long, value_name = "stdio|null|PATH", default_value = "stdio")]
     debugcon: String,
+    /// Where our BIOS's own log goes (its POST banner, the drives found,
+    /// why a boot failed): `stderr`, `null`, or a file path. Never port
+    /// 0xE9, which is the guest's alone.
+    #[arg(long, value_name = "stderr|null|PATH", default_value = "stderr")]
+    bios_log: String,
     /// Stop after this many instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
@@ -617,6 +622,7 @@ fn machine_config(guest: &GuestOptions, extra_post_port: Option<u16>) -> Result<
     Ok(MachineConfig {
         memory_mib: guest.memory,
         console: console_from_arg(&guest.debugcon)?,
+        bios_log: ringside_machine::BiosLog::from_arg(&guest.bios_log)?,
         extra_post_port,
         cpu_hz: guest.cpu_mhz * 1_000_000,
         rtc_start,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("ringside-dbg-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
@@ -99,8 +101,7 @@ fn bad_script_command_is_one_error_line() {
 /// Debian's gdb in batch mode against `--gdb`, bounded in time.
 #[test]
 fn gdb_batch_session_in_real_and_protected_mode() {
-    if Command::new("gdb").arg("--version").output().is_err() {
-        eprintln!("gdb is not installed: skipping the gdb stub test (apt-get install gdb)");
+    if !common::have_gdb("the gdb stub test over PMTEST") {
         return;
     }
     let rom = file("pm-gdb.bin", ringside_roms::PMTEST);
@@ -128,7 +129,6 @@ fn gdb_batch_session_in_real_and_protected_mode() {
     }
     let out = Command::new("timeout")
         .args(["60", "gdb", "-batch", "-nx"])
-        .args(["-ex", "set architecture i386"])
         .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
         .args(["-ex", "info registers eip cs"])
         .args(["-ex", "x/2i $pc"])
@@ -142,6 +142,9 @@ fn gdb_batch_session_in_real_and_protected_mode() {
         .args(["-ex", "break *0xf2000"])
         .args(["-ex", "continue"])
         .args(["-ex", "info registers cs eip"])
+        // 32-bit code: gdb is told, as the README says.
+        .args(["-ex", "set architecture i386"])
+        .args(["-ex", "x/i $pc"])
         .args(["-ex", "monitor info gdt"])
         .args(["-ex", "watch *(char*)0x710"])
         .args(["-ex", "continue"])
@@ -165,7 +168,9 @@ fn gdb_batch_session_in_real_and_protected_mode() {
         // Real mode: the PC is CS.base + IP, the reset vector.
         "eip            0xfffffff0",
         "cs             0xf000",
-        "=> 0xfffffff0:",
+        // The reset vector's far jump, decoded as 16-bit code.
+        "=> 0xfffffff0:\tljmp   $0xf000,$0x0",
+        "=> 0xf2000:\tmov    $0x23,%ax",
         // After the far jump: F000:0000 is linear F0000.
         "eip            0xf0000",
         "Breakpoint 1, 0x000f2000",
@@ -304,5 +309,135 @@ fn script_steps_back_with_rs() {
     assert!(
         err.contains(":4: rs: only 3 instructions have run"),
         "{err}"
+    );
+}
+
+/// Start `ringside run ARGS --gdb PORT`, run gdb in batch mode with
+/// `commands` against it (bounded in time), and return gdb's output
+/// (stdout and stderr).
+fn gdb_against(args: &[&std::ffi::OsStr], commands: &[&str]) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut server = ringside()
+        .args(args)
+        .args(["--gdb", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stub did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut gdb = Command::new("timeout");
+    gdb.args(["60", "gdb", "-batch", "-nx"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
+    for c in commands {
+        gdb.args(["-ex", c]);
+    }
+    let out = gdb.output().expect("gdb");
+    let _ = server.kill();
+    let _ = server.wait();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// A 64 KiB disk whose boot sector is `cli; mov eax, 1234h; inc eax;
+/// jmp $`: the 32-bit MOV (66 B8 34 12 00 00) at 0x7C01 is what a 16-bit
+/// disassembler shows as `mov $0x1234,%eax` and a 32-bit one as
+/// `mov $0x1234,%ax` followed by garbage.
+fn boot_sector_disk(name: &str) -> PathBuf {
+    let mut disk = vec![0u8; 64 * 1024];
+    let code = [
+        0xFA, 0x66, 0xB8, 0x34, 0x12, 0x00, 0x00, 0x66, 0x40, 0xEB, 0xFE,
+    ];
+    disk[..code.len()].copy_from_slice(&code);
+    disk[510] = 0x55;
+    disk[511] = 0xAA;
+    file(name, &disk)
+}
+
+/// gdb with no `set architecture`: the stub's target description names
+/// i8086 while the CPU runs 16-bit code, so the reset vector, a boot
+/// sector and each step disassemble as real-mode code; `reverse-continue`
+/// goes back to the breakpoint, then to the start of the recording.
+#[test]
+fn gdb_disassembles_real_mode_code_as_16_bit_and_reverse_continues() {
+    if !common::have_gdb("the gdb real-mode disassembly test") {
+        return;
+    }
+    let disk = boot_sector_disk("boot16.img");
+    let text = gdb_against(
+        &[
+            "run".as_ref(),
+            "--headless".as_ref(),
+            "--snapshot".as_ref(),
+            "--debugcon".as_ref(),
+            "null".as_ref(),
+            "--hda".as_ref(),
+            disk.as_os_str(),
+        ],
+        &[
+            "show architecture",
+            "x/i $pc",
+            "break *0x7c00",
+            "continue",
+            "x/2i 0x7c00",
+            "stepi",
+            "x/i $pc",
+            "stepi",
+            "x/i $pc",
+            "info registers eax",
+            "reverse-continue",
+            "info registers eip eax",
+            "reverse-continue",
+            "info registers eip",
+            "continue",
+            "info registers eip",
+            "kill",
+        ],
+    );
+    for want in [
+        "(currently \"i8086\")",
+        "=> 0xfffffff0:\tljmp   $0xf000,$0x0",
+        "Breakpoint 1, 0x00007c00",
+        "   0x7c01:\tmov    $0x1234,%eax",
+        "=> 0x7c01:\tmov    $0x1234,%eax",
+        "=> 0x7c07:\tinc    %eax",
+        "eax            0x1234 ",
+        "No more reverse-execution history.",
+    ] {
+        assert!(
+            text.contains(want),
+            "missing {want:?} in gdb's output:\n{text}"
+        );
+    }
+    assert!(!text.contains("$0x1234,%ax"), "32-bit disassembly:\n{text}");
+    assert!(
+        !text.contains("warning: A handler for the OS ABI"),
+        "{text}"
+    );
+    // reverse-continue: back at the breakpoint (before the MOV ran), then
+    // at the reset vector; continue reaches the breakpoint again.
+    let eips: Vec<&str> = text.lines().filter(|l| l.starts_with("eip ")).collect();
+    assert_eq!(eips.len(), 3, "{text}");
+    assert!(eips[0].contains("0x7c00 "), "{text}");
+    assert!(eips[1].contains("0xfffffff0 "), "{text}");
+    assert!(eips[2].contains("0x7c00 "), "{text}");
+    assert_eq!(
+        text.matches("Breakpoint 1, 0x00007c00").count(),
+        3,
+        "{text}"
+    );
+    let eax: Vec<&str> = text.lines().filter(|l| l.starts_with("eax ")).collect();
+    assert_eq!(eax.len(), 2, "{text}");
+    assert!(
+        !eax[1].contains("0x1234 "),
+        "the MOV was not undone: {text}"
     );
 }

@@ -50,10 +50,10 @@ fn images() -> Option<&'static Path> {
             !required,
             "RINGSIDE_REQUIRE_GRUB is set but make-grub-images.sh failed:\n{why}"
         );
-        eprintln!(
+        common::not_run(&format!(
             "GRUB images could not be built (apt-get install grub-pc-bin grub-common \
              xorriso mtools): GRUB tests skipped\n{why}"
-        );
+        ));
         None
     })
     .as_deref()
@@ -67,7 +67,9 @@ fn have_seabios() -> bool {
             std::env::var_os("RINGSIDE_REQUIRE_SEABIOS").is_none(),
             "RINGSIDE_REQUIRE_SEABIOS is set but {SEABIOS} is missing"
         );
-        eprintln!("{SEABIOS} not found (apt-get install seabios): GRUB on SeaBIOS skipped");
+        common::not_run(&format!(
+            "GRUB on SeaBIOS: {SEABIOS} not found (apt-get install seabios)"
+        ));
     }
     have
 }

@@ -1,5 +1,5 @@
 //! The first milestone end to end: Debian's i686 Linux kernel and a busybox
-//! initramfs (built from Debian packages by ../shared/guests/
+//! initramfs (built from Debian packages by scripts/
 //! build-linux-guest.sh) boot on our own BIOS through SYSLINUX to a shell,
 //! run a CPU-bound shell loop, and power off through ACPI (our BIOS's FADT
 //! and `\_S5`, the board's PM1a_CNT); all on the serial console.
@@ -15,7 +15,7 @@ use std::process::Command;
 #[test]
 fn linux_i686_boots_to_a_shell_on_our_bios() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!("RINGSIDE_LINUX_IMAGE not set: Linux boot test skipped (.ci/run sets it)");
+        common::not_run("Linux boot test: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
     let serial =
@@ -86,9 +86,7 @@ fn linux_i686_boots_to_a_shell_on_our_bios() {
 #[test]
 fn linux_i686_boots_to_a_shell_on_seabios() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!(
-            "RINGSIDE_LINUX_IMAGE not set: SeaBIOS Linux boot test skipped (.ci/run sets it)"
-        );
+        common::not_run("SeaBIOS Linux boot test: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
     let bios = std::path::Path::new("/usr/share/seabios/bios.bin");
@@ -98,10 +96,10 @@ fn linux_i686_boots_to_a_shell_on_seabios() {
             "RINGSIDE_REQUIRE_SEABIOS is set but {} is missing",
             bios.display()
         );
-        eprintln!(
+        common::not_run(&format!(
             "{} not found (apt-get install seabios): SeaBIOS Linux boot test skipped",
             bios.display()
-        );
+        ));
         return;
     }
     let serial = std::env::temp_dir().join(format!(
@@ -150,7 +148,7 @@ fn tail(s: &str) -> &str {
 #[test]
 fn debugger_steps_to_the_kernels_protected_mode_entry_and_back() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!("RINGSIDE_LINUX_IMAGE not set: Linux debugger test skipped (.ci/run sets it)");
+        common::not_run("Linux debugger test: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
     let script =
@@ -200,11 +198,10 @@ fn debugger_steps_to_the_kernels_protected_mode_entry_and_back() {
 #[test]
 fn gdb_reaches_the_kernels_protected_mode_entry_and_steps_back() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!("RINGSIDE_LINUX_IMAGE not set: Linux gdb test skipped (.ci/run sets it)");
+        common::not_run("Linux gdb test: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
-    if Command::new("gdb").arg("--version").output().is_err() {
-        eprintln!("gdb is not installed: Linux gdb test skipped");
+    if !common::have_gdb("the Linux gdb test") {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -27,9 +27,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(900);
 fn image() -> Option<PathBuf> {
     let img = std::env::var_os("RINGSIDE_LINUX_SHELL_IMAGE");
     if img.is_none() {
-        eprintln!(
-            "RINGSIDE_LINUX_SHELL_IMAGE not set: interactive Linux test skipped (.ci/run sets it)"
-        );
+        common::not_run("interactive Linux test: RINGSIDE_LINUX_SHELL_IMAGE not set; build it with `scripts/build-linux-guest.sh DIR` then `scripts/make-shell-guest.sh DIR DIR/linux-i686-shell.img` (.ci/run does both) and set RINGSIDE_LINUX_SHELL_IMAGE to it");
     }
     img.map(PathBuf::from)
 }

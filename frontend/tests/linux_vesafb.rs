@@ -88,7 +88,7 @@ fn check(console: &str, size: (u32, u32), lit: usize, lfb: &str, stderr: &str) {
 #[test]
 fn linux_runs_its_console_on_vesafb_on_our_bios() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!("RINGSIDE_LINUX_IMAGE not set: vesafb test skipped (.ci/run sets it)");
+        common::not_run("vesafb test: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
     let img = vesa_image(Path::new(&image), "ours");
@@ -100,7 +100,7 @@ fn linux_runs_its_console_on_vesafb_on_our_bios() {
 #[test]
 fn linux_runs_its_console_on_vesafb_on_seabios_with_stdvga() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!("RINGSIDE_LINUX_IMAGE not set: vesafb test skipped (.ci/run sets it)");
+        common::not_run("vesafb test: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
     if !Path::new(SEABIOS).is_file() || !Path::new(SEABIOS_STDVGA).is_file() {
@@ -108,7 +108,9 @@ fn linux_runs_its_console_on_vesafb_on_seabios_with_stdvga() {
             std::env::var_os("RINGSIDE_REQUIRE_THIRD_PARTY_ROMS").is_none(),
             "{SEABIOS} or {SEABIOS_STDVGA} missing"
         );
-        eprintln!("SKIPPED vesafb on SeaBIOS: {SEABIOS} or {SEABIOS_STDVGA} not found");
+        common::not_run(&format!(
+            "vesafb on SeaBIOS: {SEABIOS} or {SEABIOS_STDVGA} not found (apt-get install seabios)"
+        ));
         return;
     }
     let img = vesa_image(Path::new(&image), "seabios");

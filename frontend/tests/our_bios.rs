@@ -44,14 +44,11 @@ fn run_without_bios_boots_the_disk() {
     std::fs::write(dir.join("mbr.img"), mbr()).unwrap();
     let o = run(&dir, &["--disk", "mbr.img", "--snapshot"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0x43),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(out.contains("Booting from hard disk (drive 80h)"), "{out}");
-    assert!(out.ends_with("MBR ok\n"), "{out}");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0x43), "{log}");
+    // Our BIOS's log on stderr; the debug console is the guest's alone.
+    assert!(log.contains("Booting from hard disk (drive 80h)"), "{log}");
+    assert_eq!(out, "MBR ok\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -60,7 +57,7 @@ fn nothing_to_boot_is_reported_and_stops() {
     let dir = scratch("noboot");
     std::fs::write(dir.join("blank.img"), vec![0u8; 32 * 512]).unwrap();
     let o = run(&dir, &["--disk", "blank.img", "--boot", "cdrom,disk"]);
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "halted for good");
     assert!(
         out.contains("Boot from CD-ROM failed: no CD-ROM drive"),
@@ -89,8 +86,8 @@ fn an_empty_cd_tray_is_reported_on_screen_and_on_the_console() {
             "shot.png",
         ],
     );
-    let out = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stderr);
+    let err = &out;
     assert_eq!(o.status.code(), Some(3), "halted for good: {err}");
     // The drive is found at POST (it answers IDENTIFY PACKET), then the
     // boot attempt says why it failed, and the next device is tried.
@@ -120,16 +117,71 @@ fn an_empty_cd_tray_is_reported_on_screen_and_on_the_console() {
     )
     .unwrap();
     let o = run(&dir, &["--config", "vm.toml", "--headless"]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{out}");
     assert!(
         out.contains("no disc in the drive (the tray is empty)"),
         "{out}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Port 0xE9 is the guest's: under our BIOS, `--debugcon FILE` holds
+/// exactly the bytes the guest wrote there and nothing of ours; our BIOS's
+/// lines go to `--bios-log` (a file here, or nowhere with `null`, and
+/// stderr by default).
+#[test]
+fn the_debug_console_holds_only_the_guests_bytes() {
+    let dir = scratch("debugcon");
+    std::fs::write(dir.join("mbr.img"), mbr()).unwrap();
+    let o = run(
+        &dir,
+        &[
+            "--disk",
+            "mbr.img",
+            "--snapshot",
+            "--debugcon",
+            "guest.txt",
+            "--bios-log",
+            "bios.txt",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0x43), "{err}");
+    assert_eq!(std::fs::read(dir.join("guest.txt")).unwrap(), b"MBR ok\n");
+    let log = std::fs::read_to_string(dir.join("bios.txt")).unwrap();
+    assert!(log.starts_with("ringside-bios: POST: "), "{log}");
+    assert!(
+        log.ends_with("Booting from hard disk (drive 80h)...\n"),
+        "{log}"
+    );
+    assert!(!err.contains("ringside-bios"), "{err}");
+    // A 16 KiB disk is not "0 MiB".
+    assert!(
+        log.contains(": disk \"") && log.contains(" 32 sectors (16 KiB), "),
+        "{log}"
+    );
+    // `null`: our lines go nowhere, the guest's still to the console.
+    let o = run(
+        &dir,
+        &["--disk", "mbr.img", "--snapshot", "--bios-log", "null"],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "MBR ok\n");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("ringside-bios"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The spec file's key, relative to the file.
+    std::fs::write(
+        dir.join("vm.toml"),
+        "[disks]\ndisk = [\"mbr.img\"]\nsnapshot = true\n[console]\ndebugcon = \"null\"\nbios_log = \"spec-bios.txt\"\n",
+    )
+    .unwrap();
+    let o = run(&dir, &["--config", "vm.toml"]);
+    assert_eq!(o.status.code(), Some(0x43));
+    assert!(o.stdout.is_empty());
+    let log = std::fs::read_to_string(dir.join("spec-bios.txt")).unwrap();
+    assert!(log.contains("Booting from hard disk (drive 80h)"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

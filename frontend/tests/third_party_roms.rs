@@ -13,6 +13,8 @@
 //! Screens are read through the debugger's `screen` command (the text the
 //! VGA shows), run from a `--debug-script` after the guest stops.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -38,10 +40,10 @@ fn roms(files: &[&str], what: &str) -> Option<Vec<PathBuf>> {
         "RINGSIDE_REQUIRE_THIRD_PARTY_ROMS is set but {} missing",
         missing.join(", ")
     );
-    eprintln!(
-        "SKIPPED {what}: {} not found (apt-get install seabios bochsbios vgabios)",
+    common::not_run(&format!(
+        "{what}: {} not found (apt-get install seabios bochsbios vgabios)",
         missing.join(", ")
-    );
+    ));
     None
 }
 
@@ -241,9 +243,7 @@ fn the_demo_boots_on_seabios() {
 #[test]
 fn linux_boots_to_its_shell_on_the_bochs_bios() {
     let Some(image) = std::env::var_os("RINGSIDE_LINUX_IMAGE") else {
-        eprintln!(
-            "SKIPPED Linux on the Bochs BIOS: RINGSIDE_LINUX_IMAGE not set (.ci/run sets it)"
-        );
+        common::not_run("Linux on the Bochs BIOS: RINGSIDE_LINUX_IMAGE not set; build the guest with `scripts/build-linux-guest.sh DIR` (as root, on Debian or Ubuntu; .ci/run does it) and set RINGSIDE_LINUX_IMAGE=DIR/linux-i686.img");
         return;
     };
     let Some(r) = roms(&[BOCHS_BIOS, LGPL_VGA], "Linux on the Bochs BIOS") else {

@@ -657,7 +657,9 @@ fn common_xdotool(what: &str) -> bool {
             std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
             "RINGSIDE_REQUIRE_XVFB is set but xdotool is not runnable"
         );
-        eprintln!("{what} skipped: xdotool is not installed");
+        common::not_run(&format!(
+            "{what}: xdotool is not installed (apt-get install xdotool)"
+        ));
     }
     have
 }

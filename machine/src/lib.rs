@@ -9,12 +9,14 @@
 
 #![warn(missing_docs)]
 
+mod bioslog;
 pub mod debugger;
 mod optionrom;
 mod session;
 pub mod snapshot;
 pub mod traplog;
 
+pub use bioslog::BiosLog;
 pub use optionrom::{load_option_rom, MAX_OPTION_ROM, VGA_ROM_BASE};
 pub use session::Status;
 
@@ -85,6 +87,14 @@ pub enum MachineError {
         /// Why.
         source: std::io::Error,
     },
+    /// The BIOS log file (`--bios-log`) could not be created.
+    #[error("{}: cannot create the BIOS log file (--bios-log): {source}", path.display())]
+    BiosLog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The serial port's output file could not be created.
     #[error("{}: cannot create serial port file (--serial): {source}", path.display())]
     Serial {
@@ -105,6 +115,8 @@ pub struct MachineConfig {
     pub memory_mib: u32,
     /// Where port 0xE9 output goes.
     pub console: Console,
+    /// Where our BIOS's own log goes (never port 0xE9).
+    pub bios_log: BiosLog,
     /// A POST-code port besides 0x80.
     pub extra_post_port: Option<u16>,
     /// Nominal CPU frequency: how many virtual cycles make a second for
@@ -134,6 +146,7 @@ impl Default for MachineConfig {
         MachineConfig {
             memory_mib: DEFAULT_MEMORY_MIB,
             console: Console::Null,
+            bios_log: BiosLog::Null,
             extra_post_port: None,
             cpu_hz: DEFAULT_CPU_HZ,
             rtc_start: DateTime::default(),
@@ -322,6 +335,8 @@ pub struct Machine {
     /// ROM's hypercalls (port 0xE0). `None` with any other firmware, whose
     /// writes to that port are then ignored.
     pub bios: Option<ringside_bios::Bios>,
+    /// Where our BIOS's log goes (a host resource: not in snapshots).
+    pub bios_log: BiosLog,
     /// The chipset's PAM registers as last applied to memory (shadow RAM
     /// over the ROM).
     pam: [u8; 7],
@@ -394,6 +409,7 @@ impl Machine {
             idle_cycles: 0,
             no_reboot: config.no_reboot,
             bios,
+            bios_log: config.bios_log,
             pam: [0; 7],
         };
         m.apply_a20();
@@ -423,6 +439,9 @@ impl Machine {
         self.host_time += start.elapsed();
         if let Err(e) = self.pc.flush() {
             log::warn!("debug console or serial port: {e}");
+        }
+        if let Err(e) = self.bios_log.flush() {
+            log::warn!("BIOS log: {e}");
         }
         outcome
     }
@@ -652,6 +671,10 @@ impl Machine {
                 let routine = ringside_bios::symbolize(at).map_or("?", |(name, _)| name);
                 let honoured = bios.hypercall(service, &mut self.cpu, &mut self.pc)
                     != ringside_bios::HypercallOutcome::Refused;
+                let said = bios.take_log();
+                if !said.is_empty() {
+                    self.bios_log.write(&said);
+                }
                 if !honoured {
                     log::debug!("write to the BIOS service port refused (not from the BIOS ROM)");
                 }

@@ -60,6 +60,9 @@ impl Machine {
         if let Err(e) = self.pc.flush() {
             log::warn!("debug console or serial port: {e}");
         }
+        if let Err(e) = self.bios_log.flush() {
+            log::warn!("BIOS log: {e}");
+        }
         outcome
     }
 

@@ -163,6 +163,40 @@ pub fn conformance_dir() -> PathBuf {
     }
 }
 
+/// Where the data come from upstream and how to point the runner at them.
+pub const DATA_HOWTO: &str = "the SingleStepTests data come from upstream: the 80286 suite \
+(github.com/SingleStepTests/80286, folder v1_real_mode: its .MOO.gz files into DIR/singlestep-286) \
+and the 80386EX MOO sample (github.com/dbalsom/moo, crates/moo/tests/test_data/00.MOO, gzipped \
+into DIR/moo-sample-386ex/00.MOO.gz); set RINGSIDE_CONFORMANCE_DIR=DIR \
+(default: ../shared/conformance beside the repository)";
+
+/// The folder `sub` of [`conformance_dir`], or `None` when it is missing,
+/// after saying so: one `NOT RUN:` line naming `what`, the folder, where
+/// the data come from and the variable that points at them, written
+/// straight to stderr (cargo's test harness captures `eprintln!` and shows
+/// it only for failures: a skip must not pass silently). With
+/// `RINGSIDE_REQUIRE_CONFORMANCE` set (`.ci/run` sets it when the data is
+/// there) a missing folder panics instead.
+pub fn data_or_skip(sub: &str, what: &str) -> Option<PathBuf> {
+    let dir = conformance_dir().join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("RINGSIDE_REQUIRE_CONFORMANCE").is_none(),
+        "RINGSIDE_REQUIRE_CONFORMANCE is set but {} is missing: {DATA_HOWTO}",
+        dir.display()
+    );
+    use std::io::Write as _;
+    // One write, so the harness's own lines do not cut through it.
+    let line = format!(
+        "NOT RUN: {what}: {} is missing; {DATA_HOWTO}\n",
+        dir.display()
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    None
+}
+
 /// Read and parse one `.MOO` or `.MOO.gz` file.
 pub fn load_moo(path: &Path) -> Result<moo::MooFile, Error> {
     let raw = std::fs::read(path).map_err(|source| Error::Io {

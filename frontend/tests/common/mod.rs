@@ -6,6 +6,17 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Say that `what` was not run, why and how to get what it needs, as one
+/// `NOT RUN: ...` line on the test run's own stderr: written straight to
+/// the stream, since cargo's test harness captures `eprintln!` and shows it
+/// only for a test that fails, and a skip must not pass silently.
+pub fn not_run(why_and_how: &str) {
+    use std::io::Write as _;
+    // One write, so the harness's own lines do not cut through it.
+    let line = format!("NOT RUN: {why_and_how}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Whether `qemu-system-i386` runs. Without it a comparison is skipped with
 /// a message naming `what`, unless `RINGSIDE_REQUIRE_QEMU` is set (`.ci/run`
 /// sets it after installing QEMU), when a missing QEMU fails the test.
@@ -19,7 +30,30 @@ pub fn have_qemu(what: &str) -> bool {
             std::env::var_os("RINGSIDE_REQUIRE_QEMU").is_none(),
             "RINGSIDE_REQUIRE_QEMU is set but qemu-system-i386 is not runnable"
         );
-        eprintln!("qemu-system-i386 not installed: {what} skipped");
+        not_run(&format!(
+            "{what}: qemu-system-i386 is not installed (apt-get install qemu-system-x86)"
+        ));
+    }
+    have
+}
+
+/// Whether Debian's (or any) `gdb` runs. Without it a gdb test is skipped
+/// with a message naming `what` and how to get gdb, unless
+/// `RINGSIDE_REQUIRE_GDB` is set (`.ci/run` sets it after installing gdb),
+/// when a missing gdb fails the test.
+pub fn have_gdb(what: &str) -> bool {
+    let have = Command::new("gdb")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("RINGSIDE_REQUIRE_GDB").is_none(),
+            "RINGSIDE_REQUIRE_GDB is set but gdb is not runnable"
+        );
+        not_run(&format!(
+            "{what}: gdb is not installed (install gdb, e.g. `apt-get install gdb`; .ci/run does)"
+        ));
     }
     have
 }
@@ -76,7 +110,9 @@ pub fn have_x_tool(tool: &str, what: &str) -> bool {
             std::env::var_os("RINGSIDE_REQUIRE_XVFB").is_none(),
             "RINGSIDE_REQUIRE_XVFB is set but {tool} is not runnable"
         );
-        eprintln!("{what} skipped: {tool} is not installed");
+        not_run(&format!(
+            "{what}: {tool} is not installed (apt-get install xvfb xdotool)"
+        ));
     }
     have
 }

@@ -23,6 +23,7 @@ use crate::Machine;
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("s", "s [N]", "step N instructions (default 1), into calls and interrupts"),
     ("rs", "rs [N]", "reverse step: back N instructions (default 1), from the nearest earlier snapshot re-run to there"),
+    ("rc", "rc", "reverse continue: back to the previous breakpoint, watchpoint or catchpoint stop (a watchpoint: before the access it saw, the same one after a watchpoint stop), or to the start of the recording"),
     ("rec", "rec on | rec off", "record snapshots for reverse stepping (on in the REPL; each copies all of RAM)"),
     ("n", "n", "step over: a CALL, INT n or REP string instruction runs to the next instruction"),
     ("c", "c", "continue until a breakpoint, watchpoint or catchpoint (Ctrl-C interrupts)"),
@@ -174,6 +175,17 @@ impl Debugger {
                     _ => return Err("usage: rs [N]".into()),
                 };
                 let cause = self.reverse_step(m, n)?;
+                let mut text = format!("{}\n", view::describe_stop(m, &cause));
+                text.push_str(&view::next_instruction(m));
+                Reply {
+                    text,
+                    stop: Some(cause),
+                    ..Reply::default()
+                }
+            }
+            "rc" | "reverse-continue" => {
+                no_args(Reply::default())?;
+                let cause = self.reverse_continue(m)?;
                 let mut text = format!("{}\n", view::describe_stop(m, &cause));
                 text.push_str(&view::next_instruction(m));
                 Reply {

@@ -163,6 +163,9 @@ pub enum StopCause {
     Limit,
     /// Interrupted by the host (Ctrl-C, gdb's interrupt).
     Interrupted,
+    /// Reverse execution reached the oldest snapshot kept: the start of
+    /// the recording.
+    HistoryStart,
 }
 
 /// A port catch while armed: wraps the board as the CPU's bus and
@@ -491,20 +494,42 @@ impl Debugger {
                 None => "no snapshot yet: reverse stepping starts from the next command".into(),
             });
         };
-        let (at, bytes) = &rev.snapshots[i];
-        let at = *at;
-        m.restore_snapshot(bytes).map_err(|e| e.to_string())?;
-        rev.snapshots.truncate(i + 1);
         if by_steps {
             let keep = rev.steps.len() - n as usize;
             rev.steps.truncate(keep);
         } else {
             rev.steps.clear();
         }
+        self.replay(m, i, target, by_steps)?;
+        Ok(StopCause::Stepped)
+    }
+
+    /// Restore snapshot `i` (dropping the later ones: they belong to a
+    /// future we leave) and re-execute to `target`: its cycle count with
+    /// `by_cycles` (an exact earlier stop), else its instruction count
+    /// (just after that instruction retired). Every point, the trace and
+    /// the slice hook are set aside meanwhile.
+    fn replay(
+        &mut self,
+        m: &mut Machine,
+        i: usize,
+        target: Position,
+        by_cycles: bool,
+    ) -> Result<(), String> {
+        let Some(rev) = self.reverse.as_mut() else {
+            return Err("reverse stepping is off (`rec on` starts recording)".into());
+        };
+        let Some((at, bytes)) = rev.snapshots.get(i) else {
+            return Err("no such snapshot".into());
+        };
+        let at = *at;
+        m.restore_snapshot(bytes).map_err(|e| e.to_string())?;
+        rev.snapshots.truncate(i + 1);
         let reverse = self.reverse.take();
         let points = std::mem::take(&mut self.points);
         let trace = self.trace.take();
         let hook = self.slice_hook.take();
+        let limit = self.max_instructions.take();
         let mut cause = StopCause::Stepped;
         // Slices and single steps give the same machine: run in slices to
         // the target's instruction count, then step to the exact stop.
@@ -518,7 +543,7 @@ impl Debugger {
             }
         }
         let short = |m: &Machine| {
-            if by_steps {
+            if by_cycles {
                 m.cpu.cycles < target.0
             } else {
                 m.cpu.instructions < target.1
@@ -534,8 +559,9 @@ impl Debugger {
         self.points = points;
         self.trace = trace;
         self.slice_hook = hook;
+        self.max_instructions = limit;
         let reached = position(m);
-        let exact = if by_steps {
+        let exact = if by_cycles {
             reached == target
         } else {
             reached.1 == target.1
@@ -547,7 +573,186 @@ impl Debugger {
                 at.1, reached.1, target.1
             ));
         }
-        Ok(StopCause::Stepped)
+        Ok(())
+    }
+
+    /// Run backwards to the previous stop a breakpoint, watchpoint or
+    /// catchpoint would have made (`rc`, gdb's `reverse-continue`), or to
+    /// the start of the recording ([`StopCause::HistoryStart`]) when there
+    /// is none. From the newest snapshot before here, the guest is
+    /// re-executed with the points armed up to here, noting every stop; if
+    /// none, the snapshot before that one, and so on. A breakpoint (or an
+    /// event catchpoint) stops where a forward run stopped; a watchpoint
+    /// or a port catch stops *before* the instruction that made the
+    /// access, so the old value is there to see, as gdb expects going
+    /// backwards (after a watchpoint stop, the first one back is that same
+    /// access).
+    pub fn reverse_continue(&mut self, m: &mut Machine) -> Result<StopCause, String> {
+        let Some(rev) = self.reverse.as_ref() else {
+            return Err("reverse stepping is off (`rec on` starts recording)".into());
+        };
+        let now = position(m);
+        let Some(newest) = rev.snapshots.iter().rposition(|(at, _)| at.0 < now.0) else {
+            return match rev.snapshots.front() {
+                // Already at the start of the recording.
+                Some((at, _)) if at.0 == now.0 => Ok(StopCause::HistoryStart),
+                _ => Err("no snapshot yet: reverse execution starts from the next command".into()),
+            };
+        };
+        let mut end = now;
+        for i in (0..=newest).rev() {
+            let from = self.reverse.as_ref().map(|r| r.snapshots[i].0);
+            if let Some((hit, cause)) = self.last_stop_between(m, i, end)? {
+                let before_access =
+                    matches!(cause, StopCause::Watchpoint { .. } | StopCause::Port { .. });
+                let target = if before_access {
+                    self.position_before(m, i, hit)?
+                } else {
+                    hit
+                };
+                self.replay(m, i, target, true)?;
+                if let Some(r) = self.reverse.as_mut() {
+                    r.steps.clear();
+                }
+                let id = match &cause {
+                    StopCause::Breakpoint { id }
+                    | StopCause::ConditionError { id, .. }
+                    | StopCause::Watchpoint { id, .. }
+                    | StopCause::Event { id, .. }
+                    | StopCause::Port { id, .. } => Some(*id),
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    self.count_hit(id);
+                }
+                return Ok(cause);
+            }
+            end = from.unwrap_or(end);
+        }
+        self.replay(m, 0, end, true)?;
+        if let Some(r) = self.reverse.as_mut() {
+            r.steps.clear();
+        }
+        Ok(StopCause::HistoryStart)
+    }
+
+    /// From snapshot `i`, run forward with the points armed to `end`, and
+    /// return the last stop before `end` (its position and cause; a
+    /// watchpoint's or port catch's just after the access, which may be
+    /// `end` itself). The
+    /// points come back as they were (hit counts, temporary ones).
+    fn last_stop_between(
+        &mut self,
+        m: &mut Machine,
+        i: usize,
+        end: Position,
+    ) -> Result<Option<(Position, StopCause)>, String> {
+        let Some(rev) = self.reverse.as_mut() else {
+            return Err("reverse stepping is off (`rec on` starts recording)".into());
+        };
+        let Some((_, bytes)) = rev.snapshots.get(i) else {
+            return Err("no such snapshot".into());
+        };
+        m.restore_snapshot(bytes).map_err(|e| e.to_string())?;
+        let reverse = self.reverse.take();
+        let points = self.points.clone();
+        let trace = self.trace.take();
+        let hook = self.slice_hook.take();
+        let limit = self.max_instructions.replace(end.1);
+        // A forward run skips a breakpoint where it starts, but a stop
+        // there (where the user continued from) is a stop all the same.
+        let mut last = self
+            .breakpoint_here(m)
+            .map(|id| (position(m), StopCause::Breakpoint { id }));
+        loop {
+            let cause = self.resume(m, Resume::Continue);
+            let at = position(m);
+            let stop = matches!(
+                cause,
+                StopCause::Breakpoint { .. }
+                    | StopCause::ConditionError { .. }
+                    | StopCause::Watchpoint { .. }
+                    | StopCause::Event { .. }
+                    | StopCause::Port { .. }
+            );
+            // An access is undone going back from just after it: a stop
+            // at `end` itself counts for a watchpoint or a port catch
+            // (where gdb's reverse-continue after a watchpoint stop finds
+            // the same write), not for a breakpoint.
+            let access = matches!(cause, StopCause::Watchpoint { .. } | StopCause::Port { .. });
+            if !stop || at.0 > end.0 || (at.0 == end.0 && !access) {
+                break;
+            }
+            last = Some((at, cause));
+        }
+        self.reverse = reverse;
+        self.points = points;
+        self.trace = trace;
+        self.slice_hook = hook;
+        self.max_instructions = limit;
+        Ok(last)
+    }
+
+    /// The first enabled breakpoint at CS:EIP whose condition (if any) is
+    /// true.
+    fn breakpoint_here(&mut self, m: &mut Machine) -> Option<u32> {
+        let cs = m.cpu.segs[SegReg::Cs as usize].selector;
+        let eip = m.cpu.eip;
+        let linear = view::current_linear(m);
+        let phys = m.cpu.debug_translate(linear);
+        let found: Vec<(u32, Option<Expr>)> = self
+            .points
+            .iter()
+            .filter(|p| p.enabled)
+            .filter_map(|p| match &p.kind {
+                PointKind::Break { at, condition, .. } => {
+                    let here = match *at {
+                        HostExec::Segmented(s, o) => s == cs && o == eip,
+                        HostExec::Linear(l) => l == linear,
+                        HostExec::Physical(p) => phys == Some(p),
+                    };
+                    here.then(|| (p.id, condition.as_ref().map(|(_, e)| e.clone())))
+                }
+                _ => None,
+            })
+            .collect();
+        found.into_iter().find_map(|(id, cond)| match cond {
+            None => Some(id),
+            Some(e) => {
+                matches!(e.eval(&mut view::MachineContext(m)), Ok(v) if v != 0).then_some(id)
+            }
+        })
+    }
+
+    /// The position from which one step reached `after` (the step whose
+    /// access stopped a watchpoint there), replaying from snapshot `i`.
+    fn position_before(
+        &mut self,
+        m: &mut Machine,
+        i: usize,
+        after: Position,
+    ) -> Result<Position, String> {
+        self.replay(m, i, (0, after.1.saturating_sub(1)), false)?;
+        let reverse = self.reverse.take();
+        let points = std::mem::take(&mut self.points);
+        let limit = self.max_instructions.take();
+        let mut found = Err(format!(
+            "no step reaches instruction {} on the replay",
+            after.1
+        ));
+        while m.cpu.cycles < after.0 {
+            let before = position(m);
+            if self.resume(m, Resume::Step(1)) != StopCause::Stepped {
+                break;
+            }
+            if m.cpu.cycles >= after.0 {
+                found = Ok(before);
+            }
+        }
+        self.reverse = reverse;
+        self.points = points;
+        self.max_instructions = limit;
+        found
     }
 
     /// Set (or clear) the hook run between slices while the guest runs

@@ -647,3 +647,109 @@ fn step_runs_one_iteration_of_a_rep_string_instruction() {
     assert_eq!(d.resume(&mut m, Resume::Step(1)), StopCause::Stepped);
     assert_eq!((m.cpu.eip, m.cpu.regs[ringside_cpu::gpr::ECX]), (0x7C00, 1));
 }
+
+#[test]
+fn reverse_continue_goes_back_to_each_earlier_breakpoint_stop_then_to_the_start() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    let state = |m: &Machine| m.save_snapshot().expect("snapshot");
+    let r = d.execute(&mut m, "rc");
+    assert!(
+        r.error && r.text.contains("reverse stepping is off"),
+        "{}",
+        r.text
+    );
+    cmd(&mut d, &mut m, "rec on");
+    let start = state(&m);
+    cmd(&mut d, &mut m, &format!("lb {PRINT:X}"));
+    // Three stops at the print routine, with work between them.
+    let mut stops = Vec::new();
+    for _ in 0..3 {
+        let t = cmd(&mut d, &mut m, "c");
+        assert!(t.starts_with("breakpoint 1 at "), "{t}");
+        stops.push((state(&m), m.cpu.instructions));
+    }
+    assert!(stops[0].1 < stops[1].1 && stops[1].1 < stops[2].1);
+    assert_eq!(d.points()[0].hits, 3);
+    for back in [1, 0] {
+        let t = cmd(&mut d, &mut m, "rc");
+        assert!(t.starts_with("breakpoint 1 at "), "{t}");
+        assert_eq!(m.cpu.instructions, stops[back].1);
+        assert!(
+            state(&m) == stops[back].0,
+            "rc: not the state of stop {back}"
+        );
+    }
+    // Before the first stop: the start of the recording, then no further.
+    for _ in 0..2 {
+        let r = d.execute(&mut m, "rc");
+        assert!(!r.error, "{}", r.text);
+        assert_eq!(r.stop, Some(StopCause::HistoryStart), "{}", r.text);
+        assert!(
+            r.text.starts_with("at the start of the recording"),
+            "{}",
+            r.text
+        );
+        assert!(state(&m) == start, "not the state the recording began with");
+    }
+    // Forward again: the same stops.
+    cmd(&mut d, &mut m, "c");
+    assert!(state(&m) == stops[0].0);
+    assert!(d.points().iter().all(|p| p.enabled));
+}
+
+#[test]
+fn reverse_continue_stops_before_the_write_a_watchpoint_saw() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    let state = |m: &Machine| m.save_snapshot().expect("snapshot");
+    cmd(&mut d, &mut m, "rec on");
+    cmd(&mut d, &mut m, "watch w 704");
+    // The real-mode REP MOVSB first, then ring 3's `mov byte [704h], 1`.
+    cmd(&mut d, &mut m, "c");
+    let t = cmd(&mut d, &mut m, "c");
+    assert!(t.starts_with("watchpoint 1: write"), "{t}");
+    assert_eq!(m.cpu.cpl(), 3);
+    assert_eq!(m.cpu.mem.read_u8(SKIP_LEN), Some(1));
+    let after = state(&m);
+    let t = cmd(&mut d, &mut m, "rc");
+    assert!(t.starts_with("watchpoint 1: write"), "{t}");
+    // Before the write: the old value, the MOV about to run.
+    assert_ne!(m.cpu.mem.read_u8(SKIP_LEN), Some(1));
+    assert_eq!(m.cpu.cpl(), 3);
+    assert!(t.ends_with("mov byte [704h], 1\n"), "{t}");
+    // One step redoes the write: the state the watchpoint stopped in.
+    cmd(&mut d, &mut m, "s");
+    assert!(state(&m) == after, "s after rc: not the watchpoint's stop");
+    // Twice back: the REP MOVSB's write, then the start.
+    let t = cmd(&mut d, &mut m, "rc");
+    assert!(t.starts_with("watchpoint 1: write"), "{t}");
+    let t = cmd(&mut d, &mut m, "rc");
+    assert!(t.starts_with("watchpoint 1: write"), "{t}");
+    assert_eq!(m.cpu.mode(), ringside_cpu::CpuMode::Real);
+    let r = d.execute(&mut m, "rc");
+    assert_eq!(r.stop, Some(StopCause::HistoryStart), "{}", r.text);
+    assert_eq!(m.cpu.instructions, 0);
+}
+
+#[test]
+fn info_tlb_is_words_not_a_debug_struct() {
+    let mut m = pmtest();
+    let mut d = Debugger::new();
+    cmd(&mut d, &mut m, "c");
+    let st = m.cpu.tlb.stats;
+    let t = cmd(&mut d, &mut m, "info tlb");
+    assert!(!t.contains('{') && !t.contains("TlbStats"), "{t}");
+    assert!(
+        t.starts_with(&format!(
+            "lookups: {} hits, {} misses; {} fills\n",
+            st.hits, st.misses, st.fills
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("flushes: {} by MOV CR3,", st.flush_cr3)),
+        "{t}"
+    );
+    assert_eq!(t, cmd(&mut d, &mut m, "tlb"));
+}

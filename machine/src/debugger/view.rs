@@ -850,7 +850,16 @@ pub fn mode(m: &Machine) -> String {
 /// `tlb` / `info tlb`: statistics and the valid entries.
 pub fn tlb(m: &Machine) -> String {
     let st = m.cpu.tlb.stats;
-    let mut s = format!("{st:?}\n");
+    let mut s = format!(
+        "lookups: {} hits, {} misses; {} fills\nflushes: {} by MOV CR3, {} by CR0/CR4 bits, {} by INVLPG, {} by task switches\n",
+        st.hits,
+        st.misses,
+        st.fills,
+        st.flush_cr3,
+        st.flush_control,
+        st.flush_invlpg,
+        st.flush_task
+    );
     if m.cpu.cr[0] & (1 << 31) == 0 {
         s.push_str("paging is off: the TLB is not used\n");
     }
@@ -1073,6 +1082,7 @@ pub fn describe_stop(m: &mut Machine, c: &StopCause) -> String {
         StopCause::Guest(o) => format!("the guest's run ended: {}", o.describe()),
         StopCause::Limit => format!("instruction limit reached at {here}"),
         StopCause::Interrupted => format!("interrupted at {here}"),
+        StopCause::HistoryStart => format!("at the start of the recording: {here}"),
     }
 }
 
