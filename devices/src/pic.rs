@@ -9,6 +9,8 @@
 //! ("Interrupt Sequence": if no request is present at the first INTA pulse
 //! the 8259A answers with IR7's vector without setting its ISR bit).
 
+use std::ops::RangeInclusive;
+
 /// Master command/status port.
 pub const MASTER_CMD: u16 = 0x20;
 /// Master data (mask) port.
@@ -389,15 +391,15 @@ impl PicPair {
         vector
     }
 
-    /// Whether `port` belongs to the PICs or the ELCR.
-    pub fn claims(port: u16) -> bool {
-        matches!(
-            port,
-            MASTER_CMD | MASTER_DATA | SLAVE_CMD | SLAVE_DATA | ELCR_MASTER | ELCR_SLAVE
-        )
-    }
+    /// The ports the PICs and the ELCR decode (the board's port map reads
+    /// this list).
+    pub const PORTS: &[RangeInclusive<u16>] = &[
+        MASTER_CMD..=MASTER_DATA,
+        SLAVE_CMD..=SLAVE_DATA,
+        ELCR_MASTER..=ELCR_SLAVE,
+    ];
 
-    /// A byte read from one of the ports [`PicPair::claims`].
+    /// A byte read from one of the ports [`PicPair::PORTS`].
     pub fn read(&mut self, port: u16) -> u8 {
         let v = match port {
             MASTER_CMD => self.read_command(true),
@@ -436,7 +438,7 @@ impl PicPair {
         }
     }
 
-    /// A byte write to one of the ports [`PicPair::claims`].
+    /// A byte write to one of the ports [`PicPair::PORTS`].
     pub fn write(&mut self, port: u16, v: u8) {
         match port {
             MASTER_CMD => self.master.write_command(v),
