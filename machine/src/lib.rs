@@ -11,6 +11,7 @@
 
 pub mod debugger;
 mod optionrom;
+pub mod png;
 mod session;
 pub mod snapshot;
 pub mod traplog;
