@@ -1,10 +1,31 @@
 //! The PC board as the CPU sees it: port I/O dispatch, MMIO, the INTR line.
 //!
-//! The board holds the debug ports, System Control Port A (0x92: fast A20
-//! gate and fast reset), the 8259A pair, the 8254 and Port B, the RTC/CMOS,
-//! the 8042 with its keyboard and two 16550A UARTs. Timed devices put their
-//! deadlines into one [`Scheduler`]; the machine runs the CPU up to
-//! [`Pc::next_event`] and then calls [`Pc::service`].
+//! The board holds, with their ports (the port map in [`ports`] is the one
+//! list of who answers where):
+//!
+//! | chip | ports | IRQ / DMA |
+//! |---|---|---|
+//! | debug console, POST codes, exit device ([`DebugPorts`]) | 0xE9; 0x80 (+ `--post-port`); 0xF4–0xF7 | |
+//! | BIOS service port (hypercalls, our ROM only) | 0xE0 | |
+//! | System Control Port A (fast A20, fast reset) | 0x92 | |
+//! | APM control/status (SMI#) | 0xB2, 0xB3 | |
+//! | 8259A pair and the ELCR ([`PicPair`]) | 0x20/21, 0xA0/A1, 0x4D0/4D1 | |
+//! | 8254 PIT and Port B ([`Pit`]) | 0x40–0x43, 0x61 | IRQ 0 |
+//! | MC146818 RTC/CMOS ([`Cmos`]) | 0x70, 0x71 | IRQ 8 |
+//! | 8042 keyboard/mouse controller ([`Ps2`]) | 0x60, 0x64 | IRQ 1, 12 |
+//! | two 16550A UARTs ([`Uart`]) | 0x3F8–0x3FF, 0x2F8–0x2FF | IRQ 4, 3 |
+//! | IDE controller, ATA disks and an ATAPI CD-ROM ([`Ide`]) | 0x1F0–0x1F7, 0x3F6, 0x170–0x177, 0x376 | IRQ 14, 15 |
+//! | VGA with Bochs VBE (DISPI) ([`Vga`]) | 0x3B0–0x3DF, 0x1CE–0x1D0; memory 0xA0000–0xBFFFF | |
+//! | PCI configuration mechanism #1, reset control: i440FX host bridge (PAM, SMRAM), PIIX4 ISA/IDE/PM functions, the VGA's BAR ([`Pci`]) | 0xCF8–0xCFF | |
+//! | PIIX4 ACPI PM registers ([`Pm`]) | where PMBA puts them (64 ports) | SCI (IRQ 9) |
+//! | QEMU fw_cfg, for third-party firmware ([`FwCfg`]) | 0x510, 0x511 | |
+//! | the Bochs BIOS's message and shutdown ports ([`BochsPorts`]) | 0x400–0x403, 0x8900 | |
+//! | 82077AA floppy controller ([`Fdc`]) | 0x3F0–0x3F5, 0x3F7 | IRQ 6, DMA 2 |
+//! | two 8237 DMA controllers and page registers ([`Dma`]) | 0x00–0x0F, 0xC0–0xDF, 0x81–0x8F | |
+//! | the x87's FERR# → IRQ 13 latch | 0xF0, 0xF1 | IRQ 13 |
+//!
+//! Timed devices put their deadlines into one [`Scheduler`]; the machine
+//! runs the CPU up to [`Pc::next_event`] and then calls [`Pc::service`].
 //!
 //! The board's notion of "now" is the cycle count the machine gave it with
 //! [`Pc::set_now`] before the current instruction slice. The CPU yields after
