@@ -1,6 +1,6 @@
 //! The PC board as the CPU sees it: port I/O dispatch, MMIO, the INTR line.
 //!
-//! The board holds, with their ports (the port map in [`ports`] is the one
+//! The board holds, with their ports (the port map in `pc/ports.rs` is the one
 //! list of who answers where):
 //!
 //! | chip | ports | IRQ / DMA |
