@@ -809,17 +809,8 @@ mod tests {
 
     /// The BIOS's PIC set-up: vectors 8 and 0x70, cascade on IR2.
     fn init_pics(p: &mut Pc) {
-        for (port, v) in [
-            (0x20, 0x11),
-            (0x21, 0x08),
-            (0x21, 0x04),
-            (0x21, 0x01),
-            (0xA0, 0x11),
-            (0xA1, 0x70),
-            (0xA1, 0x02),
-            (0xA1, 0x01),
-        ] {
-            p.io_write(port, 1, v);
+        for (port, v) in crate::pic::PC_PIC_INIT {
+            p.io_write(port, 1, v as u32);
         }
     }
 

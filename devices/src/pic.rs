@@ -9,6 +9,8 @@
 //! ("Interrupt Sequence": if no request is present at the first INTA pulse
 //! the 8259A answers with IR7's vector without setting its ISR bit).
 
+mod pc_init;
+pub use pc_init::PC_PIC_INIT;
 use std::ops::RangeInclusive;
 
 /// Master command/status port.
@@ -471,14 +473,10 @@ mod tests {
     /// cascade on IR2, 8086 mode; `master_icw4` chooses e.g. auto-EOI.
     fn pc_pics(master_icw4: u8) -> PicPair {
         let mut p = PicPair::new();
-        p.write(0x20, 0x11);
-        p.write(0x21, 0x08);
-        p.write(0x21, 0x04);
-        p.write(0x21, master_icw4);
-        p.write(0xA0, 0x11);
-        p.write(0xA1, 0x70);
-        p.write(0xA1, 0x02);
-        p.write(0xA1, 0x01);
+        for (i, (port, v)) in PC_PIC_INIT.into_iter().enumerate() {
+            // The master's ICW4 is the fourth write.
+            p.write(port, if i == 3 { master_icw4 } else { v });
+        }
         p
     }
 
