@@ -25,6 +25,8 @@ use iced_x86::BlockEncoderOptions;
 #[allow(dead_code)]
 #[path = "src/layout.rs"]
 mod layout;
+#[path = "../devices/src/pic/pc_init.rs"]
+mod pic_init;
 use layout::*;
 
 type R<T> = Result<T, Box<dyn Error>>;
@@ -36,6 +38,7 @@ type Symbols = Vec<(u32, String)>;
 fn main() -> R<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/layout.rs");
+    println!("cargo:rerun-if-changed=../devices/src/pic/pc_init.rs");
     let out = std::env::var("OUT_DIR")?;
     let out = Path::new(&out);
     let (rom, symbols) = build_rom()?;
@@ -764,20 +767,10 @@ fn post(s: &Services, strings: &mut Strings) -> R<Block> {
     {
         let a = &mut b.a;
         post_code(a, 0x05)?;
-        for (port, v) in [
-            (0x20, 0x11),
-            (0x21, 0x08),
-            (0x21, 0x04),
-            (0x21, 0x01),
-            (0xA0, 0x11),
-            (0xA1, 0x70),
-            (0xA1, 0x02),
-            (0xA1, 0x01),
-            (0x21, 0xF8),
-            (0xA1, 0xFF),
-        ] {
-            a.mov(al, v)?;
-            a.out(port, al)?;
+        let masks = [(0x21, 0xF8), (0xA1, 0xFF)];
+        for (port, v) in pic_init::PC_PIC_INIT.into_iter().chain(masks) {
+            a.mov(al, v as u32)?;
+            a.out(port as u32, al)?;
         }
     }
 

@@ -644,33 +644,20 @@ mod host {
     use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
     use ringside_cpu::flags;
 
-    const PAGE: usize = 4096;
+    use crate::execpage::ExecPage;
 
     /// Executes single instructions on the host CPU through a stub in an
     /// executable page of its own (written while RW, then flipped to RX).
     pub struct HostCpu {
-        page: *mut u8,
+        page: ExecPage,
     }
 
     impl HostCpu {
         /// Map the stub page.
         pub fn new() -> std::io::Result<HostCpu> {
-            // SAFETY: an anonymous private mapping with no address hint has no
-            // preconditions; the result is checked against MAP_FAILED.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    PAGE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(HostCpu { page: p as *mut u8 })
+            Ok(HostCpu {
+                page: ExecPage::new()?,
+            })
         }
 
         /// Run `ins` natively from `input`. Only the status flags of
@@ -680,12 +667,7 @@ mod host {
         pub fn run(&mut self, ins: &Instruction, input: &State) -> Result<State, String> {
             host_safe(ins, &input.regs)?;
             let code = stub(&encode(ins, 64)?)?;
-            assert!(code.len() <= PAGE);
-            self.protect(libc::PROT_READ | libc::PROT_WRITE)?;
-            // SAFETY: `page` is a live PAGE-byte mapping owned by `self`, now
-            // writable, and `code` fits in it (asserted above).
-            unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), self.page, code.len()) };
-            self.protect(libc::PROT_READ | libc::PROT_EXEC)?;
+            self.page.load(&code)?;
             let mut block = HostRegs {
                 regs: input.regs.map(u64::from),
                 flags: (input.eflags & STATUS | flags::RESERVED1) as u64,
@@ -700,7 +682,8 @@ mod host {
             // that does not use RSP, cannot branch and (for DIV/IDIV) cannot
             // fault with these inputs.
             unsafe {
-                let f: unsafe extern "sysv64" fn(*mut HostRegs) = std::mem::transmute(self.page);
+                let f: unsafe extern "sysv64" fn(*mut HostRegs) =
+                    std::mem::transmute(self.page.entry());
                 f(&mut block);
             }
             let mut regs = block.regs.map(|r| r as u32);
@@ -709,29 +692,6 @@ mod host {
                 regs,
                 eflags: block.flags as u32,
             })
-        }
-
-        fn protect(&mut self, prot: libc::c_int) -> Result<(), String> {
-            // SAFETY: `page` is the start of a PAGE-byte mapping owned by
-            // `self`; changing its protection affects no other memory.
-            let r = unsafe { libc::mprotect(self.page as *mut libc::c_void, PAGE, prot) };
-            if r != 0 {
-                return Err(format!(
-                    "mprotect of the oracle page failed: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            Ok(())
-        }
-    }
-
-    impl Drop for HostCpu {
-        fn drop(&mut self) {
-            // SAFETY: `page` came from mmap with length PAGE and is unmapped
-            // once, here; nothing refers to it after drop.
-            unsafe {
-                libc::munmap(self.page as *mut libc::c_void, PAGE);
-            }
         }
     }
 

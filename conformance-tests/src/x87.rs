@@ -155,7 +155,7 @@ mod host {
     use super::{X87Case, X87Outcome, X87State};
     use ringside_cpu::flags;
 
-    const PAGE: usize = 4096;
+    use crate::execpage::ExecPage;
 
     #[repr(C, align(16))]
     struct Image([u8; 108]);
@@ -169,28 +169,15 @@ mod host {
 
     /// Runs single x87 instructions on the host through a stub page.
     pub struct HostX87 {
-        page: *mut u8,
+        page: ExecPage,
     }
 
     impl HostX87 {
         /// Map the stub page.
         pub fn new() -> std::io::Result<HostX87> {
-            // SAFETY: an anonymous private mapping with no address hint has
-            // no preconditions; the result is checked against MAP_FAILED.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    PAGE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(HostX87 { page: p as *mut u8 })
+            Ok(HostX87 {
+                page: ExecPage::new()?,
+            })
         }
 
         /// Run a case natively. Refuses instruction bytes that are not a
@@ -206,11 +193,7 @@ mod host {
             code.extend_from_slice(&[
                 0xDD, 0x37, 0x48, 0x89, 0x42, 0x08, 0x9C, 0x8F, 0x42, 0x10, 0xC3,
             ]);
-            self.protect(libc::PROT_READ | libc::PROT_WRITE)?;
-            // SAFETY: `page` is a live PAGE-byte mapping owned by `self`, now
-            // writable; `code` is a few dozen bytes.
-            unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), self.page, code.len()) };
-            self.protect(libc::PROT_READ | libc::PROT_EXEC)?;
+            self.page.load(&code)?;
             let mut image = Image(case.state.image());
             let mut mem = case.mem;
             let mut aux = Aux {
@@ -229,7 +212,7 @@ mod host {
             // buffers are live and exclusively borrowed for the call.
             unsafe {
                 let f: unsafe extern "sysv64" fn(*mut u8, *mut u8, *mut Aux) =
-                    std::mem::transmute(self.page);
+                    std::mem::transmute(self.page.entry());
                 f(image.0.as_mut_ptr(), mem.as_mut_ptr(), &mut aux);
             }
             Ok(X87Outcome {
@@ -238,29 +221,6 @@ mod host {
                 ax: aux.rax_out as u16,
                 eflags: aux.flags_out as u32 & flags::STATUS,
             })
-        }
-
-        fn protect(&mut self, prot: libc::c_int) -> Result<(), String> {
-            // SAFETY: `page` is the start of a PAGE-byte mapping owned by
-            // `self`; changing its protection affects no other memory.
-            let r = unsafe { libc::mprotect(self.page as *mut libc::c_void, PAGE, prot) };
-            if r != 0 {
-                return Err(format!(
-                    "mprotect failed: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            Ok(())
-        }
-    }
-
-    impl Drop for HostX87 {
-        fn drop(&mut self) {
-            // SAFETY: `page` came from mmap with length PAGE and is unmapped
-            // once, here.
-            unsafe {
-                libc::munmap(self.page as *mut libc::c_void, PAGE);
-            }
         }
     }
 

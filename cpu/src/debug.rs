@@ -241,23 +241,11 @@ impl Cpu {
 
     /// Linear → physical without side effects (no A/D bits, no TLB fill,
     /// no fault): `None` when the page is not mapped. For debuggers.
-    pub fn debug_translate(&mut self, lin: u32) -> Option<u32> {
+    pub fn debug_translate(&self, lin: u32) -> Option<u32> {
         if self.cr[0] & crate::regs::cr0::PG == 0 {
             return Some(lin & self.mem.a20_mask());
         }
-        let mode = ringside_mmu::PagingMode {
-            cr3: self.cr[3],
-            pae: self.cr[4] & (1 << 5) != 0,
-            pse: self.cr[4] & (1 << 4) != 0,
-            pge: self.cr[4] & (1 << 7) != 0,
-            wp: self.cr[0] & crate::regs::cr0::WP != 0,
-        };
-        let access = ringside_mmu::Access {
-            write: false,
-            user: false,
-            fetch: false,
-        };
-        ringside_mmu::walk(&mut self.mem, mode, lin, access, false)
+        ringside_mmu::peek(&self.mem, self.paging_mode(), lin)
             .ok()
             .map(|t| t.phys & self.mem.a20_mask())
     }

@@ -136,6 +136,32 @@ pub mod cr0 {
     pub const CD: u32 = 1 << 30;
     /// Paging.
     pub const PG: u32 = 1 << 31;
+
+    /// Every bit above with its SDM name, highest first: the one list the
+    /// trap log and the debugger print CR0 with.
+    pub const NAMES: [(u32, &str); 11] = [
+        (PG, "PG"),
+        (CD, "CD"),
+        (NW, "NW"),
+        (AM, "AM"),
+        (WP, "WP"),
+        (NE, "NE"),
+        (ET, "ET"),
+        (TS, "TS"),
+        (EM, "EM"),
+        (MP, "MP"),
+        (PE, "PE"),
+    ];
+
+    /// The names of the bits set in `v`, separated by spaces ("PG PE").
+    pub fn names(v: u32) -> String {
+        let on: Vec<&str> = NAMES
+            .iter()
+            .filter(|(b, _)| v & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        on.join(" ")
+    }
 }
 
 /// A descriptor-table register (GDTR or IDTR).

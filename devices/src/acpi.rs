@@ -143,6 +143,20 @@ impl Pm {
         self.base
     }
 
+    /// The ports the block occupies (none until PMBA is applied; a block
+    /// at the top of the port space wraps, as the decoder's compare does).
+    pub fn ports(&self) -> Vec<std::ops::RangeInclusive<u16>> {
+        let Some(b) = self.base else {
+            return Vec::new();
+        };
+        let last = b.wrapping_add(PM_BLOCK_SIZE - 1);
+        if last >= b {
+            vec![b..=last]
+        } else {
+            vec![b..=u16::MAX, 0..=last]
+        }
+    }
+
     /// Whether `port` is one of the block's.
     pub fn claims(&self, port: u16) -> bool {
         self.base

@@ -15,6 +15,8 @@
 //! returns 0xE9, which this device does not answer, so SeaBIOS stays quiet
 //! here as on a board without QEMU's debugcon.
 
+use std::ops::RangeInclusive;
+
 /// Panic port (a word: the BIOS source line).
 pub const PANIC_PORT: u16 = 0x400;
 /// Second panic port.
@@ -56,10 +58,9 @@ impl BochsPorts {
         self.shutdown_progress = 0;
     }
 
-    /// Whether a write to `port` is one of ours.
-    pub fn claims(port: u16) -> bool {
-        matches!(port, PANIC_PORT..=DEBUG_PORT | SHUTDOWN_PORT)
-    }
+    /// The ports we take writes on (reads are not decoded).
+    pub const PORTS: &[RangeInclusive<u16>] =
+        &[PANIC_PORT..=DEBUG_PORT, SHUTDOWN_PORT..=SHUTDOWN_PORT];
 
     /// A write of `size` bytes. Message ports take the low byte.
     pub fn write(&mut self, port: u16, size: u8, value: u32) {
@@ -155,7 +156,8 @@ mod tests {
         assert!(p.info.is_empty());
         p.write(PANIC_PORT, 2, 1234);
         assert_eq!(p.panics, 1);
-        assert!(BochsPorts::claims(0x402) && BochsPorts::claims(0x8900));
-        assert!(!BochsPorts::claims(0x404));
+        let claims = |p| BochsPorts::PORTS.iter().any(|r| r.contains(&p));
+        assert!(claims(0x402) && claims(0x8900));
+        assert!(!claims(0x404));
     }
 }

@@ -13,6 +13,7 @@
 //! checksum over 0x10–0x2D.
 
 use crate::clock::{Clock, RTC_RATE};
+use std::ops::RangeInclusive;
 
 /// Index port (bit 7 masks NMI).
 pub const INDEX_PORT: u16 = 0x70;
@@ -290,10 +291,8 @@ impl Cmos {
         self.nmi_disabled = false;
     }
 
-    /// Whether `port` is ours.
-    pub fn claims(port: u16) -> bool {
-        matches!(port, INDEX_PORT | DATA_PORT)
-    }
+    /// The RTC's index and data ports.
+    pub const PORTS: &[RangeInclusive<u16>] = &[INDEX_PORT..=DATA_PORT];
 
     /// Whether the guest masked NMI (port 0x70 bit 7).
     pub fn nmi_disabled(&self) -> bool {

@@ -16,6 +16,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 /// Port of the debug console.
@@ -26,6 +27,8 @@ pub const POST_PORT: u16 = 0x80;
 pub const EXIT_PORT: u16 = 0xF4;
 /// Number of ports the exit device decodes (QEMU `iosize=4`).
 pub const EXIT_PORT_SIZE: u16 = 4;
+/// The exit device's ports.
+pub const EXIT_PORTS: RangeInclusive<u16> = EXIT_PORT..=EXIT_PORT + EXIT_PORT_SIZE - 1;
 
 /// Where the bytes written to port 0xE9 go.
 pub enum Console {
@@ -129,9 +132,12 @@ impl DebugPorts {
         }
     }
 
-    /// Whether `port` is one of ours (for reads and writes of size 1).
-    pub fn claims(&self, port: u16) -> bool {
-        port == DEBUGCON_PORT || self.is_post_port(port) || exit_offset(port, 1).is_some()
+    /// The POST-code ports (write-only: a read of one goes to whatever
+    /// else decodes it, as a POST card only listens).
+    pub fn post_ports(&self) -> Vec<RangeInclusive<u16>> {
+        let mut v = vec![POST_PORT..=POST_PORT];
+        v.extend(self.extra_post_port.map(|p| p..=p));
+        v
     }
 
     fn is_post_port(&self, port: u16) -> bool {

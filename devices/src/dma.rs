@@ -12,6 +12,7 @@
 //! instruction slices (see [`crate::Pc::run_dma`]).
 
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 
 /// Guest physical memory as a DMA controller reaches it.
 pub trait DmaMemory {
@@ -165,10 +166,8 @@ impl Dma {
         self.controllers = Default::default();
     }
 
-    /// Whether `port` is a DMA controller or page register.
-    pub fn claims(port: u16) -> bool {
-        matches!(port, 0x00..=0x0F | 0xC0..=0xDF | 0x81..=0x8F)
-    }
+    /// The DMA controllers' and page registers' ports.
+    pub const PORTS: &[RangeInclusive<u16>] = &[0x00..=0x0F, 0xC0..=0xDF, 0x81..=0x8F];
 
     fn decode(port: u16) -> Option<(usize, u8)> {
         match port {

@@ -115,8 +115,11 @@ impl FwCfg {
 
     /// Whether `port` is the device's (only while enabled).
     pub fn claims(&self, port: u16) -> bool {
-        self.enabled && (port == SELECTOR_PORT || port == DATA_PORT)
+        self.enabled && Self::PORTS.contains(&port)
     }
+
+    /// The selector and data ports (decoded only while enabled).
+    pub const PORTS: std::ops::RangeInclusive<u16> = SELECTOR_PORT..=DATA_PORT;
 
     /// A port read of `size` bytes: data bytes in sequence.
     pub fn read(&mut self, port: u16, size: u8) -> u32 {

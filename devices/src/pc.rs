@@ -1,10 +1,31 @@
 //! The PC board as the CPU sees it: port I/O dispatch, MMIO, the INTR line.
 //!
-//! The board holds the debug ports, System Control Port A (0x92: fast A20
-//! gate and fast reset), the 8259A pair, the 8254 and Port B, the RTC/CMOS,
-//! the 8042 with its keyboard and two 16550A UARTs. Timed devices put their
-//! deadlines into one [`Scheduler`]; the machine runs the CPU up to
-//! [`Pc::next_event`] and then calls [`Pc::service`].
+//! The board holds, with their ports (the port map in `pc/ports.rs` is the one
+//! list of who answers where):
+//!
+//! | chip | ports | IRQ / DMA |
+//! |---|---|---|
+//! | debug console, POST codes, exit device ([`DebugPorts`]) | 0xE9; 0x80 (+ `--post-port`); 0xF4–0xF7 | |
+//! | BIOS service port (hypercalls, our ROM only) | 0xE0 | |
+//! | System Control Port A (fast A20, fast reset) | 0x92 | |
+//! | APM control/status (SMI#) | 0xB2, 0xB3 | |
+//! | 8259A pair and the ELCR ([`PicPair`]) | 0x20/21, 0xA0/A1, 0x4D0/4D1 | |
+//! | 8254 PIT and Port B ([`Pit`]) | 0x40–0x43, 0x61 | IRQ 0 |
+//! | MC146818 RTC/CMOS ([`Cmos`]) | 0x70, 0x71 | IRQ 8 |
+//! | 8042 keyboard/mouse controller ([`Ps2`]) | 0x60, 0x64 | IRQ 1, 12 |
+//! | two 16550A UARTs ([`Uart`]) | 0x3F8–0x3FF, 0x2F8–0x2FF | IRQ 4, 3 |
+//! | IDE controller, ATA disks and an ATAPI CD-ROM ([`Ide`]) | 0x1F0–0x1F7, 0x3F6, 0x170–0x177, 0x376 | IRQ 14, 15 |
+//! | VGA with Bochs VBE (DISPI) ([`Vga`]) | 0x3B0–0x3DF, 0x1CE–0x1D0; memory 0xA0000–0xBFFFF | |
+//! | PCI configuration mechanism #1, reset control: i440FX host bridge (PAM, SMRAM), PIIX4 ISA/IDE/PM functions, the VGA's BAR ([`Pci`]) | 0xCF8–0xCFF | |
+//! | PIIX4 ACPI PM registers ([`Pm`]) | where PMBA puts them (64 ports) | SCI (IRQ 9) |
+//! | QEMU fw_cfg, for third-party firmware ([`FwCfg`]) | 0x510, 0x511 | |
+//! | the Bochs BIOS's message and shutdown ports ([`BochsPorts`]) | 0x400–0x403, 0x8900 | |
+//! | 82077AA floppy controller ([`Fdc`]) | 0x3F0–0x3F5, 0x3F7 | IRQ 6, DMA 2 |
+//! | two 8237 DMA controllers and page registers ([`Dma`]) | 0x00–0x0F, 0xC0–0xDF, 0x81–0x8F | |
+//! | the x87's FERR# → IRQ 13 latch | 0xF0, 0xF1 | IRQ 13 |
+//!
+//! Timed devices put their deadlines into one [`Scheduler`]; the machine
+//! runs the CPU up to [`Pc::next_event`] and then calls [`Pc::service`].
 //!
 //! The board's notion of "now" is the cycle count the machine gave it with
 //! [`Pc::set_now`] before the current instruction slice. The CPU yields after
@@ -32,8 +53,11 @@ use crate::pci::Pci;
 use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::ps2::Ps2;
-use crate::uart::{SerialBackend, Uart, COM1_BASE, COM2_BASE};
+
+mod ports;
+use crate::uart::{SerialBackend, Uart};
 use crate::vga::{self, Vga};
+use ports::PortMap;
 
 const IRQ_PIT: u8 = 0;
 const IRQ_KEYBOARD: u8 = 1;
@@ -150,6 +174,10 @@ pub struct Pc {
     apm: [u8; 2],
     /// SMI# asserted (by an APM control write) and not yet taken by the CPU.
     smi_requested: bool,
+    /// Which device serves each port (see [`ports`]); derived from the
+    /// devices' state, so built again on restore rather than saved.
+    #[serde(skip)]
+    ports: PortMap,
 }
 
 impl Pc {
@@ -175,6 +203,7 @@ impl Pc {
             }
         }
         *self = saved;
+        self.ports = PortMap::build(self);
     }
 
     /// A board in its power-on state.
@@ -210,7 +239,9 @@ impl Pc {
             irq13: false,
             apm: [0; 2],
             smi_requested: false,
+            ports: PortMap::default(),
         };
+        pc.ports = PortMap::build(&pc);
         // The interrupt lines start at the chips' output levels.
         pc.update_pit(0);
         pc.update_rtc();
@@ -243,6 +274,7 @@ impl Pc {
         self.pci.reset();
         self.pm.reset();
         self.pm.set_base(self.pci.pm_base());
+        self.ports = PortMap::build(self);
         self.apm = [0; 2];
         self.smi_requested = false;
         self.fwcfg.reset();
@@ -432,7 +464,7 @@ impl Pc {
     /// in ACPI mode). Third-party firmware programs the function itself.
     pub fn setup_acpi_pm(&mut self, base: u16) {
         self.pci.enable_pm(base);
-        self.pm.set_base(self.pci.pm_base());
+        self.place_pm(self.pci.pm_base());
         let cnt = self.pm.read(base + 4, 2, self.now);
         self.pm.write(base + 4, 2, cnt | 1, self.now);
     }
@@ -458,95 +490,6 @@ impl Pc {
         self.scheduler.next()
     }
 
-    /// A byte read from a port one of the board's chips decodes.
-    fn read_byte(&mut self, port: u16) -> Option<u8> {
-        let now = self.now;
-        let v = match port {
-            _ if PicPair::claims(port) => self.pic.read(port),
-            _ if Pit::claims(port) => self.pit.read(port, now),
-            _ if Ps2::claims(port) => {
-                let v = self.ps2.read(port);
-                self.update_ps2(port == crate::ps2::DATA_PORT);
-                v
-            }
-            _ if Cmos::claims(port) => {
-                let v = self.cmos.read(port, now);
-                self.update_rtc();
-                v
-            }
-            COM1_BASE..=0x3FF => {
-                let v = self.com1.read(port - COM1_BASE, now);
-                self.update_uarts(now);
-                v
-            }
-            COM2_BASE..=0x2FF => {
-                let v = self.com2.read(port - COM2_BASE, now);
-                self.update_uarts(now);
-                v
-            }
-            SYSTEM_CONTROL_A => self.read_system_control_a(),
-            APM_CONTROL => self.apm[0],
-            APM_STATUS => self.apm[1],
-            _ if Fdc::claims(port) => {
-                let v = self.fdc.read(port);
-                self.update_fdc();
-                v
-            }
-            _ if Dma::claims(port) => self.dma.read(port),
-            _ => return None,
-        };
-        Some(v)
-    }
-
-    /// A byte write to a port one of the board's chips decodes.
-    fn write_byte(&mut self, port: u16, v: u8) -> bool {
-        let now = self.now;
-        match port {
-            _ if PicPair::claims(port) => self.pic.write(port, v),
-            _ if Pit::claims(port) => {
-                self.pit.write(port, v, now);
-                self.update_pit(now);
-            }
-            _ if Ps2::claims(port) => {
-                self.ps2.write(port, v);
-                self.update_ps2(false);
-            }
-            _ if Cmos::claims(port) => {
-                self.cmos.write(port, v, now);
-                self.update_rtc();
-            }
-            COM1_BASE..=0x3FF => {
-                self.com1.write(port - COM1_BASE, v, now);
-                self.update_uarts(now);
-            }
-            COM2_BASE..=0x2FF => {
-                self.com2.write(port - COM2_BASE, v, now);
-                self.update_uarts(now);
-            }
-            SYSTEM_CONTROL_A => self.write_system_control_a(v),
-            APM_CONTROL => {
-                self.apm[0] = v;
-                if self.pci.apmc_smi_enabled() {
-                    self.smi_requested = true;
-                }
-            }
-            APM_STATUS => self.apm[1] = v,
-            _ if Fdc::claims(port) => {
-                self.fdc.write(port, v);
-                self.update_fdc();
-            }
-            _ if Dma::claims(port) => self.dma.write(port, v),
-            // Any write to 0xF0 clears the IRQ13 latch (and asserts IGNNE#
-            // on an AT); 0xF1 resets the coprocessor interface the same way.
-            0xF0 | 0xF1 => {
-                self.irq13 = false;
-                self.pic.set_irq(13, false);
-            }
-            _ => return false,
-        }
-        true
-    }
-
     /// The x87's FERR# output: a rising edge latches IRQ13 (the AT's
     /// legacy floating-point error reporting, used when CR0.NE=0) until the
     /// handler writes port 0xF0.
@@ -566,66 +509,23 @@ impl Pc {
         }
     }
 
-    /// A read of the devices whose registers are wider than a byte (IDE
-    /// data port, PCI configuration data) or that split wide accesses
-    /// themselves (VGA).
-    fn read_wide(&mut self, port: u16, size: u8) -> Option<u32> {
-        if Ide::claims(port) {
-            let v = self.ide.io_read(port, size);
-            self.update_ide();
-            return v;
+    /// Decode the PIIX4 PM register block at `base` (as PMBA and
+    /// PMREGMISC say), and remap the ports if it moved.
+    fn place_pm(&mut self, base: Option<u16>) {
+        if base != self.pm.base() {
+            log::debug!("PIIX4 PM: register block at {base:x?}");
+            self.pm.set_base(base);
+            self.ports = PortMap::build(self);
         }
-        if Vga::claims(port) {
-            return self.vga.io_read(port, size, self.now);
-        }
-        if Pci::claims(port) {
-            return self.pci.io_read(port, size);
-        }
-        if self.pm.claims(port) {
-            return Some(self.pm.read(port, size, self.now));
-        }
-        if self.fwcfg.claims(port) {
-            return Some(self.fwcfg.read(port, size));
-        }
-        None
     }
 
-    fn write_wide(&mut self, port: u16, size: u8, v: u32) -> bool {
-        if Ide::claims(port) {
-            self.ide.io_write(port, size, v);
-            self.update_ide();
-            return true;
-        }
-        if Vga::claims(port) {
-            return self.vga.io_write(port, size, v, self.now);
-        }
-        if Pci::claims(port) {
-            self.pci.io_write(port, size, v);
-            // PMBA/PMREGMISC place the PM block.
-            let base = self.pci.pm_base();
-            if base != self.pm.base() {
-                log::debug!("PIIX4 PM: register block at {base:x?}");
-                self.pm.set_base(base);
-            }
-            if self.pci.take_reset_request() {
-                self.reset_requested = true;
-            }
-            return true;
-        }
-        if self.fwcfg.claims(port) {
-            self.fwcfg.write(port, size, v);
-            return true;
-        }
-        if self.pm.claims(port) {
-            self.pm.write(port, size, v, self.now);
-            self.pic.set_irq(self.pci.sci_irq(), self.pm.sci(self.now));
-            return true;
-        }
-        if BochsPorts::claims(port) {
-            self.bochs.write(port, size, v);
-            return true;
-        }
-        false
+    /// The names of the devices that serve a read and a write at `port`
+    /// (`None`: the bus floats), from the board's port map.
+    pub fn port_owner(&self, port: u16) -> (Option<&'static str>, Option<&'static str>) {
+        (
+            self.ports.reader(port).map(|d| d.name),
+            self.ports.writer(port).map(|d| d.name),
+        )
     }
 
     /// Port accesses that no device claimed.
@@ -674,22 +574,14 @@ impl Bus for Pc {
     }
 
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
-        if let Some(v) = self.debug.io_read(port, size) {
-            return v;
-        }
-        if let Some(v) = self.read_wide(port, size) {
-            return v;
-        }
-        match self.read_byte(port) {
-            // The byte-wide chips sit on the low byte lane; the bytes above
-            // read as the open bus (as QEMU does for port 0x92 too).
-            Some(v) => (open_bus(size) & !0xFF) | v as u32,
-            None => {
-                self.unclaimed_accesses += 1;
-                log::trace!("read from unclaimed port {port:#06x} (size {size})");
-                open_bus(size)
+        if let Some(read) = self.ports.reader(port).and_then(|d| d.read) {
+            if let Some(v) = read(self, port, size) {
+                return v;
             }
         }
+        self.unclaimed_accesses += 1;
+        log::trace!("read from unclaimed port {port:#06x} (size {size})");
+        open_bus(size)
     }
 
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
@@ -698,20 +590,13 @@ impl Bus for Pc {
         if self.debug.exit_request().is_some() || self.power_off_requested() {
             return;
         }
-        if self.debug.io_write(port, size, value) {
-            return;
+        if let Some(write) = self.ports.writer(port).and_then(|d| d.write) {
+            if write(self, port, size, value) {
+                return;
+            }
         }
-        if port == HYPERCALL_PORT && size == 1 {
-            self.hypercall = Some(value as u8);
-            return;
-        }
-        if self.write_wide(port, size, value) {
-            return;
-        }
-        if !self.write_byte(port, value as u8) {
-            self.unclaimed_accesses += 1;
-            log::trace!("write {value:#x} to unclaimed port {port:#06x} (size {size})");
-        }
+        self.unclaimed_accesses += 1;
+        log::trace!("write {value:#x} to unclaimed port {port:#06x} (size {size})");
     }
 
     fn mmio_read(&mut self, addr: u32, size: u8) -> u32 {
@@ -820,6 +705,65 @@ mod tests {
     }
 
     #[test]
+    fn a_port_two_devices_decode_goes_to_the_same_one_for_reads_and_writes() {
+        let mut p = pc();
+        p.fwcfg.enable();
+        assert_eq!(p.port_owner(0x510), (Some("fw_cfg"), Some("fw_cfg")));
+        // PMBA at 0x500: the PM block (64 ports) now covers fw_cfg's pair.
+        p.io_write(0xCF8, 4, 0x8000_0B40);
+        p.io_write(0xCFC, 4, 0x0501);
+        p.io_write(0xCF8, 4, 0x8000_0B80);
+        p.io_write(0xCFC, 1, 1);
+        for port in [0x500, 0x510, 0x511, 0x53F] {
+            assert_eq!(p.port_owner(port), (Some("ACPI PM"), Some("ACPI PM")));
+        }
+        assert_eq!(p.port_owner(0x540), (None, None));
+        // Moved away, fw_cfg answers again.
+        p.io_write(0xCF8, 4, 0x8000_0B40);
+        p.io_write(0xCFC, 4, 0x0601);
+        assert_eq!(p.port_owner(0x510), (Some("fw_cfg"), Some("fw_cfg")));
+        assert_eq!(p.port_owner(0x604), (Some("ACPI PM"), Some("ACPI PM")));
+    }
+
+    #[test]
+    fn a_post_card_only_listens() {
+        let mut p = Pc::new(PcConfig {
+            extra_post_port: Some(0x84),
+            ..PcConfig::default()
+        });
+        // 0x84 is also a DMA page register: writes go to the POST card
+        // (first in the map), reads to the only device that answers them.
+        assert_eq!(
+            p.port_owner(0x84),
+            (Some("DMA controllers"), Some("POST codes"))
+        );
+        assert_eq!(p.port_owner(0x80), (None, Some("POST codes")));
+        p.io_write(0x84, 1, 0x5A);
+        assert_eq!(p.debug.last_post_code(), Some(0x5A));
+        assert_eq!(p.io_read(0x80, 1), 0xFF);
+        assert_eq!(p.unclaimed_accesses(), 1);
+    }
+
+    #[test]
+    fn no_two_devices_share_a_port_on_the_default_board() {
+        let p = pc();
+        for (i, a) in ports::DEVICES.iter().enumerate() {
+            for b in &ports::DEVICES[i + 1..] {
+                for ra in (a.ports)(&p) {
+                    for rb in (b.ports)(&p) {
+                        assert!(
+                            ra.end() < rb.start() || rb.end() < ra.start(),
+                            "{} {ra:x?} and {} {rb:x?} overlap",
+                            a.name,
+                            b.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn port_92_drives_a20_and_reads_back() {
         let mut p = pc();
         assert!(p.a20_enabled());
@@ -865,17 +809,8 @@ mod tests {
 
     /// The BIOS's PIC set-up: vectors 8 and 0x70, cascade on IR2.
     fn init_pics(p: &mut Pc) {
-        for (port, v) in [
-            (0x20, 0x11),
-            (0x21, 0x08),
-            (0x21, 0x04),
-            (0x21, 0x01),
-            (0xA0, 0x11),
-            (0xA1, 0x70),
-            (0xA1, 0x02),
-            (0xA1, 0x01),
-        ] {
-            p.io_write(port, 1, v);
+        for (port, v) in crate::pic::PC_PIC_INIT {
+            p.io_write(port, 1, v as u32);
         }
     }
 

@@ -20,6 +20,8 @@
 //! reset control register: writing bit 2 with bit 1 set asks for a hard
 //! reset, which is how SeaBIOS and Linux reboot a PC.
 
+use std::ops::RangeInclusive;
+
 /// The configuration address register.
 pub const CONFIG_ADDRESS: u16 = 0xCF8;
 /// The configuration data window (0xCFC–0xCFF).
@@ -257,10 +259,8 @@ impl Pci {
         self.find(((a >> 11) & 0x1F) as u8, ((a >> 8) & 7) as u8)
     }
 
-    /// Whether `port` belongs to the configuration mechanism.
-    pub fn claims(port: u16) -> bool {
-        (CONFIG_ADDRESS..=CONFIG_DATA + 3).contains(&port)
-    }
+    /// The configuration mechanism's ports (0xCF9, reset control, among them).
+    pub const PORTS: &[RangeInclusive<u16>] = &[CONFIG_ADDRESS..=CONFIG_DATA + 3];
 
     /// Port read; `None` if the port is not ours.
     pub fn io_read(&mut self, port: u16, size: u8) -> Option<u32> {

@@ -9,6 +9,10 @@
 //! ("Interrupt Sequence": if no request is present at the first INTA pulse
 //! the 8259A answers with IR7's vector without setting its ISR bit).
 
+mod pc_init;
+pub use pc_init::PC_PIC_INIT;
+use std::ops::RangeInclusive;
+
 /// Master command/status port.
 pub const MASTER_CMD: u16 = 0x20;
 /// Master data (mask) port.
@@ -389,15 +393,15 @@ impl PicPair {
         vector
     }
 
-    /// Whether `port` belongs to the PICs or the ELCR.
-    pub fn claims(port: u16) -> bool {
-        matches!(
-            port,
-            MASTER_CMD | MASTER_DATA | SLAVE_CMD | SLAVE_DATA | ELCR_MASTER | ELCR_SLAVE
-        )
-    }
+    /// The ports the PICs and the ELCR decode (the board's port map reads
+    /// this list).
+    pub const PORTS: &[RangeInclusive<u16>] = &[
+        MASTER_CMD..=MASTER_DATA,
+        SLAVE_CMD..=SLAVE_DATA,
+        ELCR_MASTER..=ELCR_SLAVE,
+    ];
 
-    /// A byte read from one of the ports [`PicPair::claims`].
+    /// A byte read from one of the ports [`PicPair::PORTS`].
     pub fn read(&mut self, port: u16) -> u8 {
         let v = match port {
             MASTER_CMD => self.read_command(true),
@@ -436,7 +440,7 @@ impl PicPair {
         }
     }
 
-    /// A byte write to one of the ports [`PicPair::claims`].
+    /// A byte write to one of the ports [`PicPair::PORTS`].
     pub fn write(&mut self, port: u16, v: u8) {
         match port {
             MASTER_CMD => self.master.write_command(v),
@@ -469,14 +473,10 @@ mod tests {
     /// cascade on IR2, 8086 mode; `master_icw4` chooses e.g. auto-EOI.
     fn pc_pics(master_icw4: u8) -> PicPair {
         let mut p = PicPair::new();
-        p.write(0x20, 0x11);
-        p.write(0x21, 0x08);
-        p.write(0x21, 0x04);
-        p.write(0x21, master_icw4);
-        p.write(0xA0, 0x11);
-        p.write(0xA1, 0x70);
-        p.write(0xA1, 0x02);
-        p.write(0xA1, 0x01);
+        for (i, (port, v)) in PC_PIC_INIT.into_iter().enumerate() {
+            // The master's ICW4 is the fourth write.
+            p.write(port, if i == 3 { master_icw4 } else { v });
+        }
         p
     }
 

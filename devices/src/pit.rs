@@ -10,6 +10,7 @@
 //! Command" and "Counter Latch Command" sections.
 
 use crate::clock::{Clock, PIT_RATE};
+use std::ops::RangeInclusive;
 
 /// Channel 0 data port (system timer, IRQ0).
 pub const CHANNEL0: u16 = 0x40;
@@ -315,10 +316,8 @@ impl Pit {
         self.clock.ticks(now, PIT_RATE)
     }
 
-    /// Whether `port` is one of ours.
-    pub fn claims(port: u16) -> bool {
-        matches!(port, 0x40..=0x43 | PORT_B)
-    }
+    /// The ports the 8254 and Port B decode.
+    pub const PORTS: &[RangeInclusive<u16>] = &[0x40..=0x43, PORT_B..=PORT_B];
 
     /// A byte read at cycle `now`.
     pub fn read(&mut self, port: u16, now: u64) -> u8 {

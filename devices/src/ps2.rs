@@ -15,6 +15,7 @@
 //! the next byte immediately after an IRQ1 gets it.
 
 use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 
 /// Data port.
 pub const DATA_PORT: u16 = 0x60;
@@ -173,10 +174,8 @@ impl Ps2 {
         *self = Ps2::new();
     }
 
-    /// Whether `port` is ours.
-    pub fn claims(port: u16) -> bool {
-        matches!(port, DATA_PORT | STATUS_PORT)
-    }
+    /// The 8042's data and status/command ports.
+    pub const PORTS: &[RangeInclusive<u16>] = &[DATA_PORT..=DATA_PORT, STATUS_PORT..=STATUS_PORT];
 
     /// IRQ1: the output buffer holds a keyboard byte and its interrupt is
     /// enabled.

@@ -477,33 +477,36 @@ pub fn cmd_lesson(args: LessonArgs) -> Result<u8> {
         bail!("{}: no such lesson (have: {})", args.name, names.join(", "));
     };
     #[cfg(feature = "window")]
-    if !args.headless {
-        let (w, h) = overlay::LESSON_SIZE;
-        match crate::window::Window::open_sized(args.scale, (w as usize, h as usize), true) {
-            Ok(window) => {
-                let shown = Shown::new();
-                let mut m = lesson_machine(lesson.rom, true)?;
-                let attached = args.trap.attach_with(&mut m, Some(shown.overlay.clone()))?;
-                let (tx, rx) = crossbeam_channel::unbounded();
-                let hooks = WindowHooks {
-                    no_pause: args.no_pause,
-                    shown,
-                    shots: Shots::new(&args),
-                    commands: rx,
-                };
-                let outcome = crate::window::run_lesson(
-                    window,
-                    &mut m,
-                    lesson.name,
-                    hooks,
-                    tx,
-                    args.max_instructions,
-                )?;
-                attached.finish(&mut m);
-                return Ok(lesson_status(lesson.name, outcome));
-            }
-            Err(e) => log::info!("no window ({e}): the lesson runs in the terminal"),
-        }
+    if let Some(window) = crate::window::Window::open_unless_headless(
+        args.headless,
+        args.scale,
+        Some((
+            overlay::LESSON_SIZE.0 as usize,
+            overlay::LESSON_SIZE.1 as usize,
+        )),
+        true,
+        "the lesson runs in the terminal",
+    ) {
+        let shown = Shown::new();
+        let mut m = lesson_machine(lesson.rom, true)?;
+        let attached = args.trap.attach_with(&mut m, Some(shown.overlay.clone()))?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hooks = WindowHooks {
+            no_pause: args.no_pause,
+            shown,
+            shots: Shots::new(&args),
+            commands: rx,
+        };
+        let outcome = crate::window::run_lesson(
+            window,
+            &mut m,
+            lesson.name,
+            hooks,
+            tx,
+            args.max_instructions,
+        )?;
+        attached.finish(&mut m);
+        return Ok(lesson_status(lesson.name, outcome));
     }
     // Capture the console only when a screenshot needs the text: otherwise
     // it goes straight to stdout as it comes, between the trap log's lines.

@@ -362,13 +362,18 @@ fn repl_maybe_windowed(
     dbg: &mut ringside_machine::debugger::Debugger,
     frontend: &session::FrontendArgs,
 ) -> Result<u8> {
-    if !frontend.headless {
-        #[cfg(feature = "window")]
-        match window::Window::open(frontend.scale, false) {
-            Ok(w) => return window::run_debugger(w, m, frontend, dbg),
-            Err(e) => log::info!("no window ({e}): the debugger runs without one"),
-        }
+    #[cfg(feature = "window")]
+    if let Some(w) = window::Window::open_unless_headless(
+        frontend.headless,
+        frontend.scale,
+        None,
+        false,
+        "the debugger runs without one",
+    ) {
+        return window::run_debugger(w, m, frontend, dbg);
     }
+    #[cfg(not(feature = "window"))]
+    let _ = frontend;
     repl::run_interactive(m, dbg)
 }
 

@@ -11,14 +11,9 @@ use ringside_machine::vga::Frame;
 pub fn write_png(path: &Path, frame: &Frame) -> Result<()> {
     let err =
         |e: &dyn std::fmt::Display| anyhow!("{}: cannot write screenshot: {e}", path.display());
-    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), frame.width, frame.height);
-    enc.set_color(png::ColorType::Rgba);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut w = enc.write_header().map_err(|e| err(&e))?;
-    w.write_image_data(&frame.rgba).map_err(|e| err(&e))?;
-    w.finish().map_err(|e| err(&e))?;
-    Ok(())
+    let png = ringside_machine::png::encode(frame.width, frame.height, &frame.rgba)
+        .map_err(|e| err(&e))?;
+    std::fs::write(path, png).map_err(|e| err(&e))
 }
 
 /// Read a PNG back as a frame (8-bit RGB or RGBA).

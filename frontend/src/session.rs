@@ -150,13 +150,18 @@ pub fn run(
 ) -> Result<Ended> {
     let limits = RunLimits { max_instructions };
     let feed = OverlayFeed::new(trap_overlay);
+    #[cfg(feature = "window")]
+    if let Some(window) = crate::window::Window::open_unless_headless(
+        opts.headless,
+        opts.scale,
+        None,
+        opts.overlay,
+        "running headless",
+    ) {
+        return crate::window::run(window, m, opts, limits, feed);
+    }
+    #[cfg(not(feature = "window"))]
     if !opts.headless {
-        #[cfg(feature = "window")]
-        match crate::window::Window::open(opts.scale, opts.overlay) {
-            Ok(window) => return crate::window::run(window, m, opts, limits, feed),
-            Err(e) => log::info!("no window ({e}): running headless"),
-        }
-        #[cfg(not(feature = "window"))]
         log::info!("built without the `window` feature: running headless");
     }
     let (_tx, rx) = crossbeam_channel::bounded(1);

@@ -73,14 +73,32 @@ impl minifb::InputCallback for KeyEvents {
 }
 
 impl Window {
-    /// Open the window for the guest's screen (at the 80x25 text mode's
-    /// size), with room for the overlay panel below it when `panel_room`;
-    /// fails without a display.
-    pub fn open(scale: u32, panel_room: bool) -> Result<Window, minifb::Error> {
-        Window::open_sized(scale, BASE_SIZE, panel_room)
+    /// The one place a run chooses between a window and the terminal: a
+    /// window of `size` (`None` for the VGA's 720x400) unless `headless`
+    /// was asked for or none can be opened (no display), in which case the
+    /// reason is logged with what happens `instead`.
+    pub fn open_unless_headless(
+        headless: bool,
+        scale: u32,
+        size: Option<(usize, usize)>,
+        panel_room: bool,
+        instead: &str,
+    ) -> Option<Window> {
+        if headless {
+            return None;
+        }
+        match Window::open_sized(scale, size.unwrap_or(BASE_SIZE), panel_room) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::info!("no window ({e}): {instead}");
+                None
+            }
+        }
     }
 
-    /// [`Window::open`] for a picture of `size` at scale 1.
+    /// Open the window for a picture of `size` at scale 1, with room for
+    /// the overlay panel below it when `panel_room`; fails without a
+    /// display.
     pub fn open_sized(
         scale: u32,
         size: (usize, usize),

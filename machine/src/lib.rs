@@ -12,6 +12,7 @@
 mod bioslog;
 pub mod debugger;
 mod optionrom;
+pub mod png;
 mod session;
 pub mod snapshot;
 pub mod traplog;

@@ -11,6 +11,6 @@ pub mod snapshot;
 pub mod tlb;
 mod vram;
 
-pub use paging::{walk, Access, PageFault, PagingMode, Translation};
+pub use paging::{peek, walk, Access, PageFault, PagingMode, Translation};
 pub use phys::{smram, MemError, PhysMem, Smram, PAGE_SHIFT, PAGE_SIZE};
 pub use tlb::{FlushCause, Tlb, TlbStats};

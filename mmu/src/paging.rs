@@ -4,8 +4,11 @@
 //! user/supervisor and read/write checks with CR0.WP, reserved-bit checks,
 //! and the #PF error code.
 //!
-//! The same walk serves the CPU's TLB misses and the debugger's `page`
-//! command: [`walk`] returns every level it visited.
+//! The same walk serves the CPU's TLB misses ([`walk`], which sets A/D as
+//! the processor does) and every tool that looks at the tables without
+//! touching them ([`peek`] on a shared `&PhysMem`: the debugger's `page`
+//! command and address translation, the trap log's page-fault lines, the
+//! teaching views). Both return every level visited.
 
 use crate::phys::PhysMem;
 
@@ -131,8 +134,9 @@ fn write_entry(mem: &mut PhysMem, addr: u32, value: u64) {
 const PAE_HIGH_RSVD: u64 = 0xFFFF_FFF0_0000_0000;
 
 /// Walk the page tables for `linear`. With `set_ad`, set the accessed bits
-/// (and the dirty bit for a permitted write) as the CPU does; the debugger
-/// walks without it. Permission checks follow SDM Vol. 3A §4.6.
+/// (and the dirty bit for a permitted write) as the CPU does (SDM Vol. 3A
+/// §4.8); without it the walk is [`peek`]'s. Permission checks follow SDM
+/// Vol. 3A §4.6.
 pub fn walk(
     mem: &mut PhysMem,
     mode: PagingMode,
@@ -140,6 +144,51 @@ pub fn walk(
     access: Access,
     set_ad: bool,
 ) -> Result<Translation, PageFault> {
+    let (mut t, entries, n) = translate(mem, mode, linear, access)?;
+    if set_ad {
+        for (i, &(addr, e)) in entries[..n].iter().enumerate() {
+            let mut v = e | pte::A;
+            if i == n - 1 && access.write {
+                v |= pte::D;
+                t.dirty = true;
+            }
+            if v != e {
+                write_entry(mem, addr, v);
+                for l in t.levels.iter_mut().flatten() {
+                    if l.addr == addr {
+                        l.value = v;
+                    }
+                }
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Look `linear` up as a supervisor read would, without side effects (no
+/// accessed or dirty bits set): for the debugger, the trap log and the
+/// teaching views, which must not change what they show. `mem` is only
+/// read.
+pub fn peek(mem: &PhysMem, mode: PagingMode, linear: u32) -> Result<Translation, PageFault> {
+    let access = Access {
+        write: false,
+        user: false,
+        fetch: false,
+    };
+    translate(mem, mode, linear, access).map(|(t, _, _)| t)
+}
+
+/// The entries whose A (and, last, D) bits a walk sets: (address, value).
+type Entries = [(u32, u64); 3];
+
+/// The walk proper, read-only: the translation, and the entries to mark.
+#[inline]
+fn translate(
+    mem: &PhysMem,
+    mode: PagingMode,
+    linear: u32,
+    access: Access,
+) -> Result<(Translation, Entries, usize), PageFault> {
     let mut levels: [Option<Level>; 3] = [None; 3];
     let ecode_base = if access.write { pf::W } else { 0 } | if access.user { pf::U } else { 0 };
     let not_present = |levels| PageFault {
@@ -150,7 +199,7 @@ pub fn walk(
         error: ecode_base | pf::P | pf::RSVD,
         levels,
     };
-    let mut entries: [(u32, u64); 3] = [(0, 0); 3];
+    let mut entries: Entries = [(0, 0); 3];
     let mut n = 0usize;
     let (phys, page_size, large);
     if mode.pae {
@@ -267,25 +316,8 @@ pub fn walk(
             levels,
         });
     }
-    let mut dirty = last.1 & pte::D != 0;
-    if set_ad {
-        for (i, &(addr, e)) in entries[..n].iter().enumerate() {
-            let mut v = e | pte::A;
-            if i == n - 1 && access.write {
-                v |= pte::D;
-                dirty = true;
-            }
-            if v != e {
-                write_entry(mem, addr, v);
-                for l in levels.iter_mut().flatten() {
-                    if l.addr == addr {
-                        l.value = v;
-                    }
-                }
-            }
-        }
-    }
-    Ok(Translation {
+    let dirty = last.1 & pte::D != 0;
+    let t = Translation {
         phys,
         page_size,
         user_writable,
@@ -294,7 +326,8 @@ pub fn walk(
         dirty,
         global,
         levels,
-    })
+    };
+    Ok((t, entries, n))
 }
 
 #[cfg(test)]
@@ -419,5 +452,23 @@ mod tests {
             walk(&mut m, pae, 0x20_1234, RD, true).unwrap_err().error,
             pf::P | pf::RSVD
         );
+    }
+
+    #[test]
+    fn peek_reads_the_tables_through_a_shared_reference_and_marks_nothing() {
+        let m = mem_with_tables();
+        let before = (m.read_u32(0x1000), m.read_u32(0x2000 + 5 * 4));
+        let t = peek(&m, mode(), 0x5123).unwrap();
+        assert_eq!(t.phys, 0x5123);
+        assert_eq!(t.levels[0].unwrap().value, 0x2007, "PDE as stored");
+        assert_eq!((m.read_u32(0x1000), m.read_u32(0x2000 + 5 * 4)), before);
+        // The same answer as the CPU's walk, which then sets A.
+        let mut m2 = mem_with_tables();
+        assert_eq!(
+            walk(&mut m2, mode(), 0x5123, RD, true).unwrap().phys,
+            t.phys
+        );
+        assert_ne!(m2.read_u32(0x1000), before.0);
+        assert_eq!(peek(&m, mode(), 0x6000).unwrap_err().error, 0);
     }
 }

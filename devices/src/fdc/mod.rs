@@ -18,6 +18,7 @@
 //! by rate (Linux, SeaBIOS) find the right one.
 
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 
 use crate::disk::{Disk, DiskError, SECTOR_SIZE};
 use crate::dma::{Dma, DmaMemory};
@@ -384,10 +385,8 @@ impl Fdc {
         Ok(())
     }
 
-    /// Whether `port` is ours (0x3F6 is the IDE controller's).
-    pub fn claims(port: u16) -> bool {
-        matches!(port, 0x3F0..=0x3F5 | 0x3F7)
-    }
+    /// The controller's ports (0x3F6 between them is the IDE controller's).
+    pub const PORTS: &[RangeInclusive<u16>] = &[0x3F0..=0x3F5, 0x3F7..=0x3F7];
 
     /// The IRQ 6 line.
     pub fn irq_level(&self) -> bool {

@@ -18,6 +18,8 @@
 //! with HOB set in device control; an absent device 1 reads status 0 when
 //! device 0 exists.
 
+use std::ops::RangeInclusive;
+
 mod ata;
 mod atapi;
 
@@ -586,10 +588,14 @@ impl Ide {
         self.channels[ch & 1].irq_level()
     }
 
-    /// Whether this controller decodes `port`.
-    pub fn claims(port: u16) -> bool {
-        matches!(port, 0x1F0..=0x1F7 | 0x170..=0x177 | PRIMARY_CTRL | SECONDARY_CTRL)
-    }
+    /// The ports this controller decodes: both channels' command and
+    /// control blocks.
+    pub const PORTS: &[RangeInclusive<u16>] = &[
+        PRIMARY_BASE..=PRIMARY_BASE + 7,
+        SECONDARY_BASE..=SECONDARY_BASE + 7,
+        PRIMARY_CTRL..=PRIMARY_CTRL,
+        SECONDARY_CTRL..=SECONDARY_CTRL,
+    ];
 
     /// Port read; `None` if the port is not ours.
     pub fn io_read(&mut self, port: u16, size: u8) -> Option<u32> {

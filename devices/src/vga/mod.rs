@@ -250,6 +250,11 @@ impl Vga {
         self.misc & 1 != 0
     }
 
+    /// The VGA's ports: the standard block and the Bochs VBE (DISPI)
+    /// index/data pair.
+    pub const PORTS: &[std::ops::RangeInclusive<u16>] =
+        &[0x3B0..=0x3DF, dispi::INDEX_PORT..=dispi::DATA_PORT_ALIAS];
+
     /// Whether `port` is one of the VGA's.
     pub fn claims(port: u16) -> bool {
         matches!(port, 0x3B0..=0x3DF) || Dispi::claims(port)

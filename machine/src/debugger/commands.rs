@@ -473,7 +473,8 @@ impl Debugger {
             "screenshot" => match words.as_slice() {
                 [file] => {
                     let frame = m.frame();
-                    let png = super::png::encode(frame.width, frame.height, &frame.rgba);
+                    let png = crate::png::encode(frame.width, frame.height, &frame.rgba)
+                        .map_err(|e| format!("{file}: cannot encode: {e}"))?;
                     std::fs::write(file, png).map_err(|e| format!("{file}: cannot write: {e}"))?;
                     Reply::ok(format!(
                         "wrote {}x{} screenshot to {file}\n",

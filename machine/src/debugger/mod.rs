@@ -17,7 +17,7 @@
 
 pub mod commands;
 pub mod expr;
-mod png;
+
 pub mod view;
 
 use std::collections::VecDeque;

@@ -576,19 +576,6 @@ pub fn control_registers(m: &Machine) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let cr0 = [
-        (31, "PG"),
-        (30, "CD"),
-        (29, "NW"),
-        (18, "AM"),
-        (16, "WP"),
-        (5, "NE"),
-        (4, "ET"),
-        (3, "TS"),
-        (2, "EM"),
-        (1, "MP"),
-        (0, "PE"),
-    ];
     let cr4 = [
         (10, "OSXMMEXCPT"),
         (9, "OSFXSR"),
@@ -603,7 +590,12 @@ pub fn control_registers(m: &Machine) -> String {
         (0, "VME"),
     ];
     let mut s = String::new();
-    let _ = writeln!(s, "cr0={:08X} [{}]", c.cr[0], bits(c.cr[0], &cr0));
+    let _ = writeln!(
+        s,
+        "cr0={:08X} [{}]",
+        c.cr[0],
+        ringside_cpu::regs::cr0::names(c.cr[0])
+    );
     let _ = writeln!(s, "cr2={:08X} cr3={:08X}", c.cr[2], c.cr[3]);
     let _ = writeln!(s, "cr4={:08X} [{}]", c.cr[4], bits(c.cr[4], &cr4));
     let _ = writeln!(
@@ -889,18 +881,7 @@ pub fn page(m: &mut Machine, lin: u32) -> String {
             }
         );
     }
-    let mode = ringside_mmu::PagingMode {
-        cr3: m.cpu.cr[3],
-        pae: m.cpu.cr[4] & (1 << 5) != 0,
-        pse: m.cpu.cr[4] & (1 << 4) != 0,
-        pge: m.cpu.cr[4] & (1 << 7) != 0,
-        wp: m.cpu.cr[0] & (1 << 16) != 0,
-    };
-    let access = ringside_mmu::Access {
-        write: false,
-        user: false,
-        fetch: false,
-    };
+    let mode = m.cpu.paging_mode();
     let flags = |v: u64| -> String {
         let names = [
             (pte::P, "P"),
@@ -920,13 +901,18 @@ pub fn page(m: &mut Machine, lin: u32) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // CR4.PSE as the guest set it (the walk's `pse` is also on with PAE).
     let mut s = format!(
         "linear {lin:08X}, CR3={:08X}{}{}\n",
         mode.cr3,
         if mode.pae { " PAE" } else { "" },
-        if mode.pse { " PSE" } else { "" }
+        if m.cpu.cr[4] & (1 << 4) != 0 {
+            " PSE"
+        } else {
+            ""
+        }
     );
-    let result = ringside_mmu::walk(&mut m.cpu.mem, mode, lin, access, false);
+    let result = ringside_mmu::peek(&m.cpu.mem, mode, lin);
     let levels = match &result {
         Ok(t) => t.levels,
         Err(f) => f.levels,
