@@ -123,7 +123,8 @@ pub struct Cpu {
     pub fpu: crate::fpu::Fpu,
     pub(crate) halted: bool,
     pub(crate) shutdown: bool,
-    /// Instruction count at which interrupts are inhibited (STI / MOV SS shadow).
+    /// Instruction count at which interrupts are inhibited (STI / MOV SS
+    /// shadow; also a debugger's step paused inside a REP, see `Cpu::step`).
     pub(crate) inhibit_at: u64,
     /// Instruction count at which debug traps are held off: the boundary
     /// after MOV SS / POP SS (SDM Vol. 3A §6.8.3). STI's shadow holds off
