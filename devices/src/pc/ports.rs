@@ -27,7 +27,7 @@ use crate::pci::Pci;
 use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::ps2::{self, Ps2};
-use crate::uart::{COM1_BASE, COM2_BASE};
+use crate::uart::{Uart, COM1_BASE, COM2_BASE};
 use crate::vga::Vga;
 
 /// A read handler: the value of a `size`-byte read at `port`, or `None`
@@ -53,6 +53,31 @@ pub(super) struct PortDevice {
 /// (as QEMU does for port 0x92 too).
 fn byte_lane(size: u8, v: u8) -> Option<u32> {
     Some((super::open_bus(size) & !0xFF) | v as u32)
+}
+
+/// COM1 (or COM2 with `second`) at its base port.
+fn uart(pc: &mut Pc, second: bool) -> (&mut Uart, u16) {
+    if second {
+        (&mut pc.com2, COM2_BASE)
+    } else {
+        (&mut pc.com1, COM1_BASE)
+    }
+}
+
+fn uart_read(pc: &mut Pc, second: bool, port: u16, size: u8) -> Option<u32> {
+    let now = pc.now;
+    let (u, base) = uart(pc, second);
+    let v = u.read(port - base, now);
+    pc.update_uarts(now);
+    byte_lane(size, v)
+}
+
+fn uart_write(pc: &mut Pc, second: bool, port: u16, v: u32) -> bool {
+    let now = pc.now;
+    let (u, base) = uart(pc, second);
+    u.write(port - base, v as u8, now);
+    pc.update_uarts(now);
+    true
 }
 
 /// The board's devices in decode priority order (see the module docs).
@@ -206,34 +231,14 @@ pub(super) const DEVICES: &[PortDevice] = &[
     PortDevice {
         name: "COM1",
         ports: |_| vec![COM1_BASE..=COM1_BASE + 7],
-        read: Some(|pc, port, size| {
-            let now = pc.now;
-            let v = pc.com1.read(port - COM1_BASE, now);
-            pc.update_uarts(now);
-            byte_lane(size, v)
-        }),
-        write: Some(|pc, port, _, v| {
-            let now = pc.now;
-            pc.com1.write(port - COM1_BASE, v as u8, now);
-            pc.update_uarts(now);
-            true
-        }),
+        read: Some(|pc, port, size| uart_read(pc, false, port, size)),
+        write: Some(|pc, port, _, v| uart_write(pc, false, port, v)),
     },
     PortDevice {
         name: "COM2",
         ports: |_| vec![COM2_BASE..=COM2_BASE + 7],
-        read: Some(|pc, port, size| {
-            let now = pc.now;
-            let v = pc.com2.read(port - COM2_BASE, now);
-            pc.update_uarts(now);
-            byte_lane(size, v)
-        }),
-        write: Some(|pc, port, _, v| {
-            let now = pc.now;
-            pc.com2.write(port - COM2_BASE, v as u8, now);
-            pc.update_uarts(now);
-            true
-        }),
+        read: Some(|pc, port, size| uart_read(pc, true, port, size)),
+        write: Some(|pc, port, _, v| uart_write(pc, true, port, v)),
     },
     PortDevice {
         name: "System Control Port A",
