@@ -66,6 +66,21 @@ impl Class {
     }
 }
 
+impl Classification {
+    /// Whether it traps when a guest kernel runs it deprivileged, in a few
+    /// words, as `explain` prints it.
+    pub fn trap_words(&self) -> &'static str {
+        match self.class {
+            Class::Privileged => "yes: #GP(0) at CPL > 0",
+            Class::IoplSensitive => "yes when CPL > IOPL: #GP(0)",
+            _ if self.robin_irvine || self.class != Class::Innocuous => {
+                "no — it runs at CPL > 0 without a trap"
+            }
+            _ => "no (and it need not)",
+        }
+    }
+}
+
 /// One mnemonic's entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Classification {
@@ -305,7 +320,8 @@ pub fn all() -> Vec<Classification> {
     v
 }
 
-fn is_sreg(r: Register) -> bool {
+/// Whether a register is a segment register (ES, CS, SS, DS, FS, GS).
+pub fn is_sreg(r: Register) -> bool {
     (Register::ES as u32..=Register::GS as u32).contains(&(r as u32))
 }
 
