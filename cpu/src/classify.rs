@@ -25,8 +25,12 @@
 //!
 //! The table is data: [`classify`] looks a mnemonic up, [`TABLE`] lists
 //! the system instructions one by one and [`INNOCUOUS`] the rest in groups.
-//! A test checks that every mnemonic the CPU implements
-//! ([`implemented_mnemonics`]) has an entry.
+//! It is the one place these facts live: the run loop's events
+//! ([`untrapped_reason`] for `SensitiveUntrapped`, [`gp_is_trap`] and
+//! [`is_privileged_form`] for `PrivilegedTrap`, both one array load), the
+//! trap log's sentences, `ringside explain` and a monitor all read it.
+//! Tests check both directions: every mnemonic the CPU implements
+//! ([`implemented_mnemonics`]) has an entry, and every entry has a handler.
 
 use iced_x86::{
     Code, Decoder, DecoderOptions, EncodingKind, Instruction, MandatoryPrefix, Mnemonic,
@@ -442,7 +446,7 @@ fn representative(code: Code) -> Option<(Instruction, bool)> {
 }
 
 /// Every mnemonic the CPU has a handler for: one representative encoding
-/// of each of iced-x86's legacy opcodes ([`representative`], a few
+/// of each of iced-x86's legacy opcodes (`representative`, a few
 /// thousand decodes), each asked of the handler selection that the decode
 /// cache uses.
 pub fn implemented_mnemonics() -> Vec<Mnemonic> {
