@@ -25,10 +25,17 @@
 //!
 //! The table is data: [`classify`] looks a mnemonic up, [`TABLE`] lists
 //! the system instructions one by one and [`INNOCUOUS`] the rest in groups.
-//! A test checks that every mnemonic the CPU implements
-//! ([`implemented_mnemonics`]) has an entry.
+//! It is the one place these facts live: the run loop's events
+//! ([`untrapped_reason`] for `SensitiveUntrapped`, [`gp_is_trap`] and
+//! [`is_privileged_form`] for `PrivilegedTrap`, both one array load), the
+//! trap log's sentences, `ringside explain` and a monitor all read it.
+//! Tests check both directions: every mnemonic the CPU implements
+//! ([`implemented_mnemonics`]) has an entry, and every entry has a handler.
 
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, EncodingKind, Instruction, MandatoryPrefix, Mnemonic,
+    OpCodeTableKind, OpKind, Register,
+};
 
 /// Popek and Goldberg's classes, refined for x86's IOPL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +70,21 @@ impl Class {
     }
 }
 
+impl Classification {
+    /// Whether it traps when a guest kernel runs it deprivileged, in a few
+    /// words, as `explain` prints it.
+    pub fn trap_words(&self) -> &'static str {
+        match self.class {
+            Class::Privileged => "yes: #GP(0) at CPL > 0",
+            Class::IoplSensitive => "yes when CPL > IOPL: #GP(0)",
+            _ if self.robin_irvine || self.class != Class::Innocuous => {
+                "no — it runs at CPL > 0 without a trap"
+            }
+            _ => "no (and it need not)",
+        }
+    }
+}
+
 /// One mnemonic's entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Classification {
@@ -80,6 +102,18 @@ pub struct Classification {
     pub summary: &'static str,
     /// A paragraph: what a trap-and-emulate VMM would see or miss.
     pub explanation: &'static str,
+    /// For a sensitive instruction that runs at CPL > 0 without trapping
+    /// (Robin & Irvine's set): what it reveals or silently drops, in a few
+    /// words, as the run loop's `SensitiveUntrapped` event carries it.
+    /// Empty otherwise.
+    pub untrapped: &'static str,
+    /// Whether its #GP at CPL > 0 (or in virtual-8086 mode) is a trap a
+    /// trap-and-emulate monitor relies on even though the class does not
+    /// trap unconditionally: MOV to/from CRn/DRn (SDM Vol. 3A 2.8 lists it
+    /// as CPL-0 only), RDTSC with CR4.TSD = 1 (Vol. 2B RDTSC), and
+    /// PUSHF/POPF/INT n/IRET in virtual-8086 mode with IOPL < 3 (Vol. 3A
+    /// 20.2.7). Always true for privileged and IOPL-sensitive entries.
+    pub gp_is_trap: bool,
 }
 
 const fn sys(
@@ -97,6 +131,25 @@ const fn sys(
         forms,
         summary,
         explanation,
+        untrapped: "",
+        gp_is_trap: matches!(class, Class::Privileged | Class::IoplSensitive),
+    }
+}
+
+impl Classification {
+    /// This entry with its untrapped-sensitive reason (see
+    /// [`Classification::untrapped`]).
+    const fn reveals(self, untrapped: &'static str) -> Self {
+        Classification { untrapped, ..self }
+    }
+
+    /// This entry marked as trapping in some forms or modes (see
+    /// [`Classification::gp_is_trap`]).
+    const fn traps_sometimes(self) -> Self {
+        Classification {
+            gp_is_trap: true,
+            ..self
+        }
     }
 }
 
@@ -141,28 +194,28 @@ pub const TABLE: &[Classification] = &[
     sys(M::Outsw, IoplSensitive, false, "also allowed at CPL > IOPL when the TSS I/O bitmap permits the port", "string output to a port (words)", "The string forms of OUT follow OUT's rule: CPL <= IOPL or the I/O permission bitmap, else #GP(0)."),
     sys(M::Outsd, IoplSensitive, false, "also allowed at CPL > IOPL when the TSS I/O bitmap permits the port", "string output to a port (dwords)", "The string forms of OUT follow OUT's rule: CPL <= IOPL or the I/O permission bitmap, else #GP(0)."),
     // Robin & Irvine: sensitive, unprivileged.
-    sys(M::Sgdt, BehaviourSensitive, true, "", "stores GDTR (base and limit)", R_I_TABLE_STORE),
-    sys(M::Sidt, BehaviourSensitive, true, "", "stores IDTR (base and limit)", R_I_TABLE_STORE),
-    sys(M::Sldt, BehaviourSensitive, true, "", "stores the LDTR selector", R_I_TABLE_STORE),
-    sys(M::Str, BehaviourSensitive, true, "", "stores the task register selector", "Robin & Irvine hole. STR works at every CPL and returns the real task register, so a deprivileged guest kernel sees the VMM's TSS selector, not the one it loaded with LTR (which did trap). The VMM cannot intercept the read."),
-    sys(M::Smsw, BehaviourSensitive, true, "", "stores CR0's low 16 bits (PE, MP, EM, TS, ...)", "Robin & Irvine hole. MOV from CR0 is privileged, but the 286's SMSW reads the same low bits at any CPL without trapping. A guest that believes it runs in real mode (PE = 0) sees PE = 1, and the real TS bit leaks the VMM's lazy x87 switching."),
-    sys(M::Pushf, BehaviourSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pushes FLAGS, including IF and IOPL", "Robin & Irvine hole. PUSHF stores the real IF and IOPL at any CPL in protected mode. A guest kernel that executed CLI (which trapped, so the VMM cleared only the guest's virtual IF) reads back IF = 1, and sees the IOPL the VMM chose, not its own. Only in virtual-8086 mode with IOPL < 3 does it trap."),
-    sys(M::Pushfd, BehaviourSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pushes EFLAGS, including IF and IOPL", "Robin & Irvine hole. As PUSHF: the real IF and IOPL are visible at any CPL in protected mode without a trap."),
-    sys(M::Popf, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pops FLAGS; IF only changes if CPL <= IOPL, IOPL only at CPL 0", "Robin & Irvine hole, the most famous one. At CPL > IOPL, POPF silently ignores a change to IF (and at CPL > 0 to IOPL) instead of trapping. A deprivileged guest kernel that restores interrupts with POPF (the usual spin_unlock_irqrestore) has its change dropped and the VMM never hears of it: the guest thinks interrupts are on, the VMM thinks they are off."),
-    sys(M::Popfd, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pops EFLAGS; IF only changes if CPL <= IOPL, IOPL only at CPL 0", "Robin & Irvine hole. As POPF: IF and IOPL changes are silently ignored at insufficient privilege instead of trapping, so a VMM never sees the guest's attempt."),
-    sys(M::Lar, BehaviourSensitive, true, "", "loads a descriptor's access rights if visible at CPL/RPL", R_I_DESC_QUERY),
-    sys(M::Lsl, BehaviourSensitive, true, "", "loads a segment limit if visible at CPL/RPL", R_I_DESC_QUERY),
-    sys(M::Verr, BehaviourSensitive, true, "", "is the segment readable at CPL/RPL?", R_I_DESC_QUERY),
-    sys(M::Verw, BehaviourSensitive, true, "", "is the segment writable at CPL/RPL?", R_I_DESC_QUERY),
-    sys(M::Push, BehaviourSensitive, true, "only PUSH CS/SS/DS/ES/FS/GS is sensitive; other forms are innocuous", "PUSH of a segment register exposes its selector's RPL", R_I_SEG),
-    sys(M::Pop, ControlSensitive, true, "only POP SS/DS/ES/FS/GS is sensitive; other forms are innocuous", "POP into a segment register loads a descriptor checked against the real CPL", R_I_SEG),
-    sys(M::Mov, ControlSensitive, true, "MOV to/from CRn or DRn is privileged (#GP at CPL > 0); MOV to/from a segment register is sensitive and does not trap; other forms are innocuous", "MOV with a segment register reads a selector or loads a descriptor", R_I_SEG),
-    sys(M::Call, ControlSensitive, true, "only far CALL (direct or through a call gate/TSS) is sensitive; near CALL is innocuous", "far CALL: through a call gate to an inner ring, or a task switch", R_I_FAR),
-    sys(M::Jmp, ControlSensitive, true, "only far JMP is sensitive; near JMP is innocuous", "far JMP: loads CS (privilege checked), or switches task", R_I_FAR),
-    sys(M::Retf, ControlSensitive, true, "", "far RET: may return to an outer ring (switching stacks)", R_I_FAR),
-    sys(M::Int, BehaviourSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "software interrupt through the IDT, checked against the gate's DPL", "Robin & Irvine hole. INT n is allowed when CPL <= the gate's DPL, so a system-call gate with DPL 3 lets user code into ring 0 directly — into the VMM's handler, not the guest kernel's. Gates with DPL 0 raise #GP instead, with an error code pointing at the IDT entry. Which of these the guest gets depends on the real CPL, not the one the guest believes it has."),
-    sys(M::Iret, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "returns from an interrupt; IF/IOPL restored only with enough privilege", "Robin & Irvine hole. IRET restores FLAGS from the stack, but at CPL > 0 the IOPL field and at CPL > IOPL the IF field keep their real values, silently, as with POPF. A guest kernel returning to 'itself' at ring 0 is checked against the real CPL and may be sent to an outer ring instead."),
-    sys(M::Iretd, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "32-bit IRET; may also return to virtual-8086 mode or switch tasks (NT)", "Robin & Irvine hole. As IRET: IF/IOPL changes are ignored at insufficient privilege without a trap, and the privilege checks use the real CPL."),
+    sys(M::Sgdt, BehaviourSensitive, true, "", "stores GDTR (base and limit)", R_I_TABLE_STORE).reveals("reveals the real GDT/IDT base, not the guest's"),
+    sys(M::Sidt, BehaviourSensitive, true, "", "stores IDTR (base and limit)", R_I_TABLE_STORE).reveals("reveals the real GDT/IDT base, not the guest's"),
+    sys(M::Sldt, BehaviourSensitive, true, "", "stores the LDTR selector", R_I_TABLE_STORE).reveals("reveals the real LDT/task register selector"),
+    sys(M::Str, BehaviourSensitive, true, "", "stores the task register selector", "Robin & Irvine hole. STR works at every CPL and returns the real task register, so a deprivileged guest kernel sees the VMM's TSS selector, not the one it loaded with LTR (which did trap). The VMM cannot intercept the read.").reveals("reveals the real LDT/task register selector"),
+    sys(M::Smsw, BehaviourSensitive, true, "", "stores CR0's low 16 bits (PE, MP, EM, TS, ...)", "Robin & Irvine hole. MOV from CR0 is privileged, but the 286's SMSW reads the same low bits at any CPL without trapping. A guest that believes it runs in real mode (PE = 0) sees PE = 1, and the real TS bit leaks the VMM's lazy x87 switching.").reveals("reveals the real CR0 low bits (PE, TS) without trapping"),
+    sys(M::Pushf, BehaviourSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pushes FLAGS, including IF and IOPL", "Robin & Irvine hole. PUSHF stores the real IF and IOPL at any CPL in protected mode. A guest kernel that executed CLI (which trapped, so the VMM cleared only the guest's virtual IF) reads back IF = 1, and sees the IOPL the VMM chose, not its own. Only in virtual-8086 mode with IOPL < 3 does it trap.").reveals("reveals the real IF and IOPL").traps_sometimes(),
+    sys(M::Pushfd, BehaviourSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pushes EFLAGS, including IF and IOPL", "Robin & Irvine hole. As PUSHF: the real IF and IOPL are visible at any CPL in protected mode without a trap.").reveals("reveals the real IF and IOPL").traps_sometimes(),
+    sys(M::Popf, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pops FLAGS; IF only changes if CPL <= IOPL, IOPL only at CPL 0", "Robin & Irvine hole, the most famous one. At CPL > IOPL, POPF silently ignores a change to IF (and at CPL > 0 to IOPL) instead of trapping. A deprivileged guest kernel that restores interrupts with POPF (the usual spin_unlock_irqrestore) has its change dropped and the VMM never hears of it: the guest thinks interrupts are on, the VMM thinks they are off.").reveals("silently ignores IF/IOPL changes at CPL > IOPL instead of trapping").traps_sometimes(),
+    sys(M::Popfd, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "pops EFLAGS; IF only changes if CPL <= IOPL, IOPL only at CPL 0", "Robin & Irvine hole. As POPF: IF and IOPL changes are silently ignored at insufficient privilege instead of trapping, so a VMM never sees the guest's attempt.").reveals("silently ignores IF/IOPL changes at CPL > IOPL instead of trapping").traps_sometimes(),
+    sys(M::Lar, BehaviourSensitive, true, "", "loads a descriptor's access rights if visible at CPL/RPL", R_I_DESC_QUERY).reveals("answers from the real descriptor tables with the real CPL"),
+    sys(M::Lsl, BehaviourSensitive, true, "", "loads a segment limit if visible at CPL/RPL", R_I_DESC_QUERY).reveals("answers from the real descriptor tables with the real CPL"),
+    sys(M::Verr, BehaviourSensitive, true, "", "is the segment readable at CPL/RPL?", R_I_DESC_QUERY).reveals("answers from the real descriptor tables with the real CPL"),
+    sys(M::Verw, BehaviourSensitive, true, "", "is the segment writable at CPL/RPL?", R_I_DESC_QUERY).reveals("answers from the real descriptor tables with the real CPL"),
+    sys(M::Push, BehaviourSensitive, true, "only PUSH CS/SS/DS/ES/FS/GS is sensitive; other forms are innocuous", "PUSH of a segment register exposes its selector's RPL", R_I_SEG).reveals("segment selectors expose the real RPL/CPL"),
+    sys(M::Pop, ControlSensitive, true, "only POP SS/DS/ES/FS/GS is sensitive; other forms are innocuous", "POP into a segment register loads a descriptor checked against the real CPL", R_I_SEG).reveals("segment selectors expose the real RPL/CPL"),
+    sys(M::Mov, ControlSensitive, true, "MOV to/from CRn or DRn is privileged (#GP at CPL > 0); MOV to/from a segment register is sensitive and does not trap; other forms are innocuous", "MOV with a segment register reads a selector or loads a descriptor", R_I_SEG).reveals("segment selectors expose the real RPL/CPL").traps_sometimes(),
+    sys(M::Call, ControlSensitive, true, "only far CALL (direct or through a call gate/TSS) is sensitive; near CALL is innocuous", "far CALL: through a call gate to an inner ring, or a task switch", R_I_FAR).reveals("far transfers check privilege against the real CPL"),
+    sys(M::Jmp, ControlSensitive, true, "only far JMP is sensitive; near JMP is innocuous", "far JMP: loads CS (privilege checked), or switches task", R_I_FAR).reveals("far transfers check privilege against the real CPL"),
+    sys(M::Retf, ControlSensitive, true, "", "far RET: may return to an outer ring (switching stacks)", R_I_FAR).reveals("far transfers check privilege against the real CPL"),
+    sys(M::Int, BehaviourSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "software interrupt through the IDT, checked against the gate's DPL", "Robin & Irvine hole. INT n is allowed when CPL <= the gate's DPL, so a system-call gate with DPL 3 lets user code into ring 0 directly — into the VMM's handler, not the guest kernel's. Gates with DPL 0 raise #GP instead, with an error code pointing at the IDT entry. Which of these the guest gets depends on the real CPL, not the one the guest believes it has.").reveals("gate DPL checks use the real CPL").traps_sometimes(),
+    sys(M::Iret, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "returns from an interrupt; IF/IOPL restored only with enough privilege", "Robin & Irvine hole. IRET restores FLAGS from the stack, but at CPL > 0 the IOPL field and at CPL > IOPL the IF field keep their real values, silently, as with POPF. A guest kernel returning to 'itself' at ring 0 is checked against the real CPL and may be sent to an outer ring instead.").reveals("IRET's IF/IOPL behaviour depends on the real CPL").traps_sometimes(),
+    sys(M::Iretd, ControlSensitive, true, "traps in virtual-8086 mode when IOPL < 3", "32-bit IRET; may also return to virtual-8086 mode or switch tasks (NT)", "Robin & Irvine hole. As IRET: IF/IOPL changes are ignored at insufficient privilege without a trap, and the privilege checks use the real CPL.").reveals("IRET's IF/IOPL behaviour depends on the real CPL").traps_sometimes(),
     // Sensitive, not on Robin & Irvine's list.
     sys(M::Int3, BehaviourSensitive, false, "", "breakpoint trap (#BP) through the IDT gate's DPL check", "Like INT n (its DPL check uses the real CPL) but aimed at debuggers; a VMM usually gives vector 3 a DPL-3 gate and reflects it to the guest."),
     sys(M::Into, BehaviourSensitive, false, "", "overflow trap (#OF) when OF = 1, DPL-checked like INT n", "Like INT n: the IDT gate's DPL is checked against the real CPL."),
@@ -174,7 +227,7 @@ pub const TABLE: &[Classification] = &[
     sys(M::Lss, ControlSensitive, false, "", "loads SS and a register from a far pointer", "Loads SS like MOV SS: the stack segment's DPL must equal the real CPL, so a deprivileged guest kernel cannot load its ring-0 stack, and nothing traps to let the VMM intervene."),
     sys(M::Arpl, BehaviourSensitive, false, "#UD in real and virtual-8086 mode", "raises a selector's RPL to another's", "A helper for kernels checking pointers from user mode; it only compares two selector values, but run by a deprivileged kernel on its own CS it sees the real RPL."),
     sys(M::Sysenter, ControlSensitive, false, "#GP(0) in real mode or when SYSENTER_CS is 0", "fast system call: to ring 0 at SYSENTER_CS:SYSENTER_EIP", "Changes CPL to 0, but only to the entry point that WRMSR (privileged) configured. Under a VMM it lands in the VMM's ring-0 code, so it behaves as a trap the VMM sees."),
-    sys(M::Rdtsc, BehaviourSensitive, false, "privileged only when CR4.TSD = 1", "reads the time-stamp counter", "With CR4.TSD clear (the default) any ring reads the real cycle counter and can time the VMM's emulation (a classic VM-detection trick). A VMM sets TSD to make RDTSC trap and offsets the counter."),
+    sys(M::Rdtsc, BehaviourSensitive, false, "privileged only when CR4.TSD = 1", "reads the time-stamp counter", "With CR4.TSD clear (the default) any ring reads the real cycle counter and can time the VMM's emulation (a classic VM-detection trick). A VMM sets TSD to make RDTSC trap and offsets the counter.").traps_sometimes(),
     sys(M::Cpuid, BehaviourSensitive, false, "", "identifies the processor and its features", "Unprivileged and untrapped on this (P6-class) CPU: a guest sees the real processor's features. VT-x makes CPUID trap unconditionally so a VMM can present a virtual CPU."),
 ];
 
@@ -200,10 +253,35 @@ pub const INNOCUOUS: &[(&str, &[Mnemonic], &str)] = &[
      "Floating-point computation: innocuous. The kernel (or VMM) controls it only through CR0.EM/TS, which make these raise #NM — the trap that lazy x87 context switching relies on."),
 ];
 
+/// Room for every iced-x86 mnemonic (1.22 has 1,894); a mnemonic past the
+/// end would fail to compile in [`SYSTEM_INDEX`], not misbehave.
+const MNEMONIC_SLOTS: usize = 2048;
+
+/// `SYSTEM_INDEX[m]` is 1 + the position of `m` in [`TABLE`], or 0: the
+/// run loop's per-instruction questions ([`untrapped_reason`],
+/// [`gp_is_trap`]) are one array load, never a search.
+const SYSTEM_INDEX: [u8; MNEMONIC_SLOTS] = {
+    let mut idx = [0u8; MNEMONIC_SLOTS];
+    let mut i = 0;
+    while i < TABLE.len() {
+        idx[TABLE[i].mnemonic as usize] = i as u8 + 1;
+        i += 1;
+    }
+    idx
+};
+
+/// The [`TABLE`] entry of a system instruction, by index.
+fn system_entry(m: Mnemonic) -> Option<&'static Classification> {
+    match SYSTEM_INDEX.get(m as usize) {
+        Some(&n) if n > 0 => TABLE.get(n as usize - 1),
+        _ => None,
+    }
+}
+
 /// The entry for a mnemonic, or `None` if the table has none (a test
 /// makes sure every implemented mnemonic has one).
 pub fn classify(m: Mnemonic) -> Option<Classification> {
-    if let Some(c) = TABLE.iter().find(|c| c.mnemonic == m) {
+    if let Some(c) = system_entry(m) {
         return Some(*c);
     }
     INNOCUOUS.iter().find_map(|(group, ms, text)| {
@@ -214,8 +292,27 @@ pub fn classify(m: Mnemonic) -> Option<Classification> {
             forms: "",
             summary: group,
             explanation: text,
+            untrapped: "",
+            gp_is_trap: false,
         })
     })
+}
+
+/// What a sensitive instruction reveals or silently drops when it runs at
+/// CPL > 0 (or in virtual-8086 mode) without trapping: the reason the run
+/// loop's `SensitiveUntrapped` event carries. `None` for instructions that
+/// are not Robin & Irvine's (ask [`is_sensitive_form`] about the form).
+pub fn untrapped_reason(m: Mnemonic) -> Option<&'static str> {
+    system_entry(m)
+        .map(|c| c.untrapped)
+        .filter(|r| !r.is_empty())
+}
+
+/// Whether a #GP raised by this mnemonic at CPL > 0 (or in virtual-8086
+/// mode) is the trap a trap-and-emulate monitor relies on (see
+/// [`Classification::gp_is_trap`]); [`is_privileged_form`] narrows MOV.
+pub fn gp_is_trap(m: Mnemonic) -> bool {
+    system_entry(m).is_some_and(|c| c.gp_is_trap)
 }
 
 /// Every entry, system instructions first, then the innocuous groups.
@@ -227,7 +324,8 @@ pub fn all() -> Vec<Classification> {
     v
 }
 
-fn is_sreg(r: Register) -> bool {
+/// Whether a register is a segment register (ES, CS, SS, DS, FS, GS).
+pub fn is_sreg(r: Register) -> bool {
     (Register::ES as u32..=Register::GS as u32).contains(&(r as u32))
 }
 
@@ -259,8 +357,20 @@ pub fn classify_instruction(ins: &Instruction) -> Option<Class> {
 /// Whether this form of a privileged mnemonic is the privileged one (MOV
 /// only to or from a control or debug register): the CPU reports a #GP
 /// as a privileged trap only then.
-pub(crate) fn is_privileged_form(ins: &Instruction) -> bool {
+pub fn is_privileged_form(ins: &Instruction) -> bool {
     ins.mnemonic() != M::Mov || classify_instruction(ins) == Some(Privileged)
+}
+
+/// Whether this form of a Robin & Irvine mnemonic is the sensitive one
+/// (MOV/PUSH/POP only with a segment register, CALL/JMP only far); true
+/// for every other mnemonic.
+pub fn is_sensitive_form(ins: &Instruction) -> bool {
+    match ins.mnemonic() {
+        M::Mov | M::Push | M::Pop => (0..ins.op_count())
+            .any(|n| ins.op_kind(n) == OpKind::Register && is_sreg(ins.op_register(n))),
+        M::Call | M::Jmp => is_far(ins),
+        _ => true,
+    }
 }
 
 /// Whether a CALL/JMP is a far transfer.
@@ -279,49 +389,73 @@ pub fn is_robin_irvine(ins: &Instruction) -> bool {
         && classify_instruction(ins).is_some_and(|k| k != Innocuous && k != Privileged)
 }
 
-/// Every mnemonic the CPU has a handler for, found by decoding every one-
-/// and two-byte opcode with every ModRM byte (in 16- and 32-bit code, bare
-/// and after a WAIT, operand-size or REP prefix) and asking the handler
-/// selection that the decode cache uses.
+/// One encoding of an iced-x86 `Code` in 16- or 32-bit code, built from
+/// iced's opcode table (prefixes, opcode map, opcode, the ModRM `reg` and
+/// `rm` a group needs) and checked by decoding it back: `(instruction,
+/// code32)`. `None` for codes this can not build (64-bit only, VEX/EVEX,
+/// and a few forms no single ModRM choice reaches).
+fn representative(code: Code) -> Option<(Instruction, bool)> {
+    let op = code.op_code();
+    if op.encoding() != EncodingKind::Legacy || !op.is_instruction() {
+        return None;
+    }
+    let modes = [(16u32, op.mode16()), (32, op.mode32())];
+    let reg = op.group_index().max(0) as u8;
+    let rm = op.rm_group_index().max(0) as u8;
+    for (bits, ok) in modes {
+        if !ok {
+            continue;
+        }
+        for size_prefixes in [&[][..], &[0x66], &[0x67], &[0x66, 0x67]] {
+            for modrm in [0xC0 | reg << 3 | rm, reg << 3] {
+                let mut buf = [0u8; 16];
+                let mut n = 0;
+                let mut put = |b: u8| {
+                    buf[n] = b;
+                    n += 1;
+                };
+                if op.fwait() {
+                    put(0x9B);
+                }
+                size_prefixes.iter().for_each(|&b| put(b));
+                match op.mandatory_prefix() {
+                    MandatoryPrefix::P66 => put(0x66),
+                    MandatoryPrefix::PF3 => put(0xF3),
+                    MandatoryPrefix::PF2 => put(0xF2),
+                    _ => {}
+                }
+                match op.table() {
+                    OpCodeTableKind::Normal => {}
+                    OpCodeTableKind::T0F => put(0x0F),
+                    OpCodeTableKind::T0F38 => [0x0F, 0x38].iter().for_each(|&b| put(b)),
+                    OpCodeTableKind::T0F3A => [0x0F, 0x3A].iter().for_each(|&b| put(b)),
+                    _ => return None,
+                }
+                for i in (0..op.op_code_len()).rev() {
+                    put((op.op_code() >> (8 * i)) as u8);
+                }
+                put(modrm);
+                let ins = Decoder::with_ip(bits, &buf, 0, DecoderOptions::NONE).decode();
+                if ins.code() == code {
+                    return Some((ins, bits == 32));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Every mnemonic the CPU has a handler for: one representative encoding
+/// of each of iced-x86's legacy opcodes (`representative`, a few
+/// thousand decodes), each asked of the handler selection that the decode
+/// cache uses.
 pub fn implemented_mnemonics() -> Vec<Mnemonic> {
     let mut seen = vec![false; Mnemonic::values().count()];
-    let mut buf = [0u8; 16];
-    for code32 in [false, true] {
-        for prefix in [None, Some(0x9Bu8), Some(0x66), Some(0xF3)] {
-            for two in [false, true] {
-                for op in 0..=255u8 {
-                    for modrm in 0..=255u8 {
-                        buf.fill(0);
-                        let mut n = 0;
-                        if let Some(p) = prefix {
-                            buf[n] = p;
-                            n += 1;
-                        }
-                        if two {
-                            buf[n] = 0x0F;
-                            n += 1;
-                        }
-                        buf[n] = op;
-                        buf[n + 1] = modrm;
-                        let mut d = Decoder::with_ip(
-                            if code32 { 32 } else { 16 },
-                            &buf,
-                            0,
-                            DecoderOptions::NONE,
-                        );
-                        let ins = d.decode();
-                        if ins.is_invalid() {
-                            continue;
-                        }
-                        let e = crate::exec::make_entry(ins, code32);
-                        if !std::ptr::fn_addr_eq(
-                            e.handler,
-                            crate::exec::undefined as crate::exec::Handler,
-                        ) {
-                            seen[ins.mnemonic() as usize] = true;
-                        }
-                    }
-                }
+    for code in Code::values() {
+        if let Some((ins, code32)) = representative(code) {
+            let e = crate::exec::make_entry(ins, code32);
+            if !std::ptr::fn_addr_eq(e.handler, crate::exec::undefined as crate::exec::Handler) {
+                seen[ins.mnemonic() as usize] = true;
             }
         }
     }
@@ -353,6 +487,45 @@ mod tests {
             .filter(|m| classify(**m).is_none())
             .collect();
         assert!(missing.is_empty(), "no classification for {missing:?}");
+    }
+
+    #[test]
+    fn every_classified_mnemonic_has_a_handler() {
+        let implemented = implemented_mnemonics();
+        // iced-x86 decodes WAIT FNINIT as two instructions, so the waiting
+        // x87 forms (FINIT, FSTSW, ...) never come out of the decoder; the
+        // handler selection still has them: ask it about the no-wait
+        // encoding relabelled as the waiting code.
+        let wait_form_handled = |m: Mnemonic| {
+            Code::values()
+                .filter(|c| c.mnemonic() == m && c.op_code().fwait())
+                .any(|c| {
+                    let nowait = Code::values().find_map(|n| {
+                        let o = n.op_code();
+                        (!o.fwait()
+                            && o.op_code() == c.op_code().op_code()
+                            && o.group_index() == c.op_code().group_index()
+                            && o.rm_group_index() == c.op_code().rm_group_index()
+                            && o.operand_size() == c.op_code().operand_size())
+                        .then(|| representative(n))
+                        .flatten()
+                    });
+                    nowait.is_some_and(|(mut ins, code32)| {
+                        ins.set_code(c);
+                        let e = crate::exec::make_entry(ins, code32);
+                        !std::ptr::fn_addr_eq(
+                            e.handler,
+                            crate::exec::undefined as crate::exec::Handler,
+                        )
+                    })
+                })
+        };
+        let missing: Vec<_> = all()
+            .iter()
+            .map(|c| c.mnemonic)
+            .filter(|m| !implemented.contains(m) && !wait_form_handled(*m))
+            .collect();
+        assert!(missing.is_empty(), "classified but no handler: {missing:?}");
     }
 
     #[test]
@@ -414,17 +587,68 @@ mod tests {
 
     #[test]
     fn classes_agree_with_the_cpus_trap_list() {
-        // What the CPU reports as a privileged trap must be classed as
-        // trapping (or sensitive in V86 mode).
+        // The mnemonics whose #GP the CPU reports as a privileged trap
+        // (the list the CPU kept before the table held it).
+        let mut want = vec![
+            M::Hlt,
+            M::Lgdt,
+            M::Lidt,
+            M::Lldt,
+            M::Ltr,
+            M::Lmsw,
+            M::Clts,
+            M::Mov,
+            M::Invd,
+            M::Wbinvd,
+            M::Invlpg,
+            M::Rdmsr,
+            M::Wrmsr,
+            M::Sysexit,
+            M::Rsm,
+            M::Rdpmc,
+            M::Rdtsc,
+            M::Cli,
+            M::Sti,
+            M::In,
+            M::Out,
+            M::Insb,
+            M::Insw,
+            M::Insd,
+            M::Outsb,
+            M::Outsw,
+            M::Outsd,
+            M::Pushf,
+            M::Pushfd,
+            M::Popf,
+            M::Popfd,
+            M::Iret,
+            M::Iretd,
+            M::Int,
+        ];
+        want.sort();
+        let mut got: Vec<_> = Mnemonic::values().filter(|m| gp_is_trap(*m)).collect();
+        got.sort();
+        assert_eq!(got, want);
+        // Whatever traps deprivileged is a trap the CPU reports.
         for c in TABLE {
             if c.class.traps_deprivileged() {
-                assert!(
-                    crate::exec::is_privileged_or_iopl(c.mnemonic),
-                    "{:?}",
-                    c.mnemonic
-                );
+                assert!(gp_is_trap(c.mnemonic), "{:?}", c.mnemonic);
             }
         }
+    }
+
+    #[test]
+    fn untrapped_reasons_are_robin_and_irvines() {
+        for m in Mnemonic::values() {
+            let ri = classify(m).is_some_and(|c| c.robin_irvine);
+            assert_eq!(untrapped_reason(m).is_some(), ri, "{m:?}");
+        }
+        assert_eq!(
+            untrapped_reason(M::Popfd),
+            Some("silently ignores IF/IOPL changes at CPL > IOPL instead of trapping")
+        );
+        assert_eq!(untrapped_reason(M::Hlt), None);
+        assert_eq!(untrapped_reason(M::Add), None);
     }
 
     fn decode32(bytes: &[u8]) -> Instruction {
@@ -454,5 +678,12 @@ mod tests {
         assert!(!is_robin_irvine(&decode32(&[0xFF, 0xD0]))); // call eax
         assert!(is_robin_irvine(&decode32(&[0x9A, 0, 0, 0, 0, 8, 0]))); // call far
         assert_eq!(classify_instruction(&decode32(&[0xF4])), Some(Privileged)); // hlt
+        assert!(is_sensitive_form(&decode32(&[0x8E, 0xD8]))); // mov ds,ax
+        assert!(!is_sensitive_form(&decode32(&[0x0F, 0x22, 0xC0]))); // mov cr0,eax
+        assert!(!is_sensitive_form(&decode32(&[0x50]))); // push eax
+        assert!(is_sensitive_form(&decode32(&[0x0E]))); // push cs
+        assert!(!is_sensitive_form(&decode32(&[0xFF, 0xD0]))); // call eax
+        assert!(is_sensitive_form(&decode32(&[0x9A, 0, 0, 0, 0, 8, 0]))); // call far
+        assert!(is_sensitive_form(&decode32(&[0x9C]))); // pushfd
     }
 }

@@ -178,23 +178,3 @@ impl Observer for Recorder {
         }
     }
 }
-
-/// The Robin & Irvine sensitive-but-unprivileged instructions, with what a
-/// trap-and-emulate monitor misses when guest kernel code runs them
-/// deprivileged. `None` for everything else.
-pub fn sensitive_reason(m: Mnemonic) -> Option<&'static str> {
-    use Mnemonic::*;
-    Some(match m {
-        Sgdt | Sidt => "reveals the real GDT/IDT base, not the guest's",
-        Sldt | Str => "reveals the real LDT/task register selector",
-        Smsw => "reveals the real CR0 low bits (PE, TS) without trapping",
-        Pushf | Pushfd => "reveals the real IF and IOPL",
-        Popf | Popfd => "silently ignores IF/IOPL changes at CPL > IOPL instead of trapping",
-        Lar | Lsl | Verr | Verw => "answers from the real descriptor tables with the real CPL",
-        Push | Pop | Mov => "segment selectors expose the real RPL/CPL",
-        Call | Jmp | Retf => "far transfers check privilege against the real CPL",
-        Int => "gate DPL checks use the real CPL",
-        Iret | Iretd => "IRET's IF/IOPL behaviour depends on the real CPL",
-        _ => return None,
-    })
-}

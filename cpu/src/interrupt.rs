@@ -208,7 +208,7 @@ impl Cpu {
                     .as_ref()
                     .is_none_or(|o| crate::classify::is_privileged_form(&o.3));
                 if let Some(m) =
-                    mnemonic.filter(|m| crate::exec::is_privileged_or_iopl(*m) && privileged_form)
+                    mnemonic.filter(|m| crate::classify::gp_is_trap(*m) && privileged_form)
                 {
                     self.emit(|| Event::PrivilegedTrap { mnemonic: m, cpl });
                 }

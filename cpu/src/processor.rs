@@ -824,8 +824,8 @@ impl Cpu {
         let faulted = self.exceptions_raised != faults_before;
         let deprivileged = cpl > 0 || mode == CpuMode::Virtual8086;
         if !faulted && deprivileged {
-            if let Some(why) =
-                crate::events::sensitive_reason(m).filter(|_| exec::is_sensitive_form(&e.ins))
+            if let Some(why) = crate::classify::untrapped_reason(m)
+                .filter(|_| crate::classify::is_sensitive_form(&e.ins))
             {
                 self.emit(|| Event::SensitiveUntrapped {
                     mnemonic: m,

@@ -216,7 +216,7 @@ fn observer_sees_rings_modes_traps_and_tasks() {
     assert!((1..20).contains(&movs), "{movs} MOV events");
     assert!(ev.iter().all(|e| match e {
         Event::SensitiveUntrapped { mnemonic, .. } =>
-            ringside_cpu::events::sensitive_reason(*mnemonic).is_some(),
+            ringside_cpu::classify::untrapped_reason(*mnemonic).is_some(),
         _ => true,
     }));
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ringside_machine::traplog::classify::{self, Class, Classification};
+use ringside_machine::traplog::classify::{self, Classification};
 
 /// Arguments of `ringside explain`.
 #[derive(Args, Debug)]
@@ -40,16 +40,9 @@ pub fn explain_text(c: &Classification) -> String {
     if !c.forms.is_empty() {
         s.push_str(&format!("  forms: {}\n", c.forms));
     }
-    let trap = match c.class {
-        Class::Privileged => "yes: #GP(0) at CPL > 0",
-        Class::IoplSensitive => "yes when CPL > IOPL: #GP(0)",
-        _ if c.robin_irvine || c.class != Class::Innocuous => {
-            "no — it runs at CPL > 0 without a trap"
-        }
-        _ => "no (and it need not)",
-    };
     s.push_str(&format!(
-        "  traps in a deprivileged guest kernel: {trap}\n\n"
+        "  traps in a deprivileged guest kernel: {}\n\n",
+        c.trap_words()
     ));
     s.push_str(&wrap(c.explanation, 76, "  "));
     s

@@ -221,67 +221,6 @@ fn select(e: &Entry) -> Handler {
         .unwrap_or(undefined)
 }
 
-/// Whether this form of a Robin & Irvine mnemonic is the sensitive one
-/// (MOV/PUSH/POP only with a segment register, CALL/JMP only far).
-pub(crate) fn is_sensitive_form(ins: &Instruction) -> bool {
-    let sreg = |r: Register| (Register::ES as u32..=Register::GS as u32).contains(&(r as u32));
-    match ins.mnemonic() {
-        Mnemonic::Mov | Mnemonic::Push | Mnemonic::Pop => (0..ins.op_count())
-            .any(|n| ins.op_kind(n) == OpKind::Register && sreg(ins.op_register(n))),
-        Mnemonic::Call | Mnemonic::Jmp => {
-            matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
-                || (ins.op0_kind() == OpKind::Memory
-                    && matches!(
-                        ins.memory_size(),
-                        iced_x86::MemorySize::SegPtr16 | iced_x86::MemorySize::SegPtr32
-                    ))
-        }
-        _ => true,
-    }
-}
-
-/// Privileged (CPL 0 only) and IOPL-sensitive instructions, whose #GP at
-/// CPL > 0 is the trap a trap-and-emulate monitor relies on.
-pub(crate) fn is_privileged_or_iopl(m: Mnemonic) -> bool {
-    use Mnemonic::*;
-    matches!(
-        m,
-        Hlt | Lgdt
-            | Lidt
-            | Lldt
-            | Ltr
-            | Lmsw
-            | Clts
-            | Mov
-            | Invd
-            | Wbinvd
-            | Invlpg
-            | Rdmsr
-            | Wrmsr
-            | Sysexit
-            | Rsm
-            | Rdpmc
-            | Rdtsc
-            | Cli
-            | Sti
-            | In
-            | Out
-            | Insb
-            | Insw
-            | Insd
-            | Outsb
-            | Outsw
-            | Outsd
-            | Pushf
-            | Pushfd
-            | Popf
-            | Popfd
-            | Iret
-            | Iretd
-            | Int
-    )
-}
-
 /// What caused a privilege change made by an instruction, for events.
 pub(crate) fn transfer_cause(m: Mnemonic) -> &'static str {
     use Mnemonic::*;

@@ -5,7 +5,7 @@
 //! classification itself is `ringside_cpu::classify`.
 
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
-use ringside_cpu::classify::{self, Class};
+use ringside_cpu::classify::{self, is_sreg, Class};
 use ringside_cpu::{Cpu, CpuMode, SegReg};
 
 use super::text::{idt_gate, iopl, peek_u32, upper};
@@ -198,14 +198,10 @@ pub(super) fn sensitive_effect(cpu: &Cpu, m: Mnemonic, cpl: u8) -> String {
     }
 }
 
-pub(super) fn is_sreg(r: Register) -> bool {
-    (Register::ES as u32..=Register::GS as u32).contains(&(r as u32))
-}
-
 /// Whether a #GP raised by `m` is the trap a VMM relies on.
 pub(super) fn trapped_kind(cpu: &Cpu, m: Mnemonic) -> bool {
-    match classify::classify(m).map(|c| c.class) {
-        Some(Class::Privileged | Class::IoplSensitive) => true,
+    match classify::classify(m) {
+        Some(c) if c.class.traps_deprivileged() => true,
         _ => {
             cpu.mode() == CpuMode::Virtual8086
                 || cpu
