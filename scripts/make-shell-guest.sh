@@ -40,6 +40,10 @@ export PATH=/bin:/sbin
 mount -t sysfs sysfs /sys 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 export PS1='guest# '
+# Kernel messages go to dmesg only from here on: a late one ("random: crng
+# init done" comes at a time that depends on the host's speed) would
+# otherwise land in the middle of a line being typed on tty1.
+dmesg -n 1
 # A shell per console, each the session leader with its tty as controlling
 # terminal (opening the tty after setsid makes it so), restarted on exit.
 shell() {
